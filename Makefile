@@ -1,0 +1,43 @@
+# unified_fdw: PGXS build.  libcurl and jansson come from pkg-config; the
+# connector definitions are installed under $(sharedir)/extension/unified_fdw/.
+
+MODULE_big = unified_fdw
+OBJS = \
+	src/unified_fdw.o \
+	src/option.o \
+	src/connector.o \
+	src/request.o \
+	src/page.o \
+	src/http.o \
+	src/auth.o \
+	src/upstream_json.o \
+	src/import.o
+
+EXTENSION = unified_fdw
+DATA = sql/unified_fdw--0.1.sql
+PGFILEDESC = "unified_fdw - purchasing data from ERP APIs"
+
+REGRESS = options connectors bc_scan import errors
+REGRESS_OPTS = --load-extension=unified_fdw
+
+PKG_CONFIG ?= pkg-config
+PG_CPPFLAGS = -I$(srcdir)/src $(shell $(PKG_CONFIG) --cflags libcurl jansson)
+PG_CFLAGS = -Wall -Werror
+SHLIB_LINK = $(shell $(PKG_CONFIG) --libs libcurl jansson)
+
+CONNECTORS = $(sort $(wildcard $(srcdir)/connectors/*.json))
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+install: install-connectors
+install-connectors:
+	$(MKDIR_P) '$(DESTDIR)$(datadir)/extension/unified_fdw'
+	$(INSTALL_DATA) $(CONNECTORS) '$(DESTDIR)$(datadir)/extension/unified_fdw/'
+
+uninstall: uninstall-connectors
+uninstall-connectors:
+	rm -rf '$(DESTDIR)$(datadir)/extension/unified_fdw'
+
+.PHONY: install-connectors uninstall-connectors

@@ -1,0 +1,247 @@
+/*-------------------------------------------------------------------------
+ *
+ * auth.c
+ *		Credentials on requests, and OAuth 2.0 access tokens.
+ *
+ * Credentials come from the user mapping each time a scan starts; only
+ * derived access tokens are cached, per user mapping OID, in backend
+ * memory.  Any change to a server or user mapping drops every cached
+ * token (the values are zeroed first), so ALTER USER MAPPING takes effect
+ * on the next request.  A token is refreshed ahead of its expiry, and once
+ * more when the upstream answers 401 (it may have been revoked).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+#include "unified_fdw.h"
+
+#define DEFAULT_TOKEN_LIFETIME_S 3600
+
+typedef struct TokenEntry
+{
+	Oid			umid;			/* hash key: user mapping OID */
+	char	   *access_token;	/* in TopMemoryContext, or NULL */
+	TimestampTz refresh_at;		/* renew from this time on */
+} TokenEntry;
+
+static HTAB *token_cache = NULL;
+
+static void
+forget_token(TokenEntry *entry)
+{
+	if (entry->access_token)
+	{
+		explicit_bzero(entry->access_token, strlen(entry->access_token));
+		pfree(entry->access_token);
+		entry->access_token = NULL;
+	}
+}
+
+/* Syscache callback: a server or user mapping changed; drop every token. */
+static void
+invalidate_tokens(Datum arg, int cacheid, uint32 hashvalue)
+{
+	HASH_SEQ_STATUS scan;
+	TokenEntry *entry;
+
+	if (token_cache == NULL)
+		return;
+	hash_seq_init(&scan, token_cache);
+	while ((entry = hash_seq_search(&scan)) != NULL)
+		forget_token(entry);
+}
+
+void
+ufdw_auth_init(void)
+{
+	CacheRegisterSyscacheCallback(FOREIGNSERVEROID, invalidate_tokens, (Datum) 0);
+	CacheRegisterSyscacheCallback(USERMAPPINGOID, invalidate_tokens, (Datum) 0);
+}
+
+static TokenEntry *
+token_entry(Oid umid)
+{
+	bool		found;
+	TokenEntry *entry;
+
+	if (token_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(TokenEntry);
+		token_cache = hash_create("unified_fdw tokens", 16, &ctl,
+								  HASH_ELEM | HASH_BLOBS);
+	}
+	entry = hash_search(token_cache, &umid, HASH_ENTER, &found);
+	if (!found)
+		entry->access_token = NULL;
+	return entry;
+}
+
+static void
+append_form(StringInfo buf, const char *name, const char *value)
+{
+	appendStringInfo(buf, "%s%s=%s", buf->len ? "&" : "", name, ufdw_url_escape(value));
+}
+
+/*
+ * An access token for the user mapping, from the cache unless it is due
+ * for renewal or force is set.  The client credentials grant is POSTed to
+ * the server's token_url, else the connector's default.
+ */
+static const char *
+oauth2_token(const UfdwOptions *opts, const UfdwRequestContext *rctx, Oid umid,
+			 bool force)
+{
+	TokenEntry *entry = token_entry(umid);
+	UfdwRequest req = {0};
+	UfdwRequestContext trctx = *rctx;
+	StringInfoData body;
+	UfdwResponse *resp;
+	UfdwTokenResponse tok;
+	int64		lifetime;
+	bool		missing = false;
+
+	if (!force && entry->access_token && GetCurrentTimestamp() < entry->refresh_at)
+		return entry->access_token;
+	forget_token(entry);
+
+	if (opts->token_url)
+		req.url = pstrdup(opts->token_url);
+	else if (opts->connector->token_url)
+		req.url = ufdw_expand_template(opts->connector->token_url, opts, &missing);
+	if (req.url == NULL || missing)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("server \"%s\" needs option \"tenant_id\" or \"token_url\" for OAuth",
+						opts->server_name)));
+	req.method = "POST";
+	req.headers = list_make2("Content-Type: application/x-www-form-urlencoded",
+							 "Accept: application/json");
+	initStringInfo(&body);
+	append_form(&body, "grant_type", "client_credentials");
+	append_form(&body, "client_id", opts->client_id);
+	append_form(&body, "client_secret", opts->client_secret);
+	if (opts->connector->scope)
+		append_form(&body, "scope", opts->connector->scope);
+	req.body = body.data;
+
+	trctx.table_name = NULL;
+	resp = ufdw_http_finish(ufdw_http_start(&req, &trctx, NIL, NULL, NULL));
+	explicit_bzero(body.data, body.len);
+	if (resp->status != 200)
+		ufdw_http_raise(&trctx, &req, resp);
+
+	ufdw_parse_token_response(resp->body, resp->len, &tok);
+	explicit_bzero(resp->body, resp->len);
+	if (tok.access_token == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("could not obtain an access token for server \"%s\"",
+						opts->server_name),
+				 errdetail("%s (request id %s).", tok.error, resp->request_id),
+				 errhint("Check token_url: it must be the OAuth 2.0 token endpoint of the identity provider.")));
+
+	lifetime = tok.expires_in > 0 ? tok.expires_in : DEFAULT_TOKEN_LIFETIME_S;
+	entry->access_token = MemoryContextStrdup(TopMemoryContext, tok.access_token);
+	explicit_bzero(tok.access_token, strlen(tok.access_token));
+	/* renew a minute early, or halfway through a short lifetime */
+	entry->refresh_at = GetCurrentTimestamp() +
+		(lifetime - Min(60, lifetime / 2)) * USECS_PER_SEC;
+	return entry->access_token;
+}
+
+/* Sends req with the credentials of opts; force renews an OAuth token. */
+static UfdwTransfer *
+start_with_credentials(const UfdwRequest *req, const UfdwOptions *opts,
+					   const UfdwRequestContext *rctx, Oid umid, bool force)
+{
+	List	   *headers = NIL;
+
+	switch (opts->auth_method)
+	{
+		case UFDW_AUTH_BASIC:
+			return ufdw_http_start(req, rctx, NIL, opts->username, opts->password);
+		case UFDW_AUTH_BEARER:
+			headers = list_make1(psprintf("Authorization: Bearer %s", opts->token));
+			break;
+		case UFDW_AUTH_API_KEY:
+			headers = list_make1(psprintf("%s: %s", opts->connector->api_key_header,
+										  opts->api_key));
+			break;
+		case UFDW_AUTH_OAUTH2_CC:
+			headers = list_make1(psprintf("Authorization: Bearer %s",
+										  oauth2_token(opts, rctx, umid, force)));
+			break;
+		case UFDW_AUTH_TBA:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("token-based authentication is not supported yet")));
+	}
+	return ufdw_http_start(req, rctx, headers, NULL, NULL);
+}
+
+/* Starts req with credentials; finish it with ufdw_finish_authenticated(). */
+UfdwTransfer *
+ufdw_start_authenticated(const UfdwRequest *req, const UfdwOptions *opts,
+						 const UfdwRequestContext *rctx, Oid umid)
+{
+	return start_with_credentials(req, opts, rctx, umid, false);
+}
+
+/*
+ * Waits for xfer and returns its successful (2xx) response.  A 401 to an
+ * OAuth request is retried once with a new token; any other failure
+ * raises the upstream's error.
+ */
+UfdwResponse *
+ufdw_finish_authenticated(UfdwTransfer *xfer, const UfdwRequest *req,
+						  const UfdwOptions *opts, const UfdwRequestContext *rctx,
+						  Oid umid)
+{
+	UfdwResponse *resp = ufdw_http_finish(xfer);
+
+	if (resp->status == 401 && opts->auth_method == UFDW_AUTH_OAUTH2_CC)
+		resp = ufdw_http_finish(start_with_credentials(req, opts, rctx, umid, true));
+	if (resp->status < 200 || resp->status > 299)
+	{
+		UfdwRequestContext erctx = *rctx;
+		TokenEntry *entry = token_entry(umid);
+
+		/* an upstream may echo the Authorization header: redact the token too */
+		if (entry->access_token)
+			erctx.secrets = lappend(list_copy(rctx->secrets), entry->access_token);
+		ufdw_http_raise(&erctx, req, resp);
+	}
+	if (resp->content_type == NULL ||
+		pg_strncasecmp(resp->content_type, "application/json", 16) != 0 ||
+		(resp->content_type[16] != '\0' && resp->content_type[16] != ';' &&
+		 resp->content_type[16] != ' ' && resp->content_type[16] != '\t'))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("unexpected content type from server \"%s\"%s%s%s",
+						rctx->server_name, rctx->table_name ? " for \"" : "",
+						rctx->table_name ? rctx->table_name : "",
+						rctx->table_name ? "\"" : ""),
+				 errdetail("Expected application/json, got \"%s\" (request id %s).",
+						   resp->content_type ? ufdw_redact(resp->content_type, NIL, 100) : "none",
+						   resp->request_id),
+				 errhint("A proxy or login page may be answering instead of the API: check instance_url.")));
+	return resp;
+}
+
+/* Sends req with credentials and waits for its successful response. */
+UfdwResponse *
+ufdw_execute(const UfdwRequest *req, const UfdwOptions *opts,
+			 const UfdwRequestContext *rctx, Oid umid)
+{
+	return ufdw_finish_authenticated(ufdw_start_authenticated(req, opts, rctx, umid),
+									 req, opts, rctx, umid);
+}

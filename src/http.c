@@ -1,0 +1,698 @@
+/*-------------------------------------------------------------------------
+ *
+ * http.c
+ *		HTTP transport: libcurl's multi interface driven from the backend's
+ *		latch, and upstream failures turned into PostgreSQL errors.
+ *
+ * One multi handle per backend, created on first use (never in the
+ * postmaster).  It owns libcurl's connection cache, so keep-alive
+ * connections and TLS sessions are reused across requests and scans.  Each
+ * request gets its own easy handle, owned by a UfdwTransfer that lives in
+ * the memory context current when the request was started: a reset
+ * callback on that context removes the handle from the multi handle and
+ * frees everything libcurl allocated, so an ERROR anywhere (cancel,
+ * statement_timeout, a conversion error) leaks nothing.
+ *
+ * Waiting: curl's socket and timer callbacks only record which sockets to
+ * watch and when curl wants to be called back.  ufdw_http_finish() waits on
+ * the latch and those sockets with WaitEventSetWait(), at most one second
+ * at a time, calls CHECK_FOR_INTERRUPTS() after every wake-up and only then
+ * hands the events to curl_multi_socket_action().  No error is ever raised
+ * inside a libcurl callback; callbacks set flags that are checked after
+ * libcurl returns.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <curl/curl.h>
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "common/pg_prng.h"
+#include "mb/pg_wchar.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+
+#include "compat.h"
+#include "unified_fdw.h"
+
+#define UFDW_MAX_SOCKETS 64
+#define UFDW_MAX_RESPONSE_BYTES ((size_t) 256 * 1024 * 1024)
+#define UFDW_CONNECT_TIMEOUT_MS 30000L
+#define UFDW_LOW_SPEED_TIME_S 60L
+#define UFDW_HEADER_MAX 256
+
+struct UfdwTransfer
+{
+	CURL	   *easy;			/* NULL once cleaned up */
+	struct curl_slist *headers;
+	char	   *buf;			/* response body, malloc'd */
+	size_t		len;
+	size_t		cap;
+	bool		overflow;		/* body exceeded UFDW_MAX_RESPONSE_BYTES */
+	bool		blocked;		/* connect refused by the address check */
+	bool		allow_insecure;
+	bool		done;
+	CURLcode	result;
+	char		errbuf[CURL_ERROR_SIZE];
+	char		content_type[UFDW_HEADER_MAX];
+	char		upstream_id[UFDW_HEADER_MAX];
+	char		www_authenticate[UFDW_HEADER_MAX];
+	char		request_id[40];
+	TimestampTz started;
+	/* for messages raised by ufdw_http_finish */
+	const char *server_name;
+	const char *method;
+	char	   *url;
+	List	   *secrets;
+	MemoryContextCallback cleanup;
+};
+
+/* The sockets curl asked us to watch. */
+typedef struct WatchedSocket
+{
+	curl_socket_t fd;
+	int			what;			/* CURL_POLL_IN / OUT / INOUT */
+} WatchedSocket;
+
+static CURLM *multi = NULL;
+static WatchedSocket watched[UFDW_MAX_SOCKETS];
+static int	nwatched = 0;
+static bool watch_overflow = false;
+static TimestampTz timer_deadline = 0;	/* 0: no timer */
+static int	active_transfers = 0;
+
+/* ---- libcurl callbacks: record only, never raise ---- */
+
+static int
+socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	int			i;
+
+	for (i = 0; i < nwatched; i++)
+		if (watched[i].fd == fd)
+			break;
+	if (what == CURL_POLL_REMOVE)
+	{
+		if (i < nwatched)
+			watched[i] = watched[--nwatched];
+		return 0;
+	}
+	if (i == nwatched)
+	{
+		if (nwatched == UFDW_MAX_SOCKETS)
+		{
+			watch_overflow = true;
+			return -1;
+		}
+		nwatched++;
+	}
+	watched[i].fd = fd;
+	watched[i].what = what;
+	return 0;
+}
+
+static int
+timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+	if (timeout_ms < 0)
+		timer_deadline = 0;
+	else
+		timer_deadline = GetCurrentTimestamp() + timeout_ms * 1000;
+	return 0;
+}
+
+static size_t
+write_cb(char *data, size_t size, size_t nmemb, void *userp)
+{
+	UfdwTransfer *x = userp;
+	size_t		n = size * nmemb;
+
+	if (x->len + n > UFDW_MAX_RESPONSE_BYTES)
+	{
+		x->overflow = true;
+		return 0;
+	}
+	if (x->len + n + 1 > x->cap)
+	{
+		size_t		cap = Max(x->cap * 2, x->len + n + 1);
+		char	   *buf;
+
+		cap = Max(cap, 65536);
+		buf = realloc(x->buf, cap);
+		if (buf == NULL)
+			return 0;
+		x->buf = buf;
+		x->cap = cap;
+	}
+	memcpy(x->buf + x->len, data, n);
+	x->len += n;
+	x->buf[x->len] = '\0';
+	return n;
+}
+
+/* Copies a header value, trimmed, into dst if the line is "name: value". */
+static void
+capture_header(const char *line, size_t len, const char *name, char *dst)
+{
+	size_t		nlen = strlen(name);
+	const char *v;
+	const char *end = line + len;
+
+	if (len <= nlen || pg_strncasecmp(line, name, nlen) != 0 || line[nlen] != ':')
+		return;
+	v = line + nlen + 1;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+		end--;
+	snprintf(dst, UFDW_HEADER_MAX, "%.*s", (int) (end - v), v);
+}
+
+static size_t
+header_cb(char *line, size_t size, size_t nmemb, void *userp)
+{
+	UfdwTransfer *x = userp;
+	size_t		len = size * nmemb;
+
+	if (len >= 5 && strncmp(line, "HTTP/", 5) == 0)
+	{
+		/* a new response (after 100 Continue, say): forget the old headers */
+		x->content_type[0] = x->upstream_id[0] = x->www_authenticate[0] = '\0';
+		return len;
+	}
+	capture_header(line, len, "content-type", x->content_type);
+	capture_header(line, len, "www-authenticate", x->www_authenticate);
+	/* upstream request ids: Business Central, SAP, NetSuite, generic */
+	capture_header(line, len, "request-id", x->upstream_id);
+	capture_header(line, len, "x-request-id", x->upstream_id);
+	capture_header(line, len, "x-correlation-id", x->upstream_id);
+	capture_header(line, len, "sap-request-id", x->upstream_id);
+	capture_header(line, len, "x-netsuite-jobid", x->upstream_id);
+	return len;
+}
+
+/* True for loopback, private, link-local and unspecified addresses. */
+static bool
+address_is_internal(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+	{
+		uint32		a = ntohl(((const struct sockaddr_in *) sa)->sin_addr.s_addr);
+
+		return (a >> 24) == 127 || (a >> 24) == 10 || (a >> 24) == 0 ||
+			(a >> 20) == (172 << 4 | 1) || (a >> 16) == (192 << 8 | 168) ||
+			(a >> 16) == (169 << 8 | 254) || (a >> 22) == (100 << 2 | 1);
+	}
+	if (sa->sa_family == AF_INET6)
+	{
+		const uint8 *b = ((const struct sockaddr_in6 *) sa)->sin6_addr.s6_addr;
+		static const uint8 v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+		bool		zero = true;
+
+		for (int i = 0; i < 15; i++)
+			zero = zero && b[i] == 0;
+		if (zero)				/* :: and ::1 */
+			return true;
+		if (memcmp(b, v4mapped, 12) == 0)
+		{
+			struct sockaddr_in v4 = {0};
+
+			v4.sin_family = AF_INET;
+			memcpy(&v4.sin_addr.s_addr, b + 12, 4);
+			return address_is_internal((struct sockaddr *) &v4);
+		}
+		return (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+	}
+	return true;
+}
+
+/* Checks the address actually connected to, after DNS. */
+static curl_socket_t
+opensocket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+	UfdwTransfer *x = clientp;
+
+	if (!x->allow_insecure && address_is_internal(&addr->addr))
+	{
+		x->blocked = true;
+		return CURL_SOCKET_BAD;
+	}
+	return socket(addr->family, addr->socktype, addr->protocol);
+}
+
+/* ---- lifecycle ---- */
+
+static void
+transfer_cleanup(void *arg)
+{
+	UfdwTransfer *x = arg;
+
+	if (x->easy)
+	{
+		curl_multi_remove_handle(multi, x->easy);
+		curl_easy_cleanup(x->easy);
+		x->easy = NULL;
+		active_transfers--;
+	}
+	curl_slist_free_all(x->headers);
+	x->headers = NULL;
+	free(x->buf);
+	x->buf = NULL;
+}
+
+static void
+ensure_multi(void)
+{
+	if (multi)
+		return;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+				 errmsg("could not initialize the HTTP client library")));
+	if (!(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_ASYNCHDNS))
+		ereport(WARNING,
+				(errmsg("libcurl was built without an asynchronous resolver"),
+				 errdetail("Host name lookups cannot be cancelled.")));
+	multi = curl_multi_init();
+	if (multi == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	if (curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb) != CURLM_OK ||
+		curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_cb) != CURLM_OK)
+		elog(ERROR, "could not configure the HTTP client library");
+}
+
+/* A random UUID (version 4) for X-Request-ID. */
+static void
+make_request_id(char *dst)
+{
+	uint8		b[16];
+
+	if (!pg_strong_random(b, sizeof(b)))
+		for (int i = 0; i < 16; i++)
+			b[i] = (uint8) pg_prng_uint32(&pg_global_prng_state);
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	snprintf(dst, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+			 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
+			 b[11], b[12], b[13], b[14], b[15]);
+}
+
+/*
+ * Starts req.  auth_headers ("Name: value") and username/password (HTTP
+ * Basic, may be NULL) carry the credentials and are never shown.  The
+ * returned transfer belongs to the current memory context.
+ */
+UfdwTransfer *
+ufdw_http_start(const UfdwRequest *req, const UfdwRequestContext *rctx,
+				List *auth_headers, const char *username, const char *password)
+{
+	UfdwTransfer *x;
+	CURL	   *e;
+	bool		ok = true;
+	ListCell   *lc;
+	char		idheader[64];
+
+	ensure_multi();
+	x = palloc0(sizeof(UfdwTransfer));
+	x->allow_insecure = rctx->allow_insecure;
+	x->server_name = pstrdup(rctx->server_name);
+	x->method = req->method;
+	x->url = pstrdup(req->url);
+	x->secrets = rctx->secrets;
+	make_request_id(x->request_id);
+	x->cleanup.func = transfer_cleanup;
+	x->cleanup.arg = x;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &x->cleanup);
+
+	x->easy = e = curl_easy_init();
+	if (e == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	active_transfers++;
+
+#define SETOPT(opt, val) (ok = ok && curl_easy_setopt(e, opt, val) == CURLE_OK)
+	SETOPT(CURLOPT_URL, req->url);
+	SETOPT(CURLOPT_PRIVATE, x);
+	SETOPT(CURLOPT_NOSIGNAL, 1L);
+	SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
+	SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
+	SETOPT(CURLOPT_WRITEDATA, x);
+	SETOPT(CURLOPT_HEADERFUNCTION, header_cb);
+	SETOPT(CURLOPT_HEADERDATA, x);
+	SETOPT(CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+	SETOPT(CURLOPT_OPENSOCKETDATA, x);
+	SETOPT(UFDW_CURLOPT_PROTOCOLS, UFDW_CURL_PROTOCOLS(rctx->allow_insecure));
+	SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+	SETOPT(CURLOPT_CONNECTTIMEOUT_MS, UFDW_CONNECT_TIMEOUT_MS);
+	SETOPT(CURLOPT_LOW_SPEED_LIMIT, 1L);
+	SETOPT(CURLOPT_LOW_SPEED_TIME, UFDW_LOW_SPEED_TIME_S);
+	SETOPT(CURLOPT_ACCEPT_ENCODING, "");
+	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+	SETOPT(CURLOPT_USERAGENT, "unified_fdw/0.1");
+	if (strcmp(req->method, "POST") == 0)
+		SETOPT(CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "");
+	if (username)
+	{
+		SETOPT(CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
+		SETOPT(CURLOPT_USERNAME, username);
+		SETOPT(CURLOPT_PASSWORD, password ? password : "");
+	}
+
+	snprintf(idheader, sizeof(idheader), "X-Request-ID: %s", x->request_id);
+	x->headers = curl_slist_append(x->headers, idheader);
+	foreach(lc, req->headers)
+		x->headers = curl_slist_append(x->headers, lfirst(lc));
+	foreach(lc, auth_headers)
+		x->headers = curl_slist_append(x->headers, lfirst(lc));
+	/* curl adds "Expect: 100-continue" to large POSTs; upstreams do not need it */
+	x->headers = curl_slist_append(x->headers, "Expect:");
+	if (x->headers == NULL)
+		ok = false;
+	SETOPT(CURLOPT_HTTPHEADER, x->headers);
+#undef SETOPT
+
+	if (!ok)
+		elog(ERROR, "could not configure an HTTP request");
+	x->started = GetCurrentTimestamp();
+	if (curl_multi_add_handle(multi, e) != CURLM_OK)
+		elog(ERROR, "could not start an HTTP request");
+	return x;
+}
+
+/* Marks finished transfers. */
+static void
+collect_finished(void)
+{
+	CURLMsg    *msg;
+	int			left;
+
+	while ((msg = curl_multi_info_read(multi, &left)) != NULL)
+	{
+		UfdwTransfer *x = NULL;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &x);
+		if (x)
+		{
+			x->done = true;
+			x->result = msg->data.result;
+		}
+	}
+}
+
+/*
+ * Waits up to max_wait_ms for socket activity, curl's timer, or the latch,
+ * and lets curl make progress.  Raises an ERROR if an interrupt is pending.
+ */
+static void
+drive(long max_wait_ms)
+{
+	WaitEvent	events[UFDW_MAX_SOCKETS + 2];
+	int			nevents = 0;
+	long		timeout = max_wait_ms;
+	int			running;
+	bool		timer_due;
+
+	if (timer_deadline != 0)
+	{
+		long		secs;
+		int			usecs;
+
+		TimestampDifference(GetCurrentTimestamp(), timer_deadline, &secs, &usecs);
+		timeout = Min(timeout, secs * 1000 + usecs / 1000);
+	}
+
+	if (timeout > 0 || nwatched > 0)
+	{
+		WaitEventSet *set = ufdw_create_wait_event_set(nwatched + 2);
+
+		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		for (int i = 0; i < nwatched; i++)
+		{
+			uint32		ev = 0;
+
+			if (watched[i].what & CURL_POLL_IN)
+				ev |= WL_SOCKET_READABLE;
+			if (watched[i].what & CURL_POLL_OUT)
+				ev |= WL_SOCKET_WRITEABLE;
+			AddWaitEventToSet(set, ev, watched[i].fd, NULL, NULL);
+		}
+		nevents = WaitEventSetWait(set, timeout, events, lengthof(events),
+								   PG_WAIT_EXTENSION);
+		FreeWaitEventSet(set);
+	}
+
+	for (int i = 0; i < nevents; i++)
+		if (events[i].events & WL_LATCH_SET)
+			ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+
+	for (int i = 0; i < nevents; i++)
+	{
+		int			mask = 0;
+
+		if (events[i].events & WL_LATCH_SET)
+			continue;
+		if (events[i].events & WL_SOCKET_READABLE)
+			mask |= CURL_CSELECT_IN;
+		if (events[i].events & WL_SOCKET_WRITEABLE)
+			mask |= CURL_CSELECT_OUT;
+		curl_multi_socket_action(multi, events[i].fd, mask, &running);
+	}
+	timer_due = timer_deadline != 0 && GetCurrentTimestamp() >= timer_deadline;
+	if (timer_due || (nevents == 0 && nwatched == 0))
+		curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	collect_finished();
+	if (watch_overflow)
+		elog(ERROR, "too many sockets for unified_fdw's HTTP client");
+}
+
+/* Lets transfers in flight make progress without waiting. */
+void
+ufdw_http_poll(void)
+{
+	if (multi && active_transfers > 0)
+		drive(0);
+}
+
+/* Stops a transfer and frees its resources now. */
+void
+ufdw_http_cancel(UfdwTransfer *xfer)
+{
+	transfer_cleanup(xfer);
+}
+
+/* The URL without its query string, for messages about connections. */
+static char *
+url_without_query(const char *url)
+{
+	const char *q = strchr(url, '?');
+
+	return q ? pnstrdup(url, q - url) : pstrdup(url);
+}
+
+/*
+ * Waits for xfer to finish and returns its response (body copied into the
+ * current memory context).  Transport failures (DNS, connect, TLS, timeouts,
+ * oversized bodies) raise an ERROR here; HTTP statuses are left to the
+ * caller.
+ */
+UfdwResponse *
+ufdw_http_finish(UfdwTransfer *xfer)
+{
+	UfdwResponse *resp;
+
+	while (!xfer->done)
+		drive(1000);
+
+	if (xfer->result != CURLE_OK)
+	{
+		const char *why = xfer->errbuf[0] ? xfer->errbuf : curl_easy_strerror(xfer->result);
+		char	   *safe_why = ufdw_redact(why, xfer->secrets, 300);
+		char	   *where = ufdw_redact(url_without_query(xfer->url), xfer->secrets, 300);
+		CURLcode	result = xfer->result;
+		bool		blocked = xfer->blocked;
+		bool		overflow = xfer->overflow;
+
+		transfer_cleanup(xfer);
+		if (blocked)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("destination address not allowed for server \"%s\"",
+							xfer->server_name),
+					 errdetail("\"%s\" resolves to a loopback, private or link-local address.", where),
+					 errhint("Only a superuser can allow such destinations, with the server option allow_insecure 'true' (meant for test servers).")));
+		if (overflow)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("response from server \"%s\" exceeds %zu bytes",
+							xfer->server_name, UFDW_MAX_RESPONSE_BYTES),
+					 errhint("Lower the server's page_size option.")));
+		if (result == CURLE_OPERATION_TIMEDOUT)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("upstream request to server \"%s\" timed out", xfer->server_name),
+					 errdetail("%s (%s %s)", safe_why, xfer->method, where),
+					 errhint("The upstream did not answer in time; try again later.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+				 errmsg("could not connect to server \"%s\"", xfer->server_name),
+				 errdetail("%s (%s %s)", safe_why, xfer->method, where),
+				 errhint("Check the server's instance_url and that the upstream is reachable.")));
+	}
+
+	resp = palloc0(sizeof(UfdwResponse));
+	curl_easy_getinfo(xfer->easy, CURLINFO_RESPONSE_CODE, &resp->status);
+	resp->len = xfer->len;
+	resp->body = palloc(xfer->len + 1);
+	if (xfer->len > 0)
+		memcpy(resp->body, xfer->buf, xfer->len);
+	resp->body[xfer->len] = '\0';
+	resp->content_type = xfer->content_type[0] ? pstrdup(xfer->content_type) : NULL;
+	resp->request_id = pstrdup(xfer->request_id);
+	resp->upstream_request_id = xfer->upstream_id[0] ? pstrdup(xfer->upstream_id) : NULL;
+	resp->www_authenticate = xfer->www_authenticate[0] ? pstrdup(xfer->www_authenticate) : NULL;
+	resp->elapsed_ms = (GetCurrentTimestamp() - xfer->started) / 1000.0;
+	transfer_cleanup(xfer);
+	return resp;
+}
+
+/*
+ * Text safe to show: secrets replaced, control characters blanked, at most
+ * maxlen bytes (cut on a character boundary).
+ */
+char *
+ufdw_redact(const char *text, List *secrets, int maxlen)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+	char	   *s = pstrdup(text ? text : "");
+
+	foreach(lc, secrets)
+	{
+		const char *secret = lfirst(lc);
+		size_t		slen = strlen(secret);
+		char	   *hit;
+
+		if (slen == 0)
+			continue;
+		while ((hit = strstr(s, secret)) != NULL)
+			s = psprintf("%.*s[redacted]%s", (int) (hit - s), s, hit + slen);
+	}
+	initStringInfo(&buf);
+	for (char *p = s; *p; p++)
+		appendStringInfoChar(&buf, ((unsigned char) *p < 0x20 || *p == 0x7f) ? ' ' : *p);
+	if (buf.len > maxlen)
+	{
+		int			cut = pg_mbcliplen(buf.data, buf.len, maxlen);
+
+		buf.data[cut] = '\0';
+		appendStringInfoString(&buf, "...");
+	}
+	return buf.data;
+}
+
+static const char *
+status_hint(long status, bool token_request)
+{
+	if (status == 401)
+		return token_request ?
+			"The identity provider rejected the client credentials: check client_id and client_secret in the user mapping (secrets expire), then ALTER USER MAPPING ... OPTIONS (SET client_secret '...')." :
+			"The upstream rejected the credentials: they may have been changed, revoked or expired. Update the user mapping (ALTER USER MAPPING ... OPTIONS (SET ...)) or reconnect.";
+	if (status == 403)
+		return "The credentials are valid but lack permission for this data: grant the integration user or app read access upstream.";
+	if (status == 404)
+		return "Check the server's instance_url and company or account options.";
+	if (status == 408 || status == 429)
+		return "The upstream is throttling or busy: try again later.";
+	if (status >= 500)
+		return "The upstream failed: try again later; if it persists, give the request ids to the upstream's support.";
+	if (status == 400 && token_request)
+		return "The identity provider rejected the token request: check client_id, tenant_id, token_url and that the app is registered for this API.";
+	return "The upstream rejected the request; if the request looks wrong, report it to the unified_fdw developers with the request ids.";
+}
+
+static void
+request_context_cb(void *arg)
+{
+	errcontext("upstream request: %s", (const char *) arg);
+}
+
+/*
+ * Raises the ERROR for an unsuccessful HTTP response: SQLSTATE by status,
+ * the upstream's code and message (sanitised, bounded) and both request ids
+ * in DETAIL, advice in HINT, the request line in CONTEXT.
+ */
+void
+ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
+				const UfdwResponse *resp)
+{
+	UfdwUpstreamError uerr = {0};
+	bool		token_request = rctx->table_name == NULL;
+	int			sqlstate;
+	char	   *upstream;
+	StringInfoData detail;
+	ErrorContextCallback errcb;
+
+	ufdw_parse_error_body(resp->body, resp->len, &uerr);
+	initStringInfo(&detail);
+	if (uerr.code || uerr.message)
+	{
+		upstream = ufdw_redact(psprintf("%s%s%s", uerr.code ? uerr.code : "",
+										uerr.code && uerr.message ? ": " : "",
+										uerr.message ? uerr.message : ""),
+							   rctx->secrets, 400);
+		appendStringInfo(&detail, "Upstream error: %s. ", upstream);
+	}
+	else if (resp->len > 0 && resp->content_type &&
+			 pg_strncasecmp(resp->content_type, "text/html", 9) == 0)
+		appendStringInfoString(&detail, "The upstream answered with an HTML page. ");
+	appendStringInfo(&detail, "Request id: %s", resp->request_id);
+	if (resp->upstream_request_id)
+		appendStringInfo(&detail, "; upstream request id: %s",
+						 ufdw_redact(resp->upstream_request_id, rctx->secrets, 100));
+	if (uerr.upstream_id && (!resp->upstream_request_id ||
+							 strcmp(uerr.upstream_id, resp->upstream_request_id) != 0))
+		appendStringInfo(&detail, "; upstream transaction id: %s",
+						 ufdw_redact(uerr.upstream_id, rctx->secrets, 100));
+	appendStringInfoChar(&detail, '.');
+
+	if (resp->status == 401)
+		sqlstate = ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION;
+	else if (resp->status == 403)
+		sqlstate = ERRCODE_INSUFFICIENT_PRIVILEGE;
+	else
+		sqlstate = ERRCODE_FDW_ERROR;
+
+	errcb.callback = request_context_cb;
+	errcb.arg = psprintf("%s %s", req->method, ufdw_redact(req->url, rctx->secrets, 1000));
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	if (token_request)
+		ereport(ERROR,
+				(errcode(sqlstate),
+				 resp->status == 401 || (uerr.code && strcmp(uerr.code, "invalid_client") == 0) ?
+				 errmsg("credentials for server \"%s\" were rejected: HTTP status %ld",
+						rctx->server_name, resp->status) :
+				 errmsg("could not obtain an access token for server \"%s\": HTTP status %ld",
+						rctx->server_name, resp->status),
+				 errdetail_internal("%s", detail.data),
+				 errhint("%s", status_hint(resp->status, true))));
+	ereport(ERROR,
+			(errcode(sqlstate),
+			 resp->status == 401 ?
+			 errmsg("credentials for server \"%s\" were rejected while reading \"%s\": HTTP status %ld",
+					rctx->server_name, rctx->table_name, resp->status) :
+			 errmsg("could not fetch \"%s\" from server \"%s\": HTTP status %ld",
+					rctx->table_name, rctx->server_name, resp->status),
+			 errdetail_internal("%s", detail.data),
+			 errhint("%s", status_hint(resp->status, false))));
+}

@@ -1,0 +1,528 @@
+/*-------------------------------------------------------------------------
+ *
+ * option.c
+ *		Option validation for servers, user mappings and foreign tables,
+ *		the unified_fdw.* settings, and collecting the options of a scan.
+ *
+ * The validator never does network I/O: it checks names, shapes and
+ * privileges only.  Credentials are accepted on user mappings and nowhere
+ * else, and no error message ever echoes an option's value.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+
+#include "access/reloptions.h"
+#include "catalog/pg_foreign_data_wrapper.h"
+#include "catalog/pg_foreign_server.h"
+#include "catalog/pg_foreign_table.h"
+#include "catalog/pg_user_mapping.h"
+#include "commands/defrem.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+#include "unified_fdw.h"
+
+/* How an option's value is checked. */
+typedef enum OptKind
+{
+	OPT_SYSTEM,					/* a known connector id */
+	OPT_URL,					/* http(s) URL without credentials or query */
+	OPT_IDENT,					/* letters, digits, '-', '_', '.' */
+	OPT_DIGITS,					/* digits only */
+	OPT_POSINT,					/* integer 1..1000000 */
+	OPT_BOOL,
+	OPT_TABLE,					/* a table of the unified model */
+	OPT_SECRET					/* credential: non-empty, printable */
+} OptKind;
+
+typedef struct OptDef
+{
+	const char *name;
+	Oid			context;		/* catalog the option belongs to */
+	OptKind		kind;
+	bool		superuser_only;
+} OptDef;
+
+static const OptDef option_defs[] = {
+	{"system", ForeignServerRelationId, OPT_SYSTEM, false},
+	{"instance_url", ForeignServerRelationId, OPT_URL, false},
+	{"company_id", ForeignServerRelationId, OPT_IDENT, false},
+	{"tenant_id", ForeignServerRelationId, OPT_IDENT, false},
+	{"account_id", ForeignServerRelationId, OPT_IDENT, false},
+	{"sap_client", ForeignServerRelationId, OPT_DIGITS, false},
+	{"token_url", ForeignServerRelationId, OPT_URL, false},
+	{"page_size", ForeignServerRelationId, OPT_POSINT, false},
+	{"allow_insecure", ForeignServerRelationId, OPT_BOOL, true},
+	{"table", ForeignTableRelationId, OPT_TABLE, false},
+	{"page_size", ForeignTableRelationId, OPT_POSINT, false},
+	{"username", UserMappingRelationId, OPT_SECRET, false},
+	{"password", UserMappingRelationId, OPT_SECRET, false},
+	{"token", UserMappingRelationId, OPT_SECRET, false},
+	{"api_key", UserMappingRelationId, OPT_SECRET, false},
+	{"client_id", UserMappingRelationId, OPT_SECRET, false},
+	{"client_secret", UserMappingRelationId, OPT_SECRET, false},
+	{"consumer_key", UserMappingRelationId, OPT_SECRET, false},
+	{"consumer_secret", UserMappingRelationId, OPT_SECRET, false},
+	{"token_id", UserMappingRelationId, OPT_SECRET, false},
+	{"token_secret", UserMappingRelationId, OPT_SECRET, false},
+	{NULL, InvalidOid, 0, false}
+};
+
+/* Credential options that must be given together. */
+static const char *const credential_groups[][5] = {
+	{"username", "password", NULL},
+	{"client_id", "client_secret", NULL},
+	{"consumer_key", "consumer_secret", "token_id", "token_secret", NULL},
+};
+
+bool		ufdw_pushdown_enabled = true;
+
+PG_FUNCTION_INFO_V1(unified_fdw_validator);
+
+void
+ufdw_define_gucs(void)
+{
+	DefineCustomBoolVariable("unified_fdw.pushdown",
+							 "Translates filters, sorting and limits into upstream queries.",
+							 "When off, every upstream request fetches whole tables and "
+							 "PostgreSQL does all filtering; results are identical.",
+							 &ufdw_pushdown_enabled,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+	MarkGUCPrefixReserved("unified_fdw");
+}
+
+static const char *
+context_name(Oid context)
+{
+	switch (context)
+	{
+		case ForeignServerRelationId:
+			return "a server";
+		case UserMappingRelationId:
+			return "a user mapping";
+		case ForeignTableRelationId:
+			return "a foreign table";
+		case ForeignDataWrapperRelationId:
+			return "the foreign-data wrapper";
+	}
+	return "this object";
+}
+
+static const OptDef *
+find_option(const char *name, Oid context)
+{
+	for (const OptDef *d = option_defs; d->name; d++)
+		if (d->context == context && strcmp(d->name, name) == 0)
+			return d;
+	return NULL;
+}
+
+static char *
+valid_options(Oid context)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (const OptDef *d = option_defs; d->name; d++)
+		if (d->context == context)
+			appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", d->name);
+	return buf.len ? buf.data : pstrdup("(none)");
+}
+
+/* True if s has a control character or (if no_space) white space. */
+static bool
+has_bad_chars(const char *s, bool no_space)
+{
+	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f || (no_space && *p == ' '))
+			return true;
+	return false;
+}
+
+/*
+ * Checks that url is an http(s) URL with a host and without user info,
+ * query or fragment.  Returns NULL if it is, else why not.  Sets *is_http
+ * when the scheme is plain http.
+ */
+static const char *
+check_url(const char *url, bool *is_http)
+{
+	CURLU	   *u = curl_url();
+	char	   *scheme = NULL;
+	char	   *host = NULL;
+	char	   *user = NULL;
+	char	   *query = NULL;
+	char	   *fragment = NULL;
+	const char *problem = NULL;
+
+	*is_http = false;
+	if (u == NULL)
+		return "out of memory";
+	if (has_bad_chars(url, true))
+		problem = "it contains white space or control characters";
+	else if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+		problem = "it is not a valid URL";
+	else
+	{
+		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+		curl_url_get(u, CURLUPART_HOST, &host, 0);
+		curl_url_get(u, CURLUPART_USER, &user, 0);
+		curl_url_get(u, CURLUPART_QUERY, &query, 0);
+		curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0);
+		if (scheme == NULL || (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0))
+			problem = "its scheme must be https (or http, for test servers)";
+		else if (host == NULL || host[0] == '\0')
+			problem = "it has no host name";
+		else if (user != NULL)
+			problem = "it must not contain a user name or password; credentials belong in the user mapping";
+		else if (query != NULL || fragment != NULL)
+			problem = "it must not contain a query string or fragment";
+		else
+			*is_http = strcmp(scheme, "http") == 0;
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(user);
+	curl_free(query);
+	curl_free(fragment);
+	curl_url_cleanup(u);
+	return problem;
+}
+
+static void
+validate_value(const OptDef *def, DefElem *elem)
+{
+	char	   *value = defGetString(elem);
+	bool		is_http;
+
+	switch (def->kind)
+	{
+		case OPT_SYSTEM:
+			if (ufdw_connector(value) == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+						 errmsg("unknown system \"%s\"", value),
+						 errhint("Known systems are: %s.", ufdw_known_systems())));
+			break;
+		case OPT_URL:
+			{
+				const char *problem = check_url(value, &is_http);
+
+				if (problem)
+					ereport(ERROR,
+							(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+							 errmsg("invalid value for option \"%s\": %s", def->name, problem),
+							 errhint("Give the URL as https://host[:port][/path], for example \"https://api.businesscentral.dynamics.com/v2.0/<tenant>/production\".")));
+			}
+			break;
+		case OPT_IDENT:
+			for (const char *p = value; *p; p++)
+				if (!isalnum((unsigned char) *p) && !strchr("-_.", *p))
+					ereport(ERROR,
+							(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+							 errmsg("invalid value for option \"%s\"", def->name),
+							 errdetail("Only letters, digits, \"-\", \"_\" and \".\" are allowed.")));
+			if (value[0] == '\0')
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("option \"%s\" must not be empty", def->name)));
+			break;
+		case OPT_DIGITS:
+			if (value[0] == '\0' || strspn(value, "0123456789") != strlen(value))
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("invalid value for option \"%s\"", def->name),
+						 errdetail("Only digits are allowed, e.g. \"100\".")));
+			break;
+		case OPT_POSINT:
+			{
+				char	   *end;
+				long		n;
+
+				errno = 0;
+				n = strtol(value, &end, 10);
+				if (errno || *end || end == value || n < 1 || n > 1000000)
+					ereport(ERROR,
+							(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+							 errmsg("invalid value for option \"%s\"", def->name),
+							 errdetail("Expected an integer between 1 and 1000000.")));
+			}
+			break;
+		case OPT_BOOL:
+			(void) defGetBoolean(elem);
+			break;
+		case OPT_TABLE:
+			if (ufdw_model_table(value) == NULL)
+			{
+				StringInfoData names;
+				const UfdwModel *model = ufdw_model();
+
+				initStringInfo(&names);
+				for (int i = 0; i < model->ntables; i++)
+					appendStringInfo(&names, "%s%s", i ? ", " : "", model->tables[i].name);
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("unknown unified table \"%s\"", value),
+						 errhint("Tables of the unified model are: %s.", names.data)));
+			}
+			break;
+		case OPT_SECRET:
+			/* never echo the value */
+			if (value[0] == '\0' || has_bad_chars(value, false))
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("invalid value for option \"%s\"", def->name),
+						 errdetail("The value must not be empty or contain control characters.")));
+			break;
+	}
+}
+
+/* Server checks that need the whole option list. */
+static void
+validate_server(List *options)
+{
+	char	   *system = ufdw_option_value(options, "system");
+	char	   *url = ufdw_option_value(options, "instance_url");
+	char	   *token_url = ufdw_option_value(options, "token_url");
+	bool		insecure = false;
+	const UfdwConnector *conn;
+	ListCell   *lc;
+	bool		is_http;
+
+	foreach(lc, options)
+	{
+		DefElem    *d = lfirst(lc);
+
+		if (strcmp(d->defname, "allow_insecure") == 0)
+			insecure = defGetBoolean(d);
+	}
+	if (system == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("option \"system\" is required"),
+				 errhint("Known systems are: %s.", ufdw_known_systems())));
+	conn = ufdw_connector(system);
+	if (url == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("option \"instance_url\" is required"),
+				 errhint("For %s it looks like \"%s\".", conn->name,
+						 conn->instance_url_example)));
+	foreach(lc, conn->required_options)
+		if (ufdw_option_value(options, lfirst(lc)) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+					 errmsg("option \"%s\" is required for system \"%s\"",
+							(char *) lfirst(lc), system)));
+	(void) check_url(url, &is_http);
+	if (is_http && !insecure)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("option \"instance_url\" must use https"),
+				 errhint("Plain http is only allowed for test servers, with allow_insecure 'true' (superuser only).")));
+	if (token_url)
+	{
+		(void) check_url(token_url, &is_http);
+		if (is_http && !insecure)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+					 errmsg("option \"token_url\" must use https"),
+					 errhint("Plain http is only allowed for test servers, with allow_insecure 'true' (superuser only).")));
+	}
+}
+
+/* User mapping checks that need the whole option list. */
+static void
+validate_user_mapping(List *options)
+{
+	for (int g = 0; g < lengthof(credential_groups); g++)
+	{
+		int			present = 0;
+		int			n = 0;
+
+		for (n = 0; credential_groups[g][n]; n++)
+			if (ufdw_option_value(options, credential_groups[g][n]))
+				present++;
+		if (present > 0 && present < n)
+			for (int i = 0; i < n; i++)
+				if (ufdw_option_value(options, credential_groups[g][i]) == NULL)
+					ereport(ERROR,
+							(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+							 errmsg("option \"%s\" is required with option \"%s\"",
+									credential_groups[g][i], credential_groups[g][0])));
+	}
+}
+
+Datum
+unified_fdw_validator(PG_FUNCTION_ARGS)
+{
+	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
+	Oid			context = PG_GETARG_OID(1);
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		DefElem    *elem = lfirst(lc);
+		const OptDef *def = find_option(elem->defname, context);
+
+		if (def == NULL)
+		{
+			if (find_option(elem->defname, UserMappingRelationId) != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+						 errmsg("credential option \"%s\" is not allowed on %s",
+								elem->defname, context_name(context)),
+						 errhint("Credentials belong in the user mapping: CREATE USER MAPPING ... OPTIONS (%s '...'). Valid options on %s are: %s.",
+								 elem->defname, context_name(context), valid_options(context))));
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+					 errmsg("invalid option \"%s\" for %s", elem->defname,
+							context_name(context)),
+					 errhint("Valid options on %s are: %s.", context_name(context),
+							 valid_options(context))));
+		}
+		if (def->superuser_only && !superuser())
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to set option \"%s\"", def->name),
+					 errhint("Only superusers may set \"%s\".", def->name)));
+		validate_value(def, elem);
+	}
+
+	if (context == ForeignServerRelationId)
+		validate_server(options);
+	else if (context == UserMappingRelationId)
+		validate_user_mapping(options);
+
+	PG_RETURN_VOID();
+}
+
+/* The value of option name in a DefElem list, or NULL. */
+char *
+ufdw_option_value(List *options, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		DefElem    *d = lfirst(lc);
+
+		if (strcmp(d->defname, name) == 0)
+			return defGetString(d);
+	}
+	return NULL;
+}
+
+/*
+ * Collects everything a scan needs from the server and the user mapping,
+ * and picks the authentication method from the credentials given.
+ */
+UfdwOptions *
+ufdw_get_options(ForeignServer *server, UserMapping *um)
+{
+	UfdwOptions *o = palloc0(sizeof(UfdwOptions));
+	List	   *uo = um->options;
+	char	   *system = ufdw_option_value(server->options, "system");
+	char	   *v;
+
+	o->server_name = pstrdup(server->servername);
+	o->server_options = server->options;
+	o->connector = system ? ufdw_connector(system) : NULL;
+	if (o->connector == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("server \"%s\" names an unknown system", server->servername),
+				 errhint("Known systems are: %s.", ufdw_known_systems())));
+	o->instance_url = pstrdup(ufdw_option_value(server->options, "instance_url"));
+	while (strlen(o->instance_url) > 0 && o->instance_url[strlen(o->instance_url) - 1] == '/')
+		o->instance_url[strlen(o->instance_url) - 1] = '\0';
+	o->token_url = ufdw_option_value(server->options, "token_url");
+	if ((v = ufdw_option_value(server->options, "page_size")) != NULL)
+		o->page_size = atoi(v);
+	if ((v = ufdw_option_value(server->options, "allow_insecure")) != NULL)
+		(void) parse_bool(v, &o->allow_insecure);
+
+	o->username = ufdw_option_value(uo, "username");
+	o->password = ufdw_option_value(uo, "password");
+	o->token = ufdw_option_value(uo, "token");
+	o->api_key = ufdw_option_value(uo, "api_key");
+	o->client_id = ufdw_option_value(uo, "client_id");
+	o->client_secret = ufdw_option_value(uo, "client_secret");
+	o->consumer_key = ufdw_option_value(uo, "consumer_key");
+	o->consumer_secret = ufdw_option_value(uo, "consumer_secret");
+	o->token_id = ufdw_option_value(uo, "token_id");
+	o->token_secret = ufdw_option_value(uo, "token_secret");
+
+	if (o->client_id)
+		o->auth_method = UFDW_AUTH_OAUTH2_CC;
+	else if (o->consumer_key)
+		o->auth_method = UFDW_AUTH_TBA;
+	else if (o->token)
+		o->auth_method = UFDW_AUTH_BEARER;
+	else if (o->api_key)
+		o->auth_method = UFDW_AUTH_API_KEY;
+	else if (o->username)
+		o->auth_method = UFDW_AUTH_BASIC;
+
+	if (o->auth_method == 0 || !(o->connector->auth_methods & o->auth_method))
+	{
+		StringInfoData accepted;
+		static const struct
+		{
+			int			method;
+			const char *options;
+		}			methods[] =
+		{
+			{UFDW_AUTH_OAUTH2_CC, "client_id and client_secret"},
+			{UFDW_AUTH_BASIC, "username and password"},
+			{UFDW_AUTH_BEARER, "token"},
+			{UFDW_AUTH_API_KEY, "api_key"},
+			{UFDW_AUTH_TBA, "consumer_key, consumer_secret, token_id and token_secret"},
+		};
+
+		initStringInfo(&accepted);
+		for (int i = 0; i < lengthof(methods); i++)
+			if (o->connector->auth_methods & methods[i].method)
+				appendStringInfo(&accepted, "%s%s", accepted.len ? "; or " : "",
+								 methods[i].options);
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg(o->auth_method == 0 ?
+						"user mapping for server \"%s\" has no credentials" :
+						"user mapping for server \"%s\" has credentials that %s does not accept",
+						server->servername, o->connector->name),
+				 errhint("Set, in the user mapping: %s.", accepted.data)));
+	}
+	return o;
+}
+
+/* Records per upstream page: the option, else the connector's default, capped. */
+int
+ufdw_effective_page_size(const UfdwOptions *opts)
+{
+	int			n = opts->page_size > 0 ? opts->page_size : opts->connector->default_page_size;
+
+	return Min(n, opts->connector->max_page_size);
+}
+
+/* The secret values of the user mapping, for redaction from messages. */
+List *
+ufdw_secrets(const UfdwOptions *opts)
+{
+	List	   *l = NIL;
+	const char *secrets[] = {opts->password, opts->token, opts->api_key,
+		opts->client_secret, opts->consumer_secret, opts->token_secret,
+	opts->consumer_key, opts->token_id};
+
+	for (int i = 0; i < lengthof(secrets); i++)
+		if (secrets[i] && strlen(secrets[i]) >= 4)
+			l = lappend(l, (char *) secrets[i]);
+	return l;
+}

@@ -1,0 +1,671 @@
+/*-------------------------------------------------------------------------
+ *
+ * page.c
+ *		Turns one upstream page body into rows of the unified model.
+ *
+ * The body goes through PostgreSQL's own JSON parser (common/jsonapi.h)
+ * once, with semantic actions that find the records array of the dialect's
+ * envelope, collect the tokens of the mapped fields of each record, and
+ * convert them into the row's Datums when the record's object ends.  No
+ * tree is built; a record's tokens live in a small context reset at the
+ * start of the next record.  The envelope's paging members (next link,
+ * hasMore, count) are collected on the way.
+ *
+ * Conversion rules (docs/connectors.md): JSON null, a missing field and a
+ * text listed in the connector's null_values become NULL; value maps apply
+ * to the native text; OData V2 "/Date(ms[+-hhmm])/" values become dates and
+ * instants (UTC); everything else goes through the column type's input
+ * function, so a value that does not fit is an error naming the column.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "datatype/timestamp.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/date.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "compat.h"
+#include "unified_fdw.h"
+
+#define MAX_ENVELOPE_DEPTH 4
+
+/* Where a dialect puts its records and paging members. */
+typedef struct Envelope
+{
+	const char *records[MAX_ENVELOPE_DEPTH];	/* path to the records array */
+	const char *next_link[MAX_ENVELOPE_DEPTH];	/* path to the next-page URL */
+	const char *has_more[MAX_ENVELOPE_DEPTH];	/* path to a "more pages" bool */
+	const char *count[MAX_ENVELOPE_DEPTH];	/* path to the total count */
+} Envelope;
+
+static const Envelope envelopes[] = {
+	[UFDW_DIALECT_ODATA_V4] = {{"value"}, {"@odata.nextLink"}, {NULL}, {"@odata.count"}},
+	[UFDW_DIALECT_ODATA_V2] = {{"d", "results"}, {"d", "__next"}, {NULL}, {"d", "__count"}},
+	[UFDW_DIALECT_SUITEQL] = {{"items"}, {NULL}, {"hasMore"}, {"totalResults"}},
+};
+
+/* A native field the scan reads: its name and the current record's token. */
+typedef struct Slot
+{
+	const char *name;
+	char	   *token;			/* NULL: absent from the record */
+	JsonTokenType type;
+	bool		seen;
+} Slot;
+
+struct UfdwConverter
+{
+	const UfdwTableMap *table;
+	const UfdwConnector *connector;
+	const char *relname;
+	const Envelope *env;
+	int			natts;
+	const int  *attr_column;	/* per attribute: model column or -1 */
+	FmgrInfo   *in_funcs;		/* per attribute */
+	Oid		   *in_ioparams;
+	int32	   *in_typmods;
+	char	  **option_values;	/* per attribute, for UFDW_MAP_OPTION */
+	int		  **attr_slots;		/* per attribute: slot of each field */
+
+	int			nslots;
+	Slot	   *slots;
+	int			hash_size;		/* power of two */
+	int		   *hash;			/* slot index + 1, 0 = empty */
+
+	/* parse state of the current page */
+	JsonLexContext *lex;
+	char	   *body;
+	int			depth;			/* open containers */
+	char	   *keys[MAX_ENVELOPE_DEPTH + 1];	/* envelope key per depth */
+	bool		found_records;
+	int			records_depth;	/* depth inside the records array, or 0 */
+	bool		in_record;
+	const char *record_start;
+	int			cur_slot;		/* slot of the current record field, or -1 */
+	const char *cur_field;
+	MemoryContext record_cxt;	/* tokens of the current record */
+	MemoryContext out_cxt;		/* rows of the page */
+	MemoryContext envelope_cxt;
+	int			nrows;
+	int			maxrows;
+	Datum	  **values;
+	bool	  **nulls;
+	UfdwPageInfo *info;
+	/* for the error context */
+	int			err_attr;
+	const char *err_value;
+};
+
+static uint32
+hash_name(const char *s, size_t len)
+{
+	uint32		h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char) s[i]) * 16777619u;
+	return h;
+}
+
+/* Slot index of field name, or -1. */
+static int
+find_slot(const UfdwConverter *conv, const char *name)
+{
+	size_t		len = strlen(name);
+	uint32		mask = conv->hash_size - 1;
+
+	for (uint32 h = hash_name(name, len) & mask;; h = (h + 1) & mask)
+	{
+		int			s = conv->hash[h] - 1;
+
+		if (s < 0)
+			return -1;
+		if (strcmp(conv->slots[s].name, name) == 0)
+			return s;
+	}
+}
+
+static int
+add_slot(UfdwConverter *conv, const char *name)
+{
+	int			s = find_slot(conv, name);
+	uint32		mask = conv->hash_size - 1;
+	uint32		h;
+
+	if (s >= 0)
+		return s;
+	s = conv->nslots++;
+	conv->slots[s].name = name;
+	for (h = hash_name(name, strlen(name)) & mask; conv->hash[h]; h = (h + 1) & mask)
+		;
+	conv->hash[h] = s + 1;
+	return s;
+}
+
+/*
+ * Prepares the conversion of pages of spec's table into tuples of tupdesc.
+ * attr_column maps each attribute to its model column (-1: always NULL,
+ * e.g. a dropped or unused column).  Attributes are converted with their
+ * own type's input function, so a user may declare e.g. numeric as text.
+ */
+UfdwConverter *
+ufdw_make_converter(const UfdwScanSpec *spec, const UfdwOptions *opts,
+					TupleDesc tupdesc, const int *attr_column, const char *relname)
+{
+	UfdwConverter *conv = palloc0(sizeof(UfdwConverter));
+	const UfdwTableMap *tm = spec->table;
+	int			maxslots = 0;
+
+	conv->table = tm;
+	conv->connector = spec->connector;
+	conv->relname = pstrdup(relname);
+	conv->env = &envelopes[spec->connector->dialect];
+	conv->natts = tupdesc->natts;
+	conv->attr_column = attr_column;
+	conv->in_funcs = palloc0(sizeof(FmgrInfo) * conv->natts);
+	conv->in_ioparams = palloc0(sizeof(Oid) * conv->natts);
+	conv->in_typmods = palloc0(sizeof(int32) * conv->natts);
+	conv->option_values = palloc0(sizeof(char *) * conv->natts);
+	conv->attr_slots = palloc0(sizeof(int *) * conv->natts);
+
+	for (int a = 0; a < conv->natts; a++)
+		if (attr_column[a] >= 0)
+			maxslots += Max(tm->columns[attr_column[a]].nfields, 1);
+	conv->slots = palloc0(sizeof(Slot) * (maxslots + 1));
+	conv->hash_size = 8;
+	while (conv->hash_size < 4 * (maxslots + 1))
+		conv->hash_size *= 2;
+	conv->hash = palloc0(sizeof(int) * conv->hash_size);
+
+	for (int a = 0; a < conv->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, a);
+		const UfdwColumnMap *cm;
+		Oid			infunc;
+
+		if (attr_column[a] < 0)
+			continue;
+		cm = &tm->columns[attr_column[a]];
+		getTypeInputInfo(att->atttypid, &infunc, &conv->in_ioparams[a]);
+		fmgr_info(infunc, &conv->in_funcs[a]);
+		conv->in_typmods[a] = att->atttypmod;
+		conv->attr_slots[a] = palloc0(sizeof(int) * Max(cm->nfields, 1));
+		for (int f = 0; f < cm->nfields; f++)
+			conv->attr_slots[a][f] = add_slot(conv, cm->fields[f].name);
+		if (cm->kind == UFDW_MAP_OPTION)
+			conv->option_values[a] = ufdw_option_value(opts->server_options, cm->option);
+	}
+	conv->record_cxt = AllocSetContextCreate(CurrentMemoryContext,
+											 "unified_fdw record",
+											 ALLOCSET_SMALL_SIZES);
+	return conv;
+}
+
+static bool
+path_is(const UfdwConverter *conv, const char *const *path, int depth)
+{
+	int			len = 0;
+
+	while (len < MAX_ENVELOPE_DEPTH && path[len])
+		len++;
+	if (len == 0 || len != depth)
+		return false;
+	for (int i = 0; i < len; i++)
+		if (conv->keys[i + 1] == NULL || strcmp(conv->keys[i + 1], path[i]) != 0)
+			return false;
+	return true;
+}
+
+static void
+conversion_error_callback(void *arg)
+{
+	UfdwConverter *conv = arg;
+
+	if (conv->err_attr >= 0)
+		errcontext("column \"%s\" of foreign table \"%s\", native value \"%.100s\"",
+				   conv->table->model->columns[conv->attr_column[conv->err_attr]].name,
+				   conv->relname, conv->err_value ? conv->err_value : "");
+}
+
+static void
+pg_attribute_noreturn()
+bad_date(UfdwConverter *conv, const char *token)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
+			 errmsg("invalid OData date value \"%.100s\"", token)));
+}
+
+/*
+ * Converts an OData V2 "/Date(ms)/" or "/Date(ms+hhmm)/" value.  The
+ * milliseconds count from 1970-01-01 UTC; an offset, if any, says in which
+ * zone the value was entered and does not move the instant.
+ */
+static Datum
+odata_v2_date(UfdwConverter *conv, const char *token, UfdwColType type)
+{
+	const char *p = token + 6;
+	char	   *end;
+	int64		ms;
+	int64		usecs;
+	TimestampTz ts;
+
+	errno = 0;
+	ms = strtoll(p, &end, 10);
+	if (errno || end == p)
+		bad_date(conv, token);
+	if (*end == '+' || *end == '-')
+	{
+		if (strspn(end + 1, "0123456789") != 4)
+			bad_date(conv, token);
+		end += 5;
+	}
+	if (strcmp(end, ")/") != 0)
+		bad_date(conv, token);
+	/* the range check also keeps the arithmetic below from overflowing */
+	if (ms < -210866803200000LL || ms > 9224318016000000LL / 1000)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("OData date value \"%.100s\" is out of range", token)));
+	usecs = ms * 1000;
+	ts = usecs - ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+	if (!IS_VALID_TIMESTAMP(ts))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("OData date value \"%.100s\" is out of range", token)));
+	if (type == UFDW_TYPE_DATE)
+	{
+		int64		days = ts / USECS_PER_DAY;
+
+		if (ts < 0 && ts % USECS_PER_DAY != 0)
+			days--;
+		return DateADTGetDatum((DateADT) days);
+	}
+	return TimestampTzGetDatum(ts);
+}
+
+static bool
+is_null_value(const UfdwConverter *conv, const char *s)
+{
+	for (int i = 0; i < conv->connector->nnull_values; i++)
+		if (strcmp(conv->connector->null_values[i], s) == 0)
+			return true;
+	return false;
+}
+
+/* The native text of a field: NULL for absent, JSON null or a null value. */
+static const char *
+slot_text(UfdwConverter *conv, int s)
+{
+	Slot	   *slot = &conv->slots[s];
+
+	if (slot->token == NULL || slot->type == JSON_TOKEN_NULL)
+		return NULL;
+	if (slot->type == JSON_TOKEN_STRING && is_null_value(conv, slot->token))
+		return NULL;
+	return slot->token;
+}
+
+/* Converts the current record into the next row of the page. */
+static void
+finish_record(UfdwConverter *conv)
+{
+	Datum	   *values;
+	bool	   *nulls;
+	ErrorContextCallback errcb;
+	MemoryContext old = MemoryContextSwitchTo(conv->out_cxt);
+
+	CHECK_FOR_INTERRUPTS();
+	if (conv->nrows == conv->maxrows)
+	{
+		conv->maxrows *= 2;
+		conv->values = repalloc(conv->values, sizeof(Datum *) * conv->maxrows);
+		conv->nulls = repalloc(conv->nulls, sizeof(bool *) * conv->maxrows);
+	}
+	values = palloc(sizeof(Datum) * conv->natts);
+	nulls = palloc(sizeof(bool) * conv->natts);
+
+	errcb.callback = conversion_error_callback;
+	errcb.arg = conv;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	for (int a = 0; a < conv->natts; a++)
+	{
+		int			c = conv->attr_column[a];
+		const UfdwColumnMap *cm;
+		const char *text = NULL;
+		UfdwColType type;
+
+		nulls[a] = true;
+		values[a] = (Datum) 0;
+		if (c < 0)
+			continue;
+		cm = &conv->table->columns[c];
+		type = conv->table->model->columns[c].type;
+		conv->err_attr = a;
+		conv->err_value = NULL;
+
+		switch (cm->kind)
+		{
+			case UFDW_MAP_NULL:
+				continue;
+			case UFDW_MAP_RAW:
+				text = pnstrdup(conv->record_start,
+								conv->lex->prev_token_terminator - conv->record_start);
+				break;
+			case UFDW_MAP_OPTION:
+				text = conv->option_values[a];
+				break;
+			case UFDW_MAP_FIELD:
+				text = slot_text(conv, conv->attr_slots[a][0]);
+				break;
+			case UFDW_MAP_CONCAT:
+				{
+					StringInfoData buf;
+
+					initStringInfo(&buf);
+					for (int f = 0; f < cm->nfields; f++)
+					{
+						const char *part = slot_text(conv, conv->attr_slots[a][f]);
+
+						if (part == NULL)
+						{
+							buf.data = NULL;
+							break;
+						}
+						if (f > 0)
+							appendStringInfoString(&buf, cm->separator);
+						appendStringInfoString(&buf, part);
+					}
+					text = buf.data;
+				}
+				break;
+			case UFDW_MAP_ANY_TRUE:
+				text = "false";
+				for (int f = 0; f < cm->nfields; f++)
+				{
+					const char *part = slot_text(conv, conv->attr_slots[a][f]);
+
+					if (part && strcmp(part, "true") == 0)
+						text = "true";
+				}
+				break;
+		}
+		if (text == NULL)
+			continue;
+		conv->err_value = text;
+
+		if (cm->nmap > 0)
+		{
+			int			m;
+
+			for (m = 0; m < cm->nmap; m++)
+				if (strcmp(cm->map_from[m], text) == 0)
+					break;
+			if (m < cm->nmap)
+				text = cm->map_to[m];
+			else if (cm->has_default)
+				text = cm->map_default;
+			else
+				text = NULL;	/* unknown native code: documented as NULL */
+			if (text == NULL)
+				continue;
+		}
+
+		if (conv->connector->dialect == UFDW_DIALECT_ODATA_V2 &&
+			(type == UFDW_TYPE_DATE || type == UFDW_TYPE_TIMESTAMPTZ) &&
+			strncmp(text, "/Date(", 6) == 0 &&
+			conv->in_funcs[a].fn_oid == (type == UFDW_TYPE_DATE ? F_DATE_IN : F_TIMESTAMPTZ_IN))
+			values[a] = odata_v2_date(conv, text, type);
+		else
+			values[a] = InputFunctionCall(&conv->in_funcs[a], (char *) text,
+										  conv->in_ioparams[a], conv->in_typmods[a]);
+		nulls[a] = false;
+	}
+	error_context_stack = errcb.previous;
+	conv->err_attr = -1;
+
+	conv->values[conv->nrows] = values;
+	conv->nulls[conv->nrows] = nulls;
+	conv->nrows++;
+	MemoryContextSwitchTo(old);
+}
+
+static void
+pg_attribute_noreturn()
+shape_error(UfdwConverter *conv, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+			 errmsg("unexpected response shape for foreign table \"%s\": %s",
+					conv->relname, what)));
+}
+
+static UFDW_JSON_ACTION
+on_object_start(void *state)
+{
+	UfdwConverter *conv = state;
+
+	if (conv->in_record)
+	{
+		if (conv->depth == conv->records_depth + 1 && conv->cur_slot >= 0)
+			shape_error(conv, psprintf("field \"%s\" holds an object, not a value",
+									   conv->cur_field));
+	}
+	else if (conv->records_depth > 0 && conv->depth == conv->records_depth)
+	{
+		/* a record begins: forget the previous one's tokens */
+		MemoryContextReset(conv->record_cxt);
+		MemoryContextSwitchTo(conv->record_cxt);
+		for (int s = 0; s < conv->nslots; s++)
+		{
+			conv->slots[s].token = NULL;
+			conv->slots[s].seen = false;
+		}
+		conv->in_record = true;
+		conv->record_start = conv->lex->token_start;
+		conv->cur_slot = -1;
+	}
+	conv->depth++;
+	UFDW_JSON_ACTION_RETURN;
+}
+
+static UFDW_JSON_ACTION
+on_object_end(void *state)
+{
+	UfdwConverter *conv = state;
+
+	conv->depth--;
+	if (conv->in_record && conv->depth == conv->records_depth)
+	{
+		finish_record(conv);
+		conv->in_record = false;
+		MemoryContextSwitchTo(conv->envelope_cxt);
+	}
+	else if (!conv->in_record && conv->depth < MAX_ENVELOPE_DEPTH + 1)
+		conv->keys[conv->depth + 1] = NULL;
+	UFDW_JSON_ACTION_RETURN;
+}
+
+static UFDW_JSON_ACTION
+on_array_start(void *state)
+{
+	UfdwConverter *conv = state;
+
+	if (conv->in_record)
+	{
+		if (conv->depth == conv->records_depth + 1 && conv->cur_slot >= 0)
+			shape_error(conv, psprintf("field \"%s\" holds an array, not a value",
+									   conv->cur_field));
+	}
+	else if (conv->records_depth == 0 && path_is(conv, conv->env->records, conv->depth))
+	{
+		if (conv->found_records)
+			shape_error(conv, "more than one records array");
+		conv->found_records = true;
+		conv->records_depth = conv->depth + 1;
+	}
+	conv->depth++;
+	UFDW_JSON_ACTION_RETURN;
+}
+
+static UFDW_JSON_ACTION
+on_array_end(void *state)
+{
+	UfdwConverter *conv = state;
+
+	conv->depth--;
+	if (!conv->in_record && conv->records_depth > 0 &&
+		conv->depth == conv->records_depth - 1)
+		conv->records_depth = 0;
+	UFDW_JSON_ACTION_RETURN;
+}
+
+static UFDW_JSON_ACTION
+on_field_start(void *state, char *fname, bool isnull)
+{
+	UfdwConverter *conv = state;
+
+	if (conv->in_record)
+	{
+		if (conv->depth == conv->records_depth + 1)
+		{
+			conv->cur_slot = find_slot(conv, fname);
+			conv->cur_field = fname;
+			if (conv->cur_slot >= 0)
+			{
+				if (conv->slots[conv->cur_slot].seen)
+					ereport(ERROR,
+							(errcode(ERRCODE_DUPLICATE_JSON_OBJECT_KEY_VALUE),
+							 errmsg("duplicate field \"%s\" in a record for foreign table \"%s\"",
+									fname, conv->relname)));
+				conv->slots[conv->cur_slot].seen = true;
+			}
+		}
+	}
+	else if (conv->depth <= MAX_ENVELOPE_DEPTH)
+	{
+		conv->keys[conv->depth] = fname;
+		for (int d = conv->depth + 1; d <= MAX_ENVELOPE_DEPTH; d++)
+			conv->keys[d] = NULL;
+	}
+	UFDW_JSON_ACTION_RETURN;
+}
+
+static UFDW_JSON_ACTION
+on_scalar(void *state, char *token, JsonTokenType tokentype)
+{
+	UfdwConverter *conv = state;
+
+	if (conv->in_record)
+	{
+		if (conv->depth == conv->records_depth + 1 && conv->cur_slot >= 0)
+		{
+			conv->slots[conv->cur_slot].token = token;
+			conv->slots[conv->cur_slot].type = tokentype;
+		}
+	}
+	else if (conv->records_depth > 0 && conv->depth == conv->records_depth)
+		shape_error(conv, "a record is not an object");
+	else if (path_is(conv, conv->env->next_link, conv->depth))
+	{
+		if (conv->info->next_link)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_JSON_OBJECT_KEY_VALUE),
+					 errmsg("duplicate next-page link in a response for foreign table \"%s\"",
+							conv->relname)));
+		if (tokentype == JSON_TOKEN_STRING)
+			conv->info->next_link = MemoryContextStrdup(conv->out_cxt, token);
+		else if (tokentype != JSON_TOKEN_NULL)
+			shape_error(conv, "the next-page link is not a string");
+	}
+	else if (path_is(conv, conv->env->has_more, conv->depth))
+		conv->info->has_more = tokentype == JSON_TOKEN_TRUE;
+	else if (path_is(conv, conv->env->count, conv->depth))
+	{
+		char	   *end;
+
+		errno = 0;
+		conv->info->total_count = strtoll(token, &end, 10);
+		if (errno || *end)
+			conv->info->total_count = -1;
+	}
+	UFDW_JSON_ACTION_RETURN;
+}
+
+/*
+ * Parses one page.  body must stay valid until the rows are no longer
+ * needed (raw values are copied, other values are converted).  Rows are
+ * allocated in the current memory context.
+ */
+void
+ufdw_parse_page(UfdwConverter *conv, char *body, size_t len,
+				int *nrows, Datum ***values, bool ***nulls, UfdwPageInfo *info)
+{
+	JsonSemAction sem = {0};
+	JsonParseErrorType rc;
+	char	   *text;
+
+	if (len > (size_t) MaxAllocSize)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("response for foreign table \"%s\" is too large", conv->relname)));
+
+	/* validate UTF-8 (and convert, in a non-UTF-8 database) */
+	text = pg_any_to_server(body, (int) len, PG_UTF8);
+	if (text != body)
+		len = strlen(text);
+
+	memset(info, 0, sizeof(*info));
+	info->total_count = -1;
+	conv->info = info;
+	conv->body = text;
+	conv->depth = 0;
+	memset(conv->keys, 0, sizeof(conv->keys));
+	conv->found_records = false;
+	conv->records_depth = 0;
+	conv->in_record = false;
+	conv->err_attr = -1;
+	conv->out_cxt = CurrentMemoryContext;
+	conv->envelope_cxt = CurrentMemoryContext;
+	conv->nrows = 0;
+	conv->maxrows = 64;
+	conv->values = palloc(sizeof(Datum *) * conv->maxrows);
+	conv->nulls = palloc(sizeof(bool *) * conv->maxrows);
+
+	conv->lex = ufdw_make_json_lex(text, len, true);
+	sem.semstate = conv;
+	sem.object_start = on_object_start;
+	sem.object_end = on_object_end;
+	sem.array_start = on_array_start;
+	sem.array_end = on_array_end;
+	sem.object_field_start = on_field_start;
+	sem.scalar = on_scalar;
+
+	rc = pg_parse_json(conv->lex, &sem);
+	MemoryContextSwitchTo(conv->out_cxt);
+
+	if (rc != JSON_SUCCESS)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+				 errmsg("invalid JSON in response for foreign table \"%s\"", conv->relname),
+				 errdetail("%.300s", json_errdetail(rc, conv->lex))));
+	if (!conv->found_records)
+	{
+		const char *const *p = conv->env->records;
+
+		shape_error(conv, psprintf("no \"%s%s%s\" array of records",
+								   p[0], p[1] ? "." : "", p[1] ? p[1] : ""));
+	}
+	MemoryContextReset(conv->record_cxt);
+	info->nrecords = conv->nrows;
+	*nrows = conv->nrows;
+	*values = conv->values;
+	*nulls = conv->nulls;
+}

@@ -1,0 +1,359 @@
+/*-------------------------------------------------------------------------
+ *
+ * request.c
+ *		Turns a scan into native requests, one dialect at a time: the URL
+ *		with its query options, the headers, the body, and the request for
+ *		the page after a given one.
+ *
+ * Everything here is pure: no I/O, no catalog access, no secrets.  The
+ * requests built here are what EXPLAIN VERBOSE shows; credentials are added
+ * by auth.c when a request is sent.
+ *
+ *	 odata_v4   GET base/entity?$select=…  with Prefer: odata.maxpagesize=N,
+ *	            then every @odata.nextLink as given (opaque).
+ *	 odata_v2   GET base/entity?$select=…&$top=N&$skip=K; follows __next
+ *	            when the server sends it, else advances $skip.
+ *	 suiteql    POST …/services/rest/query/v1/suiteql?limit=N&offset=K with
+ *	            {"q": "SELECT …"} and Prefer: transient; offset advances by
+ *	            limit (always a multiple of it) while hasMore is true.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/json.h"
+
+#include "unified_fdw.h"
+
+/* Percent-encodes everything but RFC 3986 unreserved characters. */
+char *
+ufdw_url_escape(const char *s)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+	{
+		if (isalnum(*p) || strchr("-._~", *p))
+			appendStringInfoChar(&buf, *p);
+		else
+			appendStringInfo(&buf, "%%%02X", *p);
+	}
+	return buf.data;
+}
+
+/* The value of a server option as used in templates. */
+static const char *
+template_value(const UfdwOptions *opts, const char *name)
+{
+	if (strcmp(name, "instance_url") == 0)
+		return opts->instance_url;
+	return ufdw_option_value(opts->server_options, name);
+}
+
+/*
+ * Replaces every {option} in tmpl with the server option's value.  A
+ * missing option expands to "" and sets *missing.  The result is palloc'd.
+ */
+char *
+ufdw_expand_template(const char *tmpl, const UfdwOptions *opts, bool *missing)
+{
+	StringInfoData buf;
+	const char *p = tmpl;
+
+	*missing = false;
+	initStringInfo(&buf);
+	while (*p)
+	{
+		const char *close;
+
+		if (*p == '{' && (close = strchr(p, '}')) != NULL)
+		{
+			char	   *name = pnstrdup(p + 1, close - p - 1);
+			const char *value = template_value(opts, name);
+
+			if (value)
+				appendStringInfoString(&buf, value);
+			else
+				*missing = true;
+			p = close + 1;
+		}
+		else
+			appendStringInfoChar(&buf, *p++);
+	}
+	return buf.data;
+}
+
+/* The native fields the needed columns read, each once. */
+static List *
+needed_fields(const UfdwScanSpec *spec, bool *all)
+{
+	const UfdwTableMap *tm = spec->table;
+	List	   *fields = NIL;
+	int			c = -1;
+
+	*all = false;
+	while ((c = bms_next_member(spec->columns, c)) >= 0)
+	{
+		const UfdwColumnMap *cm = &tm->columns[c];
+
+		if (cm->kind == UFDW_MAP_RAW)
+			*all = true;
+		for (int f = 0; f < cm->nfields; f++)
+		{
+			ListCell   *lc;
+			bool		seen = false;
+
+			foreach(lc, fields)
+				if (strcmp(((UfdwField *) lfirst(lc))->name, cm->fields[f].name) == 0)
+					seen = true;
+			if (!seen)
+				fields = lappend(fields, &cm->fields[f]);
+		}
+	}
+	return fields;
+}
+
+/* Every mapped field of the table, each once (for "raw" in SuiteQL). */
+static List *
+all_fields(const UfdwTableMap *tm)
+{
+	UfdwScanSpec spec = {0};
+	bool		all;
+
+	spec.table = tm;
+	for (int c = 0; c < tm->model->ncolumns; c++)
+		if (tm->columns[c].kind != UFDW_MAP_RAW)
+			spec.columns = bms_add_member(spec.columns, c);
+	return needed_fields(&spec, &all);
+}
+
+static void
+append_param(StringInfo buf, const char *name, const char *value)
+{
+	appendStringInfo(buf, "%c%s=%s", strchr(buf->data, '?') ? '&' : '?',
+					 name, ufdw_url_escape(value));
+}
+
+/* Connector headers and query parameters, expanded; unset ones left out. */
+static void
+add_connector_extras(UfdwRequest *req, StringInfo url, const UfdwOptions *opts)
+{
+	const UfdwConnector *conn = opts->connector;
+	bool		missing;
+
+	for (int i = 0; i < conn->nquery; i++)
+	{
+		char	   *v = ufdw_expand_template(conn->query[i].value, opts, &missing);
+
+		if (!missing)
+			append_param(url, conn->query[i].name, v);
+	}
+	for (int i = 0; i < conn->nheaders; i++)
+	{
+		char	   *v = ufdw_expand_template(conn->headers[i].value, opts, &missing);
+
+		if (!missing)
+			req->headers = lappend(req->headers,
+								   psprintf("%s: %s", conn->headers[i].name, v));
+	}
+}
+
+static char *
+base_url(const UfdwOptions *opts)
+{
+	bool		missing;
+	char	   *url = ufdw_expand_template(opts->connector->base_url, opts, &missing);
+
+	if (missing)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("server \"%s\" lacks an option that %s needs",
+						opts->server_name, opts->connector->name),
+				 errdetail("The base URL is \"%s\".", opts->connector->base_url)));
+	return url;
+}
+
+/* "$select=a,b" for OData, or nothing when the whole record is needed. */
+static void
+append_odata_select(StringInfo url, const UfdwScanSpec *spec)
+{
+	bool		all;
+	List	   *fields = needed_fields(spec, &all);
+	StringInfoData sel;
+	ListCell   *lc;
+
+	if (all)
+		return;
+	initStringInfo(&sel);
+	foreach(lc, fields)
+		appendStringInfo(&sel, "%s%s", sel.len ? "," : "", ((UfdwField *) lfirst(lc))->name);
+	if (sel.len == 0)
+	{
+		/* count(*) and friends: one field keeps records small */
+		const UfdwColumnMap *cm = &spec->table->columns[0];
+
+		if (cm->nfields > 0)
+			appendStringInfoString(&sel, cm->fields[0].name);
+	}
+	if (sel.len > 0)
+		append_param(url, "$select", sel.data);
+}
+
+static char *
+suiteql_query(const UfdwScanSpec *spec)
+{
+	const UfdwTableMap *tm = spec->table;
+	bool		all;
+	List	   *fields = needed_fields(spec, &all);
+	StringInfoData q;
+	ListCell   *lc;
+
+	if (all)
+		fields = all_fields(tm);
+	if (fields == NIL)
+		fields = all_fields(tm);
+	initStringInfo(&q);
+	appendStringInfoString(&q, "SELECT ");
+	foreach(lc, fields)
+	{
+		UfdwField  *f = lfirst(lc);
+
+		if (foreach_current_index(lc) > 0)
+			appendStringInfoString(&q, ", ");
+		if (f->expr)
+			appendStringInfo(&q, "%s AS %s", f->expr, f->name);
+		else
+			appendStringInfoString(&q, f->name);
+	}
+	appendStringInfo(&q, " FROM %s", tm->entity);
+	if (tm->where)
+		appendStringInfo(&q, " WHERE %s", tm->where);
+	return q.data;
+}
+
+/* The request for records offset .. offset+limit of an offset-paged dialect. */
+static UfdwRequest *
+offset_request(const UfdwScanSpec *spec, const UfdwOptions *opts, int64 offset)
+{
+	UfdwRequest *req = palloc0(sizeof(UfdwRequest));
+	StringInfoData url;
+
+	req->offset = offset;
+	req->limit = spec->page_size;
+	initStringInfo(&url);
+	appendStringInfoString(&url, base_url(opts));
+	if (opts->connector->dialect == UFDW_DIALECT_SUITEQL)
+	{
+		StringInfoData body;
+
+		req->method = "POST";
+		appendStringInfo(&url, "?limit=%d&offset=" INT64_FORMAT, req->limit, offset);
+		initStringInfo(&body);
+		appendStringInfoString(&body, "{\"q\":");
+		escape_json(&body, suiteql_query(spec));
+		appendStringInfoChar(&body, '}');
+		req->body = body.data;
+		req->headers = lappend(req->headers, pstrdup("Prefer: transient"));
+		req->headers = lappend(req->headers, pstrdup("Content-Type: application/json"));
+	}
+	else
+	{
+		req->method = "GET";
+		appendStringInfoString(&url, spec->table->entity);
+		append_odata_select(&url, spec);
+		appendStringInfo(&url, "%c$top=%d", strchr(url.data, '?') ? '&' : '?', req->limit);
+		if (offset > 0)
+			appendStringInfo(&url, "&$skip=" INT64_FORMAT, offset);
+	}
+	add_connector_extras(req, &url, opts);
+	req->url = url.data;
+	return req;
+}
+
+/* The first request of a scan. */
+UfdwRequest *
+ufdw_first_request(const UfdwScanSpec *spec, const UfdwOptions *opts)
+{
+	UfdwRequest *req;
+	StringInfoData url;
+
+	if (opts->connector->dialect != UFDW_DIALECT_ODATA_V4)
+		return offset_request(spec, opts, 0);
+
+	req = palloc0(sizeof(UfdwRequest));
+	req->method = "GET";
+	initStringInfo(&url);
+	appendStringInfoString(&url, base_url(opts));
+	appendStringInfoString(&url, spec->table->entity);
+	append_odata_select(&url, spec);
+	req->headers = lappend(req->headers,
+						   psprintf("Prefer: odata.maxpagesize=%d", spec->page_size));
+	add_connector_extras(req, &url, opts);
+	req->url = url.data;
+	return req;
+}
+
+/* Length of the scheme://host:port part of url. */
+static size_t
+origin_length(const char *url)
+{
+	const char *p = strstr(url, "://");
+
+	if (p == NULL)
+		return 0;
+	p += 3;
+	while (*p && *p != '/' && *p != '?' && *p != '#')
+		p++;
+	return p - url;
+}
+
+/*
+ * The request for the page after prev, or NULL when prev was the last.
+ * A next link must stay on the origin of the first request and must not
+ * repeat the current one.
+ */
+UfdwRequest *
+ufdw_next_request(const UfdwScanSpec *spec, const UfdwOptions *opts,
+				  const UfdwRequest *prev, int page_no, const UfdwPageInfo *page)
+{
+	UfdwRequest *req;
+	size_t		olen = origin_length(prev->url);
+
+	if (opts->connector->dialect == UFDW_DIALECT_SUITEQL)
+		return page->has_more && page->nrecords > 0 ?
+			offset_request(spec, opts, prev->offset + prev->limit) : NULL;
+
+	if (page->next_link == NULL)
+	{
+		/* OData V2 without __next: a full page means there may be more */
+		if (opts->connector->dialect == UFDW_DIALECT_ODATA_V2 &&
+			prev->limit > 0 && page->nrecords >= prev->limit)
+			return offset_request(spec, opts, prev->offset + page->nrecords);
+		return NULL;
+	}
+
+	if (olen == 0 || strncmp(page->next_link, prev->url, olen) != 0 ||
+		origin_length(page->next_link) != olen)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("server \"%s\" sent a next-page link to another host",
+						opts->server_name),
+				 errdetail("Page %d linked outside \"%.*s\"; the link was not followed.",
+						   page_no, (int) olen, prev->url),
+				 errhint("Check instance_url; it must be the host the upstream itself uses.")));
+	if (strcmp(page->next_link, prev->url) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("server \"%s\" sent a next-page link that repeats the current page",
+						opts->server_name),
+				 errdetail("Page %d linked to itself; paging stopped to avoid a loop.", page_no)));
+
+	req = palloc0(sizeof(UfdwRequest));
+	req->method = "GET";
+	req->url = pstrdup(page->next_link);
+	req->headers = prev->headers;
+	req->offset = prev->offset + page->nrecords;
+	req->limit = prev->limit;
+	return req;
+}

@@ -1,0 +1,430 @@
+/*-------------------------------------------------------------------------
+ *
+ * unified_fdw.c
+ *		Planner and executor callbacks, EXPLAIN, and module initialisation.
+ *
+ * A scan reads the foreign table option "table" (a unified model table),
+ * finds the server's connector, and maps each attribute by name to a model
+ * column.  Planning records, in fdw_private, which model column each
+ * attribute reads (-1 for attributes the query does not need); execution
+ * builds the native requests from that (request.c), sends them with the
+ * user mapping's credentials (auth.c, http.c) and converts each page into
+ * rows (page.c).
+ *
+ * Memory: a scan context holds the scan's state; a page context, reset for
+ * every page, holds the current page's rows; each request has a context of
+ * its own, deleted when its response has been read.  So one page is held
+ * at a time (plus the next one arriving: the next request is sent as soon
+ * as a page is parsed, and transfers progress while rows are returned).
+ *
+ * All quals are evaluated locally; only the column list is sent upstream.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/table.h"
+#include "commands/explain.h"
+#include "executor/executor.h"
+#include "foreign/fdwapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/pathnode.h"
+#include "optimizer/planmain.h"
+#include "optimizer/restrictinfo.h"
+#include "parser/parsetree.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "compat.h"
+#include "unified_fdw.h"
+
+PG_MODULE_MAGIC;
+
+/* Default planner figures: every request is expensive. */
+#define DEFAULT_ROWS 1000
+#define REQUEST_COST 1000.0
+#define ROW_COST 0.05
+
+/* fdw_private of a ForeignScan, by position. */
+enum UfdwPrivateIndex
+{
+	UFDW_PRIVATE_ATTR_COLUMNS	/* IntList: model column per attribute, or -1 */
+};
+
+/* Planner state, in baserel->fdw_private. */
+typedef struct UfdwRelInfo
+{
+	int			table_index;	/* model table */
+	int		   *attr_column;	/* per attribute: model column, -1 if unneeded */
+	int			natts;
+} UfdwRelInfo;
+
+/* Executor state of one scan. */
+typedef struct UfdwScanState
+{
+	UfdwOptions *opts;
+	Oid			umid;
+	UfdwScanSpec spec;
+	UfdwConverter *conv;
+	UfdwRequestContext rctx;
+	UfdwRequest *first_req;
+	UfdwRequest *cur_req;		/* the request in flight or next to send */
+	UfdwTransfer *inflight;		/* NULL when no request is in flight */
+	MemoryContext scan_cxt;
+	MemoryContext page_cxt;		/* rows of the current page */
+	MemoryContext xfer_cxt;		/* the request in flight */
+	bool		last_page;		/* no page after the current one */
+	int			page_no;
+	int			nrows;
+	int			next_row;
+	Datum	  **values;
+	bool	  **nulls;
+	/* EXPLAIN ANALYZE figures */
+	int64		requests;
+	int64		records;
+	int64		bytes;
+	double		upstream_ms;
+} UfdwScanState;
+
+void		_PG_init(void);
+
+PG_FUNCTION_INFO_V1(unified_fdw_handler);
+
+void
+_PG_init(void)
+{
+	ufdw_define_gucs();
+	ufdw_auth_init();
+}
+
+/* The model table a foreign table reads, checked against its connector. */
+static int
+foreign_table_model(Oid relid, const char *relname, const UfdwConnector **conn_out)
+{
+	ForeignTable *ft = GetForeignTable(relid);
+	ForeignServer *server = GetForeignServer(ft->serverid);
+	char	   *table = ufdw_option_value(ft->options, "table");
+	char	   *system = ufdw_option_value(server->options, "system");
+	const UfdwConnector *conn = system ? ufdw_connector(system) : NULL;
+	int			ti;
+
+	if (table == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("foreign table \"%s\" has no \"table\" option", relname),
+				 errhint("Create foreign tables with IMPORT FOREIGN SCHEMA unified FROM SERVER ... INTO ...")));
+	if (conn == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("server \"%s\" names an unknown system", server->servername),
+				 errhint("Known systems are: %s.", ufdw_known_systems())));
+	ti = ufdw_model_table_index(table);
+	if (ti < 0 || conn->tables[ti] == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_TABLE_NOT_FOUND),
+				 errmsg("%s does not provide table \"%s\"", conn->name, table),
+				 errdetail("Foreign table \"%s\" of server \"%s\" reads it.", relname,
+						   server->servername)));
+	*conn_out = conn;
+	return ti;
+}
+
+static void
+unifiedGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
+{
+	UfdwRelInfo *info = palloc0(sizeof(UfdwRelInfo));
+	RangeTblEntry *rte = planner_rt_fetch(baserel->relid, root);
+	Relation	rel = table_open(rte->relid, NoLock);
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	const UfdwConnector *conn;
+	const UfdwModelTable *mt;
+	Bitmapset  *attrs = NULL;
+	ListCell   *lc;
+
+	info->table_index = foreign_table_model(foreigntableid, RelationGetRelationName(rel),
+											&conn);
+	mt = &ufdw_model()->tables[info->table_index];
+	info->natts = tupdesc->natts;
+	info->attr_column = palloc(sizeof(int) * info->natts);
+
+	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &attrs);
+	foreach(lc, baserel->baserestrictinfo)
+		pull_varattnos((Node *) ((RestrictInfo *) lfirst(lc))->clause, baserel->relid, &attrs);
+
+	for (int a = 0; a < info->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, a);
+		bool		wholerow = bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs);
+		int			c;
+
+		info->attr_column[a] = -1;
+		if (att->attisdropped)
+			continue;
+		for (c = 0; c < mt->ncolumns; c++)
+			if (strcmp(mt->columns[c].name, NameStr(att->attname)) == 0)
+				break;
+		if (c == mt->ncolumns)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
+					 errmsg("column \"%s\" of foreign table \"%s\" is not a column of unified table \"%s\"",
+							NameStr(att->attname), RelationGetRelationName(rel), mt->name),
+					 errhint("Re-create the table with IMPORT FOREIGN SCHEMA, or drop the column.")));
+		if (wholerow ||
+			bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber, attrs))
+			info->attr_column[a] = c;
+	}
+	table_close(rel, NoLock);
+
+	baserel->fdw_private = info;
+	baserel->rows = DEFAULT_ROWS;
+	baserel->tuples = DEFAULT_ROWS;
+}
+
+static void
+unifiedGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
+{
+	int			page_size = 1000;
+	double		pages = ceil(baserel->rows / page_size);
+	Cost		startup = REQUEST_COST;
+	Cost		total = startup + Max(pages - 1, 0) * REQUEST_COST + baserel->rows * ROW_COST;
+
+	add_path(baserel, (Path *)
+			 ufdw_create_foreignscan_path(root, baserel, NULL, baserel->rows,
+										  startup, total, NIL, NULL, NULL, NIL));
+}
+
+static ForeignScan *
+unifiedGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
+					  ForeignPath *best_path, List *tlist, List *scan_clauses,
+					  Plan *outer_plan)
+{
+	UfdwRelInfo *info = baserel->fdw_private;
+	List	   *attr_columns = NIL;
+
+	for (int a = 0; a < info->natts; a++)
+		attr_columns = lappend_int(attr_columns, info->attr_column[a]);
+
+	/* every qual is checked locally */
+	scan_clauses = extract_actual_clauses(scan_clauses, false);
+	return make_foreignscan(tlist, scan_clauses, baserel->relid, NIL,
+							list_make1(attr_columns), NIL, NIL, outer_plan);
+}
+
+static void
+unifiedBeginForeignScan(ForeignScanState *node, int eflags)
+{
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+	EState	   *estate = node->ss.ps.state;
+	Relation	rel = node->ss.ss_currentRelation;
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	List	   *attr_columns = list_nth(fsplan->fdw_private, UFDW_PRIVATE_ATTR_COLUMNS);
+	UfdwScanState *st;
+	ForeignTable *ft = GetForeignTable(RelationGetRelid(rel));
+	ForeignServer *server = GetForeignServer(ft->serverid);
+	UserMapping *um = GetUserMapping(ufdw_scan_user(fsplan, estate), server->serverid);
+	const UfdwConnector *conn;
+	int			ti;
+	int		   *attr_column;
+	char	   *table_page_size;
+	MemoryContext old;
+
+	st = palloc0(sizeof(UfdwScanState));
+	node->fdw_state = st;
+	st->scan_cxt = AllocSetContextCreate(estate->es_query_cxt, "unified_fdw scan",
+										 ALLOCSET_DEFAULT_SIZES);
+	st->page_cxt = AllocSetContextCreate(st->scan_cxt, "unified_fdw page",
+										 ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(st->scan_cxt);
+
+	ti = foreign_table_model(RelationGetRelid(rel), RelationGetRelationName(rel), &conn);
+	st->opts = ufdw_get_options(server, um);
+	if ((table_page_size = ufdw_option_value(ft->options, "page_size")) != NULL)
+		st->opts->page_size = atoi(table_page_size);
+	st->umid = um->umid;
+
+	st->spec.connector = conn;
+	st->spec.table = conn->tables[ti];
+	st->spec.page_size = ufdw_effective_page_size(st->opts);
+	attr_column = palloc(sizeof(int) * tupdesc->natts);
+	for (int a = 0; a < tupdesc->natts; a++)
+	{
+		attr_column[a] = a < list_length(attr_columns) ? list_nth_int(attr_columns, a) : -1;
+		if (attr_column[a] >= 0)
+			st->spec.columns = bms_add_member(st->spec.columns, attr_column[a]);
+	}
+
+	st->rctx.server_name = st->opts->server_name;
+	st->rctx.table_name = pstrdup(RelationGetRelationName(rel));
+	st->rctx.secrets = ufdw_secrets(st->opts);
+	st->rctx.allow_insecure = st->opts->allow_insecure;
+
+	st->first_req = ufdw_first_request(&st->spec, st->opts);
+	st->cur_req = st->first_req;
+	st->conv = ufdw_make_converter(&st->spec, st->opts, tupdesc, attr_column,
+								   RelationGetRelationName(rel));
+	MemoryContextSwitchTo(old);
+}
+
+/* Sends st->cur_req; its response is read by fetch_page(). */
+static void
+start_request(UfdwScanState *st)
+{
+	MemoryContext old;
+
+	st->xfer_cxt = AllocSetContextCreate(st->scan_cxt, "unified_fdw request",
+										 ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(st->xfer_cxt);
+	st->inflight = ufdw_start_authenticated(st->cur_req, st->opts, &st->rctx, st->umid);
+	st->requests++;
+	MemoryContextSwitchTo(old);
+}
+
+static void
+drop_request(UfdwScanState *st)
+{
+	if (st->xfer_cxt)
+		MemoryContextDelete(st->xfer_cxt);	/* cancels a transfer in flight */
+	st->xfer_cxt = NULL;
+	st->inflight = NULL;
+}
+
+/*
+ * Reads the response to the request in flight into the page context,
+ * converts it to rows, and sends the request for the next page at once.
+ */
+static void
+fetch_page(UfdwScanState *st)
+{
+	MemoryContext old;
+	UfdwResponse *resp;
+	UfdwPageInfo info;
+	UfdwRequest *next;
+
+	if (st->inflight == NULL)
+		start_request(st);
+
+	MemoryContextReset(st->page_cxt);
+	st->nrows = st->next_row = 0;
+	old = MemoryContextSwitchTo(st->page_cxt);
+	resp = ufdw_finish_authenticated(st->inflight, st->cur_req, st->opts, &st->rctx,
+									 st->umid);
+	drop_request(st);
+	st->page_no++;
+	st->bytes += resp->len;
+	st->upstream_ms += resp->elapsed_ms;
+
+	ufdw_parse_page(st->conv, resp->body, resp->len, &st->nrows, &st->values,
+					&st->nulls, &info);
+	pfree(resp->body);
+	st->records += info.nrecords;
+	MemoryContextSwitchTo(old);
+
+	old = MemoryContextSwitchTo(st->scan_cxt);
+	next = ufdw_next_request(&st->spec, st->opts, st->cur_req, st->page_no, &info);
+	MemoryContextSwitchTo(old);
+	if (next == NULL)
+		st->last_page = true;
+	else
+	{
+		st->cur_req = next;
+		start_request(st);
+	}
+}
+
+static TupleTableSlot *
+unifiedIterateForeignScan(ForeignScanState *node)
+{
+	UfdwScanState *st = node->fdw_state;
+	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+
+	ExecClearTuple(slot);
+	while (st->next_row >= st->nrows)
+	{
+		if (st->last_page)
+			return slot;
+		fetch_page(st);
+	}
+	memcpy(slot->tts_values, st->values[st->next_row], sizeof(Datum) * slot->tts_tupleDescriptor->natts);
+	memcpy(slot->tts_isnull, st->nulls[st->next_row], sizeof(bool) * slot->tts_tupleDescriptor->natts);
+	ExecStoreVirtualTuple(slot);
+	st->next_row++;
+
+	/* let the next page arrive while rows are consumed */
+	if (st->inflight && st->next_row % 256 == 0)
+		ufdw_http_poll();
+	return slot;
+}
+
+static void
+unifiedReScanForeignScan(ForeignScanState *node)
+{
+	UfdwScanState *st = node->fdw_state;
+
+	drop_request(st);
+	MemoryContextReset(st->page_cxt);
+	st->cur_req = st->first_req;
+	st->nrows = st->next_row = 0;
+	st->page_no = 0;
+	st->last_page = false;
+}
+
+static void
+unifiedEndForeignScan(ForeignScanState *node)
+{
+	UfdwScanState *st = node->fdw_state;
+
+	if (st)
+		drop_request(st);
+}
+
+static void
+unifiedExplainForeignScan(ForeignScanState *node, ExplainState *es)
+{
+	UfdwScanState *st = node->fdw_state;
+	ListCell   *lc;
+
+	if (st == NULL)
+		return;
+	ExplainPropertyText("Upstream System", st->spec.connector->system, es);
+	if (es->verbose)
+	{
+		ExplainPropertyText("Upstream Request",
+							psprintf("%s %s", st->first_req->method, st->first_req->url), es);
+		foreach(lc, st->first_req->headers)
+			ExplainPropertyText("Upstream Header", lfirst(lc), es);
+		if (st->first_req->body)
+			ExplainPropertyText("Upstream Body", st->first_req->body, es);
+	}
+	if (es->analyze)
+	{
+		ExplainPropertyInteger("Upstream Requests", NULL, st->requests, es);
+		ExplainPropertyInteger("Upstream Pages", NULL, st->page_no, es);
+		ExplainPropertyInteger("Upstream Records", NULL, st->records, es);
+		ExplainPropertyInteger("Upstream Bytes", NULL, st->bytes, es);
+		if (es->timing)
+			ExplainPropertyFloat("Upstream Time", "ms", st->upstream_ms, 3, es);
+	}
+}
+
+Datum
+unified_fdw_handler(PG_FUNCTION_ARGS)
+{
+	FdwRoutine *routine = makeNode(FdwRoutine);
+
+	routine->GetForeignRelSize = unifiedGetForeignRelSize;
+	routine->GetForeignPaths = unifiedGetForeignPaths;
+	routine->GetForeignPlan = unifiedGetForeignPlan;
+	routine->BeginForeignScan = unifiedBeginForeignScan;
+	routine->IterateForeignScan = unifiedIterateForeignScan;
+	routine->ReScanForeignScan = unifiedReScanForeignScan;
+	routine->EndForeignScan = unifiedEndForeignScan;
+	routine->ExplainForeignScan = unifiedExplainForeignScan;
+	routine->ImportForeignSchema = ufdw_import_foreign_schema;
+
+	PG_RETURN_POINTER(routine);
+}

@@ -1,0 +1,363 @@
+/*-------------------------------------------------------------------------
+ *
+ * unified_fdw.h
+ *		Types and prototypes shared by the unified_fdw source files.
+ *
+ * The code has three layers and data flows through them in one direction:
+ *
+ *	 glue       unified_fdw.c (FDW callbacks, EXPLAIN), option.c (validator,
+ *	            GUCs), import.c (IMPORT FOREIGN SCHEMA, column comments)
+ *	 engine     connector.c (loading connector files), request.c (scans to
+ *	            native requests), page.c (page bodies to rows)
+ *	 transport  http.c (libcurl multi, latch waits, HTTP errors), auth.c
+ *	            (credentials, OAuth tokens), upstream_json.c (token and error
+ *	            bodies)
+ *
+ * Files that use jansson (connector.c, upstream_json.c) must never include
+ * utils/builtins.h: both declare json_object (see STYLE.md).  This header
+ * therefore includes neither jansson nor builtins.h.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef UNIFIED_FDW_H
+#define UNIFIED_FDW_H
+
+#include "fmgr.h"
+#include "access/tupdesc.h"
+#include "foreign/foreign.h"
+#include "lib/stringinfo.h"
+#include "nodes/bitmapset.h"
+#include "nodes/pg_list.h"
+#include "utils/timestamp.h"
+
+/* ----------------------------------------------------------------
+ * Unified model and connector definitions (connector.c)
+ * ----------------------------------------------------------------
+ */
+
+/* Column types of the unified model. */
+typedef enum UfdwColType
+{
+	UFDW_TYPE_TEXT,
+	UFDW_TYPE_NUMERIC,
+	UFDW_TYPE_INTEGER,
+	UFDW_TYPE_DATE,
+	UFDW_TYPE_TIMESTAMPTZ,
+	UFDW_TYPE_JSONB
+} UfdwColType;
+
+typedef struct UfdwModelColumn
+{
+	char	   *name;			/* column name, e.g. "vendor_name" */
+	UfdwColType type;			/* SQL type of the column */
+	char	   *description;	/* becomes the column comment on import */
+} UfdwModelColumn;
+
+typedef struct UfdwModelTable
+{
+	char	   *name;			/* e.g. "purchase_orders" */
+	char	   *description;	/* becomes the table comment on import */
+	int			ncolumns;
+	UfdwModelColumn *columns;	/* in the order they are imported */
+} UfdwModelTable;
+
+typedef struct UfdwModel
+{
+	int			ntables;
+	UfdwModelTable *tables;
+} UfdwModel;
+
+/* Query languages; each has its own request builder and page envelope. */
+typedef enum UfdwDialect
+{
+	UFDW_DIALECT_ODATA_V4,		/* Business Central */
+	UFDW_DIALECT_ODATA_V2,		/* SAP Gateway */
+	UFDW_DIALECT_SUITEQL		/* NetSuite */
+} UfdwDialect;
+
+/* Authentication methods, as a bitmask of what a connector accepts. */
+#define UFDW_AUTH_BASIC			0x01	/* username, password */
+#define UFDW_AUTH_BEARER		0x02	/* token */
+#define UFDW_AUTH_API_KEY		0x04	/* api_key */
+#define UFDW_AUTH_OAUTH2_CC		0x08	/* client_id, client_secret */
+#define UFDW_AUTH_TBA			0x10	/* consumer_key/secret, token_id/secret */
+
+/* Where a unified column's value comes from. */
+typedef enum UfdwMapKind
+{
+	UFDW_MAP_NULL,				/* not provided by this system: always NULL */
+	UFDW_MAP_FIELD,				/* one native field */
+	UFDW_MAP_CONCAT,			/* several native fields joined by separator */
+	UFDW_MAP_ANY_TRUE,			/* "true" if any native boolean is true */
+	UFDW_MAP_OPTION,			/* a server option, e.g. company_id */
+	UFDW_MAP_RAW				/* the whole native record (jsonb "raw") */
+} UfdwMapKind;
+
+/* A native field: its name in the response, and for SuiteQL its SELECT expression. */
+typedef struct UfdwField
+{
+	char	   *name;
+	char	   *expr;			/* NULL unless the dialect selects expressions */
+} UfdwField;
+
+typedef struct UfdwColumnMap
+{
+	UfdwMapKind kind;
+	int			nfields;		/* FIELD: 1; CONCAT, ANY_TRUE: >= 1 */
+	UfdwField  *fields;
+	char	   *separator;		/* CONCAT only */
+	char	   *option;			/* OPTION only: server option name */
+	int			nmap;			/* value map: native text -> unified text */
+	char	  **map_from;
+	char	  **map_to;
+	bool		has_default;	/* unmapped values: map_default (NULL = SQL NULL) */
+	char	   *map_default;
+} UfdwColumnMap;
+
+typedef struct UfdwTableMap
+{
+	const UfdwModelTable *model;
+	char	   *entity;			/* path below base_url, or SuiteQL FROM clause */
+	char	   *where;			/* SuiteQL: fixed condition, or NULL */
+	UfdwColumnMap *columns;		/* one per model column, same order */
+} UfdwTableMap;
+
+typedef struct UfdwNameValue
+{
+	char	   *name;
+	char	   *value;			/* may hold {option} placeholders */
+} UfdwNameValue;
+
+typedef struct UfdwConnector
+{
+	char	   *system;			/* connector id, e.g. "dynamics365_bc" */
+	char	   *name;			/* display name */
+	char	   *file;			/* file it was loaded from, for messages */
+	UfdwDialect dialect;
+	char	   *instance_url_example;
+	char	   *base_url;		/* template, e.g. "{instance_url}/api/v2.0/" */
+	List	   *required_options;	/* of char *, server options */
+	List	   *optional_options;	/* of char * */
+	int			auth_methods;	/* UFDW_AUTH_* bitmask */
+	char	   *token_url;		/* OAuth 2.0 token URL template, or NULL */
+	char	   *scope;			/* OAuth 2.0 scope, or NULL */
+	char	   *api_key_header; /* header that carries api_key, or NULL */
+	int			default_page_size;
+	int			max_page_size;
+	int			nheaders;		/* extra request headers (templates) */
+	UfdwNameValue *headers;
+	int			nquery;			/* extra query parameters (templates) */
+	UfdwNameValue *query;
+	int			nnull_values;	/* native texts that mean "no value" */
+	char	  **null_values;
+	List	   *setup_steps;	/* of char * */
+	UfdwTableMap **tables;		/* indexed like the model; NULL = not provided */
+} UfdwConnector;
+
+extern const UfdwModel *ufdw_model(void);
+extern const UfdwModelTable *ufdw_model_table(const char *name);
+extern int	ufdw_model_table_index(const char *name);
+extern const UfdwConnector *ufdw_connector(const char *system);
+extern List *ufdw_connectors(void);
+extern char *ufdw_known_systems(void);
+extern const char *ufdw_coltype_sql(UfdwColType type);
+extern void ufdw_load_connector_file(const char *path, const UfdwModel *model,
+									 UfdwConnector **connector, UfdwModel **model_out);
+
+/* ----------------------------------------------------------------
+ * IMPORT FOREIGN SCHEMA and model introspection (import.c)
+ * ----------------------------------------------------------------
+ */
+
+struct ImportForeignSchemaStmt;
+extern List *ufdw_import_foreign_schema(struct ImportForeignSchemaStmt *stmt,
+										Oid serverOid);
+
+/* ----------------------------------------------------------------
+ * Options (option.c)
+ * ----------------------------------------------------------------
+ */
+
+/* Everything a scan needs from the server, user mapping and table options. */
+typedef struct UfdwOptions
+{
+	char	   *server_name;
+	const UfdwConnector *connector;
+	List	   *server_options; /* of DefElem, as given */
+	char	   *instance_url;	/* without trailing slash */
+	char	   *token_url;		/* NULL: connector default */
+	int			page_size;		/* 0: connector default */
+	bool		allow_insecure;
+	/* credentials, from the user mapping only */
+	char	   *username;
+	char	   *password;
+	char	   *token;
+	char	   *api_key;
+	char	   *client_id;
+	char	   *client_secret;
+	char	   *consumer_key;
+	char	   *consumer_secret;
+	char	   *token_id;
+	char	   *token_secret;
+	int			auth_method;	/* one UFDW_AUTH_* chosen from the credentials */
+} UfdwOptions;
+
+extern bool ufdw_pushdown_enabled;
+
+extern void ufdw_define_gucs(void);
+extern UfdwOptions *ufdw_get_options(ForeignServer *server, UserMapping *um);
+extern char *ufdw_option_value(List *options, const char *name);
+extern int	ufdw_effective_page_size(const UfdwOptions *opts);
+extern List *ufdw_secrets(const UfdwOptions *opts);
+
+/* ----------------------------------------------------------------
+ * Native requests (request.c); pure functions, no I/O
+ * ----------------------------------------------------------------
+ */
+
+/* What a scan asks for, before any dialect is involved. */
+typedef struct UfdwScanSpec
+{
+	const UfdwConnector *connector;
+	const UfdwTableMap *table;
+	Bitmapset  *columns;		/* model column indexes the query needs */
+	int			page_size;
+} UfdwScanSpec;
+
+/* One native HTTP request, free of secrets (shown by EXPLAIN). */
+typedef struct UfdwRequest
+{
+	const char *method;			/* "GET" or "POST" */
+	char	   *url;
+	List	   *headers;		/* of char *, "Name: value" */
+	char	   *body;			/* NULL for GET */
+	int64		offset;			/* records before this page */
+	int			limit;			/* records asked for (0: server decides) */
+} UfdwRequest;
+
+/* What page.c found in a page besides the records. */
+typedef struct UfdwPageInfo
+{
+	int			nrecords;		/* records in this page */
+	char	   *next_link;		/* OData nextLink / __next, or NULL */
+	bool		has_more;		/* SuiteQL hasMore */
+	int64		total_count;	/* -1 when the page did not say */
+} UfdwPageInfo;
+
+extern char *ufdw_expand_template(const char *tmpl, const UfdwOptions *opts,
+								  bool *missing);
+extern UfdwRequest *ufdw_first_request(const UfdwScanSpec *spec,
+									   const UfdwOptions *opts);
+extern UfdwRequest *ufdw_next_request(const UfdwScanSpec *spec,
+									  const UfdwOptions *opts,
+									  const UfdwRequest *prev, int page_no,
+									  const UfdwPageInfo *page);
+extern char *ufdw_url_escape(const char *s);
+
+/* ----------------------------------------------------------------
+ * Page bodies to rows (page.c)
+ * ----------------------------------------------------------------
+ */
+
+typedef struct UfdwConverter UfdwConverter;
+
+extern UfdwConverter *ufdw_make_converter(const UfdwScanSpec *spec,
+										  const UfdwOptions *opts,
+										  TupleDesc tupdesc, const int *attr_column,
+										  const char *relname);
+
+/*
+ * Parses one page into rows allocated in the current memory context.  Sets
+ * *nrows and returns arrays of values/nulls, one per row.  Raises an ERROR
+ * on malformed bodies or values that do not convert.
+ */
+extern void ufdw_parse_page(UfdwConverter *conv, char *body, size_t len,
+							int *nrows, Datum ***values, bool ***nulls,
+							UfdwPageInfo *info);
+
+/* ----------------------------------------------------------------
+ * Transport (http.c)
+ * ----------------------------------------------------------------
+ */
+
+/* Who a request is made for: used in messages and for redaction. */
+typedef struct UfdwRequestContext
+{
+	const char *server_name;
+	const char *table_name;		/* NULL for requests outside a scan */
+	List	   *secrets;		/* of char *, redacted from any message */
+	bool		allow_insecure;
+} UfdwRequestContext;
+
+/* A transfer in flight or finished; owned by the memory context it was made in. */
+typedef struct UfdwTransfer UfdwTransfer;
+
+/* Response of a finished transfer; body is NUL-terminated. */
+typedef struct UfdwResponse
+{
+	long		status;
+	char	   *body;
+	size_t		len;
+	char	   *content_type;	/* or NULL */
+	char	   *request_id;		/* what we sent as X-Request-ID */
+	char	   *upstream_request_id;	/* request-id & co., or NULL */
+	char	   *www_authenticate;	/* or NULL */
+	double		elapsed_ms;
+} UfdwResponse;
+
+extern UfdwTransfer *ufdw_http_start(const UfdwRequest *req,
+									 const UfdwRequestContext *rctx,
+									 List *auth_headers,
+									 const char *username, const char *password);
+extern UfdwResponse *ufdw_http_finish(UfdwTransfer *xfer);
+extern void ufdw_http_poll(void);
+extern void ufdw_http_cancel(UfdwTransfer *xfer);
+extern void ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
+							const UfdwResponse *resp) pg_attribute_noreturn();
+extern char *ufdw_redact(const char *text, List *secrets, int maxlen);
+
+/* ----------------------------------------------------------------
+ * Authentication (auth.c)
+ * ----------------------------------------------------------------
+ */
+
+extern UfdwResponse *ufdw_execute(const UfdwRequest *req, const UfdwOptions *opts,
+								  const UfdwRequestContext *rctx, Oid umid);
+extern UfdwTransfer *ufdw_start_authenticated(const UfdwRequest *req,
+											  const UfdwOptions *opts,
+											  const UfdwRequestContext *rctx,
+											  Oid umid);
+extern UfdwResponse *ufdw_finish_authenticated(UfdwTransfer *xfer,
+											   const UfdwRequest *req,
+											   const UfdwOptions *opts,
+											   const UfdwRequestContext *rctx,
+											   Oid umid);
+extern void ufdw_auth_init(void);
+
+/* ----------------------------------------------------------------
+ * Small JSON documents with jansson (upstream_json.c)
+ * ----------------------------------------------------------------
+ */
+
+/* An OAuth 2.0 token response, or the reason it could not be read. */
+typedef struct UfdwTokenResponse
+{
+	char	   *access_token;	/* palloc'd, or NULL on failure */
+	int64		expires_in;		/* seconds; 0 if absent */
+	char	   *error;			/* why it could not be read, or NULL */
+} UfdwTokenResponse;
+
+/* The parts of an upstream error body worth showing. */
+typedef struct UfdwUpstreamError
+{
+	char	   *code;			/* e.g. "BadRequest_NotFound", "invalid_client" */
+	char	   *message;		/* upstream's message, unsanitised */
+	char	   *upstream_id;	/* transaction/correlation id in the body */
+} UfdwUpstreamError;
+
+extern void ufdw_parse_token_response(const char *body, size_t len,
+									  UfdwTokenResponse *out);
+extern void ufdw_parse_error_body(const char *body, size_t len,
+								  UfdwUpstreamError *out);
+
+#endif							/* UNIFIED_FDW_H */
