@@ -25,21 +25,43 @@
 
 #include "unified_fdw.h"
 
-/* Percent-encodes everything but RFC 3986 unreserved characters. */
-char *
-ufdw_url_escape(const char *s)
+/*
+ * Percent-encodes s for a URL query or form value: everything but letters,
+ * digits and the characters in keep.
+ */
+static char *
+escape_except(const char *s, const char *keep)
 {
 	StringInfoData buf;
 
 	initStringInfo(&buf);
 	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
 	{
-		if (isalnum(*p) || strchr("-._~", *p))
+		if (isalnum(*p) || strchr(keep, *p))
 			appendStringInfoChar(&buf, *p);
 		else
 			appendStringInfo(&buf, "%%%02X", *p);
 	}
 	return buf.data;
+}
+
+/* Percent-encodes everything but RFC 3986 unreserved characters. */
+char *
+ufdw_url_escape(const char *s)
+{
+	return escape_except(s, "-._~");
+}
+
+/*
+ * Encoding for query option values: also keeps the sub-delimiters OData
+ * expressions are made of ("$", ",", "'", "(", ")", ":"), which RFC 3986
+ * allows in a query, so requests stay readable in EXPLAIN.  "&", "=", "+",
+ * "#", "%", space and non-ASCII bytes are always encoded.
+ */
+static char *
+query_escape(const char *s)
+{
+	return escape_except(s, "-._~$,'():/@");
 }
 
 /* The value of a server option as used in templates. */
@@ -132,7 +154,7 @@ static void
 append_param(StringInfo buf, const char *name, const char *value)
 {
 	appendStringInfo(buf, "%c%s=%s", strchr(buf->data, '?') ? '&' : '?',
-					 name, ufdw_url_escape(value));
+					 name, query_escape(value));
 }
 
 /* Connector headers and query parameters, expanded; unset ones left out. */

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Compares a full scan of a unified table with the sandbox's own export.
+
+The expected rows are computed here, independently of the extension, from
+the native records the sandbox serves (GET /_sandbox/export/...) and the
+mapping of DESIGN.md section 3.  The actual rows come from psql as one
+row_to_json() object per line (run with TimeZone=UTC).
+
+usage: check_fullscan.py SYSTEM SANDBOX_URL TABLE ACTUAL_FILE
+Prints one line per table and exits 1 on any difference.
+"""
+import datetime
+import decimal
+import json
+import sys
+import urllib.request
+
+BC_COMPANY = "bb6d48b6-c7b2-4a38-9a93-ad5506407f12"
+BC_BLANKS = ("", "0001-01-01", "0001-01-01T00:00:00Z", "00000000-0000-0000-0000-000000000000")
+
+
+def loads(text):
+    return json.loads(text, parse_float=decimal.Decimal, parse_int=decimal.Decimal)
+
+
+def bc_value(v):
+    """Business Central has no NULL: blanks mean "no value"."""
+    return None if v is None or (isinstance(v, str) and v in BC_BLANKS) else v
+
+
+def bc_rows(table, records):
+    po_status = {"Draft": "draft", "In Review": "pending_approval", "Open": "open"}
+    item_type = {"Inventory": "inventory", "Service": "service", "Non-Inventory": "non_inventory"}
+    out = []
+    for r in records:
+        g = lambda k: bc_value(r.get(k))
+        if table == "purchase_orders":
+            row = {"id": g("id"), "number": g("number"), "status": po_status.get(g("status")),
+                   "vendor_id": g("vendorId"), "vendor_name": g("vendorName"),
+                   "order_date": g("orderDate"), "currency": g("currencyCode"),
+                   "total_amount": g("totalAmountIncludingTax"), "company_id": BC_COMPANY,
+                   "created_at": None, "updated_at": g("lastModifiedDateTime")}
+        elif table == "purchase_order_lines":
+            row = {"id": g("id"), "purchase_order_id": g("documentId"), "line_number": g("sequence"),
+                   "item_id": g("itemId"), "description": g("description"), "quantity": g("quantity"),
+                   "unit_price": g("directUnitCost"), "amount": g("amountExcludingTax"),
+                   "unit_of_measure": g("unitOfMeasureCode"), "received_quantity": g("receivedQuantity")}
+        elif table == "vendors":
+            row = {"id": g("id"), "number": g("number"), "name": g("displayName"), "email": g("email"),
+                   "phone": g("phoneNumber"), "currency": g("currencyCode"),
+                   "status": "active" if r.get("blocked") == " " else "blocked",
+                   "updated_at": g("lastModifiedDateTime")}
+        elif table == "items":
+            row = {"id": g("id"), "number": g("number"), "name": g("displayName"),
+                   "type": item_type.get(g("type")), "unit_of_measure": g("baseUnitOfMeasureCode"),
+                   "unit_cost": g("unitCost"), "updated_at": g("lastModifiedDateTime")}
+        else:
+            raise SystemExit(f"unknown table {table}")
+        row["raw"] = r
+        out.append(row)
+    return out
+
+
+BC_ENTITY = {"purchase_orders": "purchaseOrders", "purchase_order_lines": "purchaseOrderLines",
+             "vendors": "vendors", "items": "items"}
+
+
+def expected(system, url, table):
+    if system != "bc":
+        raise SystemExit(f"unknown system {system}")
+    with urllib.request.urlopen(f"{url}/_sandbox/export/{BC_ENTITY[table]}?company={BC_COMPANY}") as f:
+        records = loads(f.read().decode())["value"]
+    return bc_rows(table, records)
+
+
+def normalise(column, v):
+    """Comparable form: instants as aware datetimes, numbers as Decimal."""
+    if v is None:
+        return None
+    if column in ("created_at", "updated_at"):
+        return datetime.datetime.fromisoformat(v.replace("Z", "+00:00"))
+    if isinstance(v, (int, float)):
+        return decimal.Decimal(v)
+    return v
+
+
+def main():
+    system, url, table, actual_file = sys.argv[1:5]
+    want = {r["id"]: r for r in expected(system, url, table)}
+    with open(actual_file, encoding="utf-8") as f:
+        got_rows = [loads(line) for line in f if line.strip()]
+    got = {r["id"]: r for r in got_rows}
+    problems = []
+    if len(got_rows) != len(got):
+        problems.append(f"{len(got_rows) - len(got)} duplicate ids in the scan")
+    for k in sorted(set(want) - set(got), key=str)[:5]:
+        problems.append(f"missing row {k}")
+    for k in sorted(set(got) - set(want), key=str)[:5]:
+        problems.append(f"unexpected row {k}")
+    for k in sorted(set(want) & set(got), key=str):
+        for col, v in want[k].items():
+            if normalise(col, v) != normalise(col, got[k].get(col)):
+                problems.append(f"row {k} column {col}: expected {v!r}, got {got[k].get(col)!r}")
+        if len(problems) > 10:
+            break
+    if problems:
+        print(f"{table}: {len(got)} rows scanned, {len(want)} expected; differences:")
+        for p in problems[:10]:
+            print("  " + p)
+        sys.exit(1)
+    print(f"{table}: all {len(want)} rows equal the sandbox's export")
+
+
+if __name__ == "__main__":
+    main()

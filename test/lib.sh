@@ -1,0 +1,113 @@
+# test/lib.sh: shared by test/run, test/demo and the benchmarks.
+#
+# Installs what the build and tests need, builds and installs the
+# extension, starts a throwaway PostgreSQL cluster on a free port and the
+# sandbox upstream servers on loopback, and tears everything down again.
+# Source it; every function is prefixed ufdw_.  Nothing here touches any
+# address but loopback.
+
+UFDW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+UFDW_PG_MAJOR=${UFDW_PG_MAJOR:-15}
+UFDW_PACKAGES="build-essential pkg-config postgresql-$UFDW_PG_MAJOR postgresql-server-dev-$UFDW_PG_MAJOR libcurl4-openssl-dev libjansson-dev libipc-run-perl python3 curl"
+UFDW_WORK=""             # temporary directory of this run
+UFDW_PIDS=()             # sandbox processes to stop
+UFDW_PGBIN=""
+export PGHOST PGPORT PGUSER PGDATABASE
+
+ufdw_log() { printf '==> %s\n' "$*" >&2; }
+
+# Runs a command as root (directly, or through sudo).
+ufdw_as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Runs a command as the cluster's owner: postgres when we are root
+# (initdb refuses root), else ourselves.
+ufdw_as_owner() {
+    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+ufdw_install_deps() {
+    local missing=()
+    for p in $UFDW_PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        ufdw_log "installing Debian packages: ${missing[*]}"
+        ufdw_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        ufdw_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    UFDW_PGBIN=$(pg_config --bindir)
+    # Debian's pg_config lives in /usr/bin; the server binaries do not
+    [ -x "$UFDW_PGBIN/initdb" ] || UFDW_PGBIN=/usr/lib/postgresql/$UFDW_PG_MAJOR/bin
+    export PATH="$UFDW_PGBIN:$PATH"
+}
+
+ufdw_build() {
+    ufdw_log "building and installing unified_fdw"
+    make -C "$UFDW_ROOT" -s clean >/dev/null
+    make -C "$UFDW_ROOT" -s >/dev/null
+    ufdw_as_root make -C "$UFDW_ROOT" -s install >/dev/null
+    # the backend must never bind to PostgreSQL's json_object (STYLE.md)
+    if nm -u "$UFDW_ROOT/unified_fdw.so" | grep -qw json_object; then
+        echo "unified_fdw.so references json_object" >&2
+        return 1
+    fi
+}
+
+# A temporary directory owned by the cluster's owner; removed by ufdw_cleanup.
+ufdw_workdir() {
+    UFDW_WORK=$(mktemp -d /tmp/unified_fdw.XXXXXX)
+    chmod 755 "$UFDW_WORK"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$UFDW_WORK"
+    return 0
+}
+
+ufdw_free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Starts a cluster listening on a Unix socket in $UFDW_WORK only.
+ufdw_start_cluster() {
+    PGPORT=$(ufdw_free_port)
+    PGHOST=$UFDW_WORK
+    PGUSER=postgres
+    PGDATABASE=postgres
+    ufdw_log "starting PostgreSQL $UFDW_PG_MAJOR on port $PGPORT"
+    ufdw_as_owner "$UFDW_PGBIN/initdb" -D "$UFDW_WORK/data" -A trust -U postgres >"$UFDW_WORK/initdb.log" 2>&1
+    ufdw_as_owner "$UFDW_PGBIN/pg_ctl" -D "$UFDW_WORK/data" -w -l "$UFDW_WORK/postgres.log" \
+        -o "-p $PGPORT -k $UFDW_WORK -c listen_addresses='' ${UFDW_PG_OPTS:-}" start >/dev/null
+}
+
+# ufdw_start_sandbox NAME PORT [ARGS...]: starts test/sandbox/NAME.py on
+# 127.0.0.1:PORT and waits until it answers.
+ufdw_start_sandbox() {
+    local name=$1 port=$2
+    shift 2
+    python3 "$UFDW_ROOT/test/sandbox/$name.py" --host 127.0.0.1 --port "$port" "$@" \
+        >"$UFDW_WORK/sandbox-$name.log" 2>&1 &
+    UFDW_PIDS+=($!)
+    for _ in $(seq 1 100); do
+        if curl -fsS "http://127.0.0.1:$port/_sandbox/health" >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "sandbox $name did not start; its log:" >&2
+    cat "$UFDW_WORK/sandbox-$name.log" >&2
+    return 1
+}
+
+ufdw_cleanup() {
+    local pid
+    for pid in "${UFDW_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    UFDW_PIDS=()
+    if [ -n "$UFDW_WORK" ] && [ -d "$UFDW_WORK/data" ]; then
+        ufdw_as_owner "$UFDW_PGBIN/pg_ctl" -D "$UFDW_WORK/data" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    if [ -n "$UFDW_WORK" ] && [ -z "${UFDW_KEEP:-}" ]; then
+        rm -rf "$UFDW_WORK"
+    fi
+}

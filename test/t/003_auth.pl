@@ -1,0 +1,84 @@
+# Authentication against the sandbox Business Central: OAuth 2.0 client
+# credentials (token cached, refreshed before expiry and after revocation,
+# dropped on ALTER USER MAPPING), HTTP Basic, and rejected credentials that
+# give a clear error and never show a secret.
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use UfdwTest;
+
+my $sb = start_sandbox('bc');
+my $node = new_node('auth', log_min_messages => 'debug1');
+bc_connect($node, $sb, 'bc');
+
+sub token_requests
+{
+	return scalar grep { $_->{method} eq 'POST' && $_->{path} =~ m{/oauth2/v2.0/token$} }
+	  @{ sandbox_requests($sb) };
+}
+
+clear_sandbox_requests($sb);
+$node->safe_psql('postgres', 'SELECT count(*) FROM bc.vendors; SELECT count(*) FROM bc.items;');
+is(token_requests(), 1, 'one token serves several scans in a session');
+
+# a token is renewed ahead of its expiry
+sandbox_call($sb, 'POST', '/_sandbox/config', { token_ttl => 2 });
+clear_sandbox_requests($sb);
+is($node->safe_psql('postgres', q{
+	SELECT count(*) > 0 FROM bc.vendors;
+	SELECT pg_sleep(2.2);
+	SELECT count(*) > 0 FROM bc.vendors;
+}), "t\n\nt", 'scans succeed across token expiry');
+my @api401 = grep { $_->{status} == 401 } @{ sandbox_requests($sb) };
+is(scalar(@api401), 0, 'no request was sent with an expired token');
+cmp_ok(token_requests(), '>=', 2, 'a new token was fetched');
+sandbox_call($sb, 'POST', '/_sandbox/config', { token_ttl => 3599 });
+
+# a revoked token is replaced once, transparently
+$node->safe_psql('postgres', 'SELECT count(*) FROM bc.vendors');
+sandbox_call($sb, 'POST', '/_sandbox/revoke', {});
+is($node->safe_psql('postgres', 'SELECT count(*) > 0 FROM bc.vendors'), 't',
+	'a revoked token is replaced after a 401');
+
+# a wrong client secret: clear error, no secret anywhere
+my $canary = 'canary-Zq7rT0pSecret';
+my ($ret, $out, $err) = $node->psql('postgres', qq{
+	SELECT 'before', count(*) > 0 FROM bc.vendors;
+	ALTER USER MAPPING FOR CURRENT_USER SERVER bc OPTIONS (SET client_secret '$canary');
+	SELECT count(*) FROM bc.vendors;
+}, extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($out, qr/before\|t/, 'the first scan in the session used the good secret');
+isnt($ret, 0, 'the scan fails once the mapping has a wrong secret (cached token dropped)');
+like($err, qr/ERROR:  HV00N: credentials for server "bc" were rejected: HTTP status 401/,
+	'the error says the credentials were rejected, with SQLSTATE HV00N');
+like($err, qr/DETAIL:  Upstream error: invalid_client: AADSTS7000215/, 'DETAIL has the upstream error');
+like($err, qr/Request id: [0-9a-f-]{36}/, 'DETAIL has our request id');
+like($err, qr/HINT:  .*client_secret/, 'HINT says what to fix');
+like($err, qr/CONTEXT:  upstream request: POST \Q$sb->{url}\E\/tap-tenant\/oauth2\/v2.0\/token/,
+	'CONTEXT has the request line');
+unlike($err, qr/\Q$canary\E/, 'the secret is not in the error');
+unlike(slurp_file($node->logfile), qr/\Q$canary\E/, 'the secret is not in the server log');
+
+# HTTP Basic (Business Central on-premises)
+$node->safe_psql('postgres', qq{
+	CREATE SERVER basic FOREIGN DATA WRAPPER unified_fdw OPTIONS (
+		system 'dynamics365_bc', instance_url '$sb->{url}/v2.0/tap-tenant/production',
+		company_id '@{[bc_company]}', allow_insecure 'true');
+	CREATE USER MAPPING FOR CURRENT_USER SERVER basic OPTIONS (
+		username 'sandbox-user', password 'sandbox-password');
+	CREATE SCHEMA basic;
+	IMPORT FOREIGN SCHEMA unified LIMIT TO (vendors) FROM SERVER basic INTO basic;
+});
+is($node->safe_psql('postgres', 'SELECT count(*) > 0 FROM basic.vendors'), 't', 'HTTP Basic works');
+$node->safe_psql('postgres', "ALTER USER MAPPING FOR CURRENT_USER SERVER basic OPTIONS (SET password '$canary')");
+($ret, $out, $err) = $node->psql('postgres', 'SELECT count(*) FROM basic.vendors');
+like($err, qr/credentials for server "basic" were rejected while reading "vendors": HTTP status 401/,
+	'a wrong password is reported as rejected credentials');
+like($err, qr/Authentication_InvalidCredentials/, 'with the upstream error code');
+unlike($err, qr/\Q$canary\E/, 'without the password');
+
+# the session is still usable
+is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the session stays usable');
+
+done_testing();
