@@ -42,7 +42,7 @@ SELECT * FROM show_error('SELECT * FROM bad_secret_vendors');
 
 -- an unknown client
 ALTER USER MAPPING FOR CURRENT_USER SERVER bad_secret
-  OPTIONS (SET client_id 'canary-unknown-client');
+  OPTIONS (SET client_id 'unknown-client');
 SELECT * FROM show_error('SELECT * FROM bad_secret_vendors');
 
 -- a company that does not exist

@@ -650,6 +650,10 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 										uerr.code && uerr.message ? ": " : "",
 										uerr.message ? uerr.message : ""),
 							   rctx->secrets, 400);
+		/* the upstream's own final period would double ours */
+		while (strlen(upstream) > 0 && (upstream[strlen(upstream) - 1] == '.' ||
+										upstream[strlen(upstream) - 1] == ' '))
+			upstream[strlen(upstream) - 1] = '\0';
 		appendStringInfo(&detail, "Upstream error: %s. ", upstream);
 	}
 	else if (resp->len > 0 && resp->content_type &&
