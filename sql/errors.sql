@@ -2,7 +2,8 @@
 -- Upstream errors against the sandbox Business Central: clear messages,
 -- pinned SQLSTATEs, request ids, and never a secret.
 --
-\set bc 'http://127.0.0.1:18401'
+\getenv bc UFDW_BC_URL
+SET unified_regress.bc = :'bc';
 \set instance_url :bc '/v2.0/regress-tenant/production'
 \set token_url :bc '/regress-tenant/oauth2/v2.0/token'
 
@@ -24,7 +25,8 @@ EXCEPTION WHEN OTHERS THEN
     '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'g'),
     ' after [0-9]+ ms', ' after <n> ms', 'g');
   RETURN NEXT 'hint: ' || coalesce(hint, '');
-  RETURN NEXT 'context: ' || split_part(coalesce(ctx, ''), E'\n', 1);
+  RETURN NEXT 'context: ' || replace(split_part(coalesce(ctx, ''), E'\n', 1),
+    current_setting('unified_regress.bc'), '<bc>');
   RETURN NEXT 'secret shown: ' || (concat(msg, det, hint, ctx) LIKE '%canary%')::text;
 END
 $$;

@@ -12,6 +12,8 @@ UFDW_PACKAGES="build-essential pkg-config postgresql-$UFDW_PG_MAJOR postgresql-s
 UFDW_WORK=""             # temporary directory of this run
 UFDW_PIDS=()             # sandbox processes to stop
 UFDW_PGBIN=""
+# PG_CONFIG selects the PostgreSQL installation (a relocated copy works too)
+export PG_CONFIG=${PG_CONFIG:-pg_config}
 export PGHOST PGPORT PGUSER PGDATABASE
 
 ufdw_log() { printf '==> %s\n' "$*" >&2; }
@@ -37,7 +39,7 @@ ufdw_install_deps() {
         ufdw_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
         ufdw_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
-    UFDW_PGBIN=$(pg_config --bindir)
+    UFDW_PGBIN=$("$PG_CONFIG" --bindir)
     # Debian's pg_config lives in /usr/bin; the server binaries do not
     [ -x "$UFDW_PGBIN/initdb" ] || UFDW_PGBIN=/usr/lib/postgresql/$UFDW_PG_MAJOR/bin
     export PATH="$UFDW_PGBIN:$PATH"
@@ -47,7 +49,11 @@ ufdw_build() {
     ufdw_log "building and installing unified_fdw"
     make -C "$UFDW_ROOT" -s clean >/dev/null
     make -C "$UFDW_ROOT" -s >/dev/null
-    ufdw_as_root make -C "$UFDW_ROOT" -s install >/dev/null
+    if [ -w "$("$PG_CONFIG" --pkglibdir)" ]; then
+        make -C "$UFDW_ROOT" -s install >/dev/null
+    else
+        ufdw_as_root make -C "$UFDW_ROOT" -s install PG_CONFIG="$PG_CONFIG" >/dev/null
+    fi
     # the backend must never bind to PostgreSQL's json_object (STYLE.md)
     if nm -u "$UFDW_ROOT/unified_fdw.so" | grep -qw json_object; then
         echo "unified_fdw.so references json_object" >&2
