@@ -7,6 +7,7 @@ OBJS = \
 	src/option.o \
 	src/connector.o \
 	src/request.o \
+	src/deparse.o \
 	src/page.o \
 	src/http.o \
 	src/auth.o \

@@ -383,12 +383,65 @@ parse_field(const LoadPos *pos, json_t *v, UfdwField *f, UfdwDialect dialect)
 		load_error(pos, "\"expr\" is only valid for the suiteql dialect", NULL);
 }
 
+/*
+ * The "native_type" of a field, checked against the column's model type,
+ * its value map and the dialect (which literals it can spell).
+ */
+static UfdwNativeType
+parse_native_type(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
+				  const UfdwColumnMap *cm, UfdwDialect dialect)
+{
+	static const struct
+	{
+		const char *name;
+		UfdwNativeType type;
+		UfdwColType coltype;
+	}			types[] =
+	{
+		{"string", UFDW_NATIVE_STRING, UFDW_TYPE_TEXT},
+		{"guid", UFDW_NATIVE_GUID, UFDW_TYPE_TEXT},
+		{"enum", UFDW_NATIVE_ENUM, UFDW_TYPE_TEXT},
+		{"decimal", UFDW_NATIVE_DECIMAL, UFDW_TYPE_NUMERIC},
+		{"integer", UFDW_NATIVE_INTEGER, UFDW_TYPE_INTEGER},
+		{"date", UFDW_NATIVE_DATE, UFDW_TYPE_DATE},
+		{"datetime", UFDW_NATIVE_DATETIME, UFDW_TYPE_TIMESTAMPTZ},
+		{"datetimeoffset", UFDW_NATIVE_DATETIMEOFFSET, UFDW_TYPE_TIMESTAMPTZ},
+	};
+	const char *s;
+
+	if (!json_is_string(v))
+		load_error(pos, "expected a string", NULL);
+	s = json_string_value(v);
+	for (int i = 0; i < lengthof(types); i++)
+	{
+		if (strcmp(types[i].name, s) != 0)
+			continue;
+		/* SAP's Edm.DateTime may also carry a date column (midnight UTC) */
+		if (types[i].coltype != mc->type &&
+			!(types[i].type == UFDW_NATIVE_DATETIME && mc->type == UFDW_TYPE_DATE))
+			load_error(pos, psprintf("native type \"%s\" does not fit a %s column",
+									 s, ufdw_coltype_sql(mc->type)), NULL);
+		if ((types[i].type == UFDW_NATIVE_ENUM) != (cm->nmap > 0))
+			load_error(pos, "a column with a \"map\" has native type \"enum\", and only such a column",
+					   NULL);
+		if (types[i].type == UFDW_NATIVE_GUID && dialect == UFDW_DIALECT_SUITEQL)
+			load_error(pos, "native type \"guid\" is not valid for the suiteql dialect", NULL);
+		if (types[i].type == UFDW_NATIVE_DATETIME && dialect != UFDW_DIALECT_ODATA_V2)
+			load_error(pos, "native type \"datetime\" is only valid for the odata_v2 dialect",
+					   NULL);
+		return types[i].type;
+	}
+	load_error(pos, psprintf("unknown native type \"%s\"", s),
+			   "Valid native types are: string, guid, enum, decimal, integer, date, datetime, datetimeoffset.");
+	return UFDW_NATIVE_NONE;	/* keep compiler quiet */
+}
+
 static void
 parse_column_map(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 				 const UfdwConnector *conn, UfdwColumnMap *cm)
 {
 	static const char *const map_keys[] = {"field", "fields", "separator", "any_true",
-	"option", "map", "default", NULL};
+	"option", "map", "default", "native_type", NULL};
 	json_t	   *src;
 	int			nsources = 0;
 
@@ -491,6 +544,15 @@ parse_column_map(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 	}
 	if (cm->kind == UFDW_MAP_ANY_TRUE && cm->nmap == 0)
 		load_error(pos, "\"any_true\" needs a \"map\" from \"true\"/\"false\" to values", NULL);
+
+	if ((src = json_object_get(v, "native_type")) != NULL)
+	{
+		LoadPos		p = pos_child(pos, "native_type");
+
+		if (cm->kind != UFDW_MAP_FIELD)
+			load_error(&p, "\"native_type\" is only valid with \"field\"", NULL);
+		cm->native_type = parse_native_type(&p, src, mc, cm, conn->dialect);
+	}
 }
 
 static int

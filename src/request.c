@@ -5,16 +5,20 @@
  *		with its query options, the headers, the body, and the request for
  *		the page after a given one.
  *
- * Everything here is pure: no I/O, no catalog access, no secrets.  The
+ * The filter and sort come rendered from deparse.c (spec->filter, params,
+ * orderby); spec->top is a pushed LIMIT.  Everything here is pure: no I/O, no catalog access, no secrets.  The
  * requests built here are what EXPLAIN VERBOSE shows; credentials are added
  * by auth.c when a request is sent.
  *
- *	 odata_v4   GET base/entity?$select=…  with Prefer: odata.maxpagesize=N,
- *	            then every @odata.nextLink as given (opaque).
- *	 odata_v2   GET base/entity?$select=…&$top=N&$skip=K; follows __next
+ *	 odata_v4   GET base/entity?$select=…&$filter=…&$orderby=…[&$top=L]
+ *	            with Prefer: odata.maxpagesize=N, then every @odata.nextLink
+ *	            as given (opaque; it repeats the options).
+ *	 odata_v2   GET base/entity?$select=…&$filter=…&$orderby=…&$top=N&$skip=K
+ *	            ($top lowered to what a pushed LIMIT still needs); follows __next
  *	            when the server sends it, else advances $skip.
  *	 suiteql    POST …/services/rest/query/v1/suiteql?limit=N&offset=K with
- *	            {"q": "SELECT …"} and Prefer: transient; offset advances by
+ *	            {"q": "SELECT … WHERE … ORDER BY …", "params": [...]} and
+ *	            Prefer: transient; offset advances by
  *	            limit (always a multiple of it) while hasMore is true.
  *
  *-------------------------------------------------------------------------
@@ -222,6 +226,17 @@ append_odata_select(StringInfo url, const UfdwScanSpec *spec)
 		append_param(url, "$select", sel.data);
 }
 
+/* $select, then the pushed $filter and $orderby. */
+static void
+append_odata_query(StringInfo url, const UfdwScanSpec *spec)
+{
+	append_odata_select(url, spec);
+	if (spec->filter)
+		append_param(url, "$filter", spec->filter);
+	if (spec->orderby)
+		append_param(url, "$orderby", spec->orderby);
+}
+
 static char *
 suiteql_query(const UfdwScanSpec *spec)
 {
@@ -249,8 +264,12 @@ suiteql_query(const UfdwScanSpec *spec)
 			appendStringInfoString(&q, f->name);
 	}
 	appendStringInfo(&q, " FROM %s", tm->entity);
-	if (tm->where)
-		appendStringInfo(&q, " WHERE %s", tm->where);
+	if (tm->where && spec->filter)
+		appendStringInfo(&q, " WHERE (%s) AND %s", tm->where, spec->filter);
+	else if (tm->where || spec->filter)
+		appendStringInfo(&q, " WHERE %s", tm->where ? tm->where : spec->filter);
+	if (spec->orderby)
+		appendStringInfo(&q, " ORDER BY %s", spec->orderby);
 	return q.data;
 }
 
@@ -263,6 +282,10 @@ offset_request(const UfdwScanSpec *spec, const UfdwOptions *opts, int64 offset)
 
 	req->offset = offset;
 	req->limit = spec->page_size;
+	/* a pushed LIMIT: ask for what is left of it (SuiteQL keeps offset % limit == 0) */
+	if (spec->top > 0 && spec->top - offset < req->limit &&
+		(opts->connector->dialect != UFDW_DIALECT_SUITEQL || offset == 0))
+		req->limit = (int) (spec->top - offset);
 	initStringInfo(&url);
 	appendStringInfoString(&url, base_url(opts));
 	if (opts->connector->dialect == UFDW_DIALECT_SUITEQL)
@@ -274,6 +297,19 @@ offset_request(const UfdwScanSpec *spec, const UfdwOptions *opts, int64 offset)
 		initStringInfo(&body);
 		appendStringInfoString(&body, "{\"q\":");
 		escape_json(&body, suiteql_query(spec));
+		if (spec->params)
+		{
+			ListCell   *lc;
+
+			appendStringInfoString(&body, ",\"params\":[");
+			foreach(lc, spec->params)
+			{
+				if (foreach_current_index(lc) > 0)
+					appendStringInfoChar(&body, ',');
+				escape_json(&body, lfirst(lc));
+			}
+			appendStringInfoChar(&body, ']');
+		}
 		appendStringInfoChar(&body, '}');
 		req->body = body.data;
 		req->headers = lappend(req->headers, pstrdup("Prefer: transient"));
@@ -283,7 +319,7 @@ offset_request(const UfdwScanSpec *spec, const UfdwOptions *opts, int64 offset)
 	{
 		req->method = "GET";
 		appendStringInfoString(&url, spec->table->entity);
-		append_odata_select(&url, spec);
+		append_odata_query(&url, spec);
 		appendStringInfo(&url, "%c$top=%d", strchr(url.data, '?') ? '&' : '?', req->limit);
 		if (offset > 0)
 			appendStringInfo(&url, "&$skip=" INT64_FORMAT, offset);
@@ -308,9 +344,13 @@ ufdw_first_request(const UfdwScanSpec *spec, const UfdwOptions *opts)
 	initStringInfo(&url);
 	appendStringInfoString(&url, base_url(opts));
 	appendStringInfoString(&url, spec->table->entity);
-	append_odata_select(&url, spec);
+	append_odata_query(&url, spec);
+	if (spec->top > 0)
+		append_param(&url, "$top", psprintf(INT64_FORMAT, spec->top));
 	req->headers = lappend(req->headers,
-						   psprintf("Prefer: odata.maxpagesize=%d", spec->page_size));
+						   psprintf("Prefer: odata.maxpagesize=%d",
+									spec->top > 0 && spec->top < spec->page_size ?
+									(int) spec->top : spec->page_size));
 	add_connector_extras(req, &url, opts);
 	req->url = url.data;
 	return req;
@@ -342,6 +382,9 @@ ufdw_next_request(const UfdwScanSpec *spec, const UfdwOptions *opts,
 	UfdwRequest *req;
 	size_t		olen = origin_length(prev->url);
 
+	if (spec->top > 0 && prev->offset + page->nrecords >= spec->top &&
+		opts->connector->dialect != UFDW_DIALECT_ODATA_V4)
+		return NULL;			/* the pushed LIMIT is satisfied */
 	if (opts->connector->dialect == UFDW_DIALECT_SUITEQL)
 		return page->has_more && page->nrecords > 0 ?
 			offset_request(spec, opts, prev->offset + prev->limit) : NULL;

@@ -17,7 +17,16 @@
  * at a time (plus the next one arriving: the next request is sent as soon
  * as a page is parsed, and transfers progress while rows are returned).
  *
- * All quals are evaluated locally; only the column list is sent upstream.
+ * Pushdown (deparse.c renders; this file decides): every restriction
+ * clause whose shape can be sent goes to fdw_exprs, and is turned into a
+ * filter at BeginForeignScan, when its values (parameters, stable
+ * expressions) are known.  Every clause also stays in the local Filter:
+ * the upstream narrows, PostgreSQL decides.  A sort is pushed as path
+ * keys when the upstream orders exactly like PostgreSQL; a LIMIT (the
+ * planner's limit_tuples, for a query over this table alone) is sent only
+ * when every clause was rendered exactly, else the Limit node above simply
+ * stops reading.  unified_fdw.pushdown = off (at planning) sends only the
+ * column list.
  *
  *-------------------------------------------------------------------------
  */
@@ -25,12 +34,18 @@
 
 #include <math.h>
 
+#include "access/stratnum.h"
 #include "access/table.h"
+#include "catalog/pg_am.h"
+#include "commands/defrem.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/cost.h"
+#include "optimizer/paths.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/pathnode.h"
 #include "optimizer/planmain.h"
@@ -53,15 +68,32 @@ PG_MODULE_MAGIC;
 /* fdw_private of a ForeignScan, by position. */
 enum UfdwPrivateIndex
 {
-	UFDW_PRIVATE_ATTR_COLUMNS	/* IntList: model column per attribute, or -1 */
+	UFDW_PRIVATE_ATTR_COLUMNS,	/* IntList: model column per attribute, or -1 */
+	UFDW_PRIVATE_SORT_COLUMNS,	/* IntList: model columns of a pushed sort */
+	UFDW_PRIVATE_SORT_DESC,		/* IntList: 1 = descending, per sort column */
+	UFDW_PRIVATE_LIMIT,			/* Integer: rows a pushed LIMIT needs, or 0 */
+	UFDW_PRIVATE_ALL_PUSHED		/* Integer: 1 if every clause is in fdw_exprs */
+};
+
+/* fdw_private of a ForeignPath, by position. */
+enum UfdwPathPrivateIndex
+{
+	UFDW_PATH_SORT_COLUMNS,		/* as UFDW_PRIVATE_SORT_COLUMNS */
+	UFDW_PATH_SORT_DESC,		/* as UFDW_PRIVATE_SORT_DESC */
+	UFDW_PATH_LIMIT				/* as UFDW_PRIVATE_LIMIT */
 };
 
 /* Planner state, in baserel->fdw_private. */
 typedef struct UfdwRelInfo
 {
 	int			table_index;	/* model table */
+	const UfdwConnector *connector;
 	int		   *attr_column;	/* per attribute: model column, -1 if unneeded */
 	int			natts;
+	List	   *pushed;			/* RestrictInfos whose clause can be sent */
+	bool		all_pushed;		/* every baserestrictinfo is in pushed */
+	Bitmapset  *not_null;		/* model columns a top-level clause makes
+								 * non-NULL */
 } UfdwRelInfo;
 
 /* Executor state of one scan. */
@@ -84,6 +116,7 @@ typedef struct UfdwScanState
 	int			next_row;
 	Datum	  **values;
 	bool	  **nulls;
+	bool		filter_exact;	/* the upstream filter is exactly the quals */
 	/* EXPLAIN ANALYZE figures */
 	int64		requests;
 	int64		records;
@@ -179,23 +212,180 @@ unifiedGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 			info->attr_column[a] = c;
 	}
 	table_close(rel, NoLock);
+	info->connector = conn;
+
+	/* which clauses have a shape that can be sent */
+	info->all_pushed = true;
+	foreach(lc, baserel->baserestrictinfo)
+	{
+		RestrictInfo *ri = lfirst(lc);
+		UfdwFilter *f = NULL;
+
+		if (ufdw_pushdown_enabled)
+			f = ufdw_filter_from_clause(ri->clause, baserel->relid, info->attr_column,
+										info->natts, conn->tables[info->table_index],
+										NULL, NULL);
+		if (f == NULL)
+		{
+			info->all_pushed = false;
+			continue;
+		}
+		info->pushed = lappend(info->pushed, ri);
+		if (f->kind != UFDW_FILTER_AND && f->kind != UFDW_FILTER_OR &&
+			f->kind != UFDW_FILTER_NOT && f->kind != UFDW_FILTER_IS_NULL)
+			info->not_null = bms_add_member(info->not_null, f->column);
+	}
 
 	baserel->fdw_private = info;
-	baserel->rows = DEFAULT_ROWS;
 	baserel->tuples = DEFAULT_ROWS;
+	baserel->rows = clamp_row_est(DEFAULT_ROWS *
+								  clauselist_selectivity(root, baserel->baserestrictinfo,
+														 0, JOIN_INNER, NULL));
 }
 
+/*
+ * The sort the upstream can do for pathkeys, as model columns and
+ * directions; false if any key cannot be pushed exactly.
+ */
+static bool
+pushable_sort(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *info,
+			  List *pathkeys, List **columns, List **desc)
+{
+	const UfdwTableMap *tm = info->connector->tables[info->table_index];
+	ListCell   *lc;
+
+	*columns = *desc = NIL;
+	foreach(lc, pathkeys)
+	{
+		PathKey    *pk = lfirst(lc);
+		EquivalenceClass *ec = pk->pk_eclass;
+		ListCell   *lm;
+		int			column = -1;
+		bool		is_desc = pk->pk_strategy == BTGreaterStrategyNumber;
+
+		if (ec->ec_has_volatile)
+			return false;
+		foreach(lm, ec->ec_members)
+		{
+			EquivalenceMember *em = lfirst(lm);
+			Expr	   *e = em->em_expr;
+			Var		   *v;
+			int			c;
+
+			if (!bms_equal(em->em_relids, baserel->relids))
+				continue;
+			while (IsA(e, RelabelType))
+				e = ((RelabelType *) e)->arg;
+			if (!IsA(e, Var))
+				continue;
+			v = (Var *) e;
+			if (v->varno != baserel->relid || v->varattno <= 0 || v->varattno > info->natts)
+				continue;
+			c = info->attr_column[v->varattno - 1];
+			if (c < 0)
+				continue;
+			/* the standard ordering of the column's own type only */
+			if (v->vartype != exprType((Node *) em->em_expr) ||
+				pk->pk_opfamily != get_opclass_family(GetDefaultOpClass(v->vartype,
+																		BTREE_AM_OID)))
+				continue;
+			if (ufdw_sortable(info->connector, tm, c, is_desc, pk->pk_nulls_first,
+							  bms_is_member(c, info->not_null)))
+			{
+				column = c;
+				break;
+			}
+		}
+		if (column < 0)
+			return false;
+		*columns = lappend_int(*columns, column);
+		*desc = lappend_int(*desc, is_desc ? 1 : 0);
+	}
+	return *columns != NIL;
+}
+
+/*
+ * The rows a LIMIT lets the scan stop at, when the query reads this table
+ * alone with no grouping, aggregates, DISTINCT, window functions or SRFs
+ * (the planner's limit_tuples says exactly that), or 0.
+ */
+static int64
+pushable_limit(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *info)
+{
+	Query	   *parse = root->parse;
+
+	if (!info->all_pushed || root->limit_tuples <= 0 ||
+		root->limit_tuples > PG_INT32_MAX ||
+		parse->limitOption == LIMIT_OPTION_WITH_TIES ||
+		parse->rowMarks != NIL || parse->setOperations != NULL ||
+		bms_membership(root->all_baserels) != BMS_SINGLETON ||
+		!bms_equal(root->all_baserels, baserel->relids))
+		return 0;
+	return (int64) root->limit_tuples;
+}
+
+/* Cost of fetching rows: one request per page, each expensive. */
+static void
+scan_cost(double rows, Cost *startup, Cost *total)
+{
+	int			page_size = 1000;
+	double		pages = ceil(rows / page_size);
+
+	*startup = REQUEST_COST;
+	*total = *startup + Max(pages - 1, 0) * REQUEST_COST + rows * ROW_COST;
+}
+
+/*
+ * One path that fetches everything matching the pushed filter; one sorted
+ * upstream if the query's order can be pushed; and one that also sends the
+ * LIMIT, if every clause can be pushed and the order (if any) too.
+ */
 static void
 unifiedGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
-	int			page_size = 1000;
-	double		pages = ceil(baserel->rows / page_size);
-	Cost		startup = REQUEST_COST;
-	Cost		total = startup + Max(pages - 1, 0) * REQUEST_COST + baserel->rows * ROW_COST;
+	UfdwRelInfo *info = baserel->fdw_private;
+	Cost		startup,
+				total;
+	List	   *columns = NIL,
+			   *desc = NIL;
+	bool		sorted = false;
+	int64		limit;
 
+	scan_cost(baserel->rows, &startup, &total);
 	add_path(baserel, (Path *)
 			 ufdw_create_foreignscan_path(root, baserel, NULL, baserel->rows,
 										  startup, total, NIL, NULL, NULL, NIL));
+	if (!ufdw_pushdown_enabled)
+		return;
+
+	if (root->query_pathkeys &&
+		pushable_sort(root, baserel, info, root->query_pathkeys, &columns, &desc))
+	{
+		sorted = true;
+		/* the upstream sorts: a little dearer than not sorting */
+		add_path(baserel, (Path *)
+				 ufdw_create_foreignscan_path(root, baserel, NULL, baserel->rows,
+											  startup, total + baserel->rows * ROW_COST,
+											  root->query_pathkeys, NULL, NULL,
+											  list_make3(columns, desc, makeInteger(0))));
+	}
+
+	/* a LIMIT applies to the scan only in the order the query asks for */
+	limit = pushable_limit(root, baserel, info);
+	if (limit > 0 && (root->parse->sortClause == NIL ||
+					  (sorted && pathkeys_contained_in(root->sort_pathkeys,
+													   root->query_pathkeys))))
+	{
+		double		rows = Min(baserel->rows, (double) limit);
+
+		scan_cost(rows, &startup, &total);
+		add_path(baserel, (Path *)
+				 ufdw_create_foreignscan_path(root, baserel, NULL, rows, startup,
+											  total, sorted ? root->query_pathkeys : NIL,
+											  NULL, NULL,
+											  list_make3(columns, desc,
+														 makeInteger((int) limit))));
+	}
 }
 
 static ForeignScan *
@@ -205,14 +395,76 @@ unifiedGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 {
 	UfdwRelInfo *info = baserel->fdw_private;
 	List	   *attr_columns = NIL;
+	List	   *fdw_exprs = NIL;
+	List	   *path_private = best_path->fdw_private;
+	List	   *fdw_private;
+	ListCell   *lc;
 
 	for (int a = 0; a < info->natts; a++)
 		attr_columns = lappend_int(attr_columns, info->attr_column[a]);
 
-	/* every qual is checked locally */
+	/* the clauses to send; their values are computed at execution */
+	foreach(lc, info->pushed)
+		fdw_exprs = lappend(fdw_exprs, ((RestrictInfo *) lfirst(lc))->clause);
+
+	fdw_private = list_make5(attr_columns,
+							 path_private ? list_nth(path_private, UFDW_PATH_SORT_COLUMNS) : NIL,
+							 path_private ? list_nth(path_private, UFDW_PATH_SORT_DESC) : NIL,
+							 makeInteger(path_private ?
+										 intVal(list_nth(path_private, UFDW_PATH_LIMIT)) : 0),
+							 makeInteger(info->all_pushed ? 1 : 0));
+
+	/* every qual is still checked locally: the upstream only narrows */
 	scan_clauses = extract_actual_clauses(scan_clauses, false);
-	return make_foreignscan(tlist, scan_clauses, baserel->relid, NIL,
-							list_make1(attr_columns), NIL, NIL, outer_plan);
+	return make_foreignscan(tlist, scan_clauses, baserel->relid, fdw_exprs,
+							fdw_private, NIL, NIL, outer_plan);
+}
+
+/* Evaluates an operand of a pushed clause (see UfdwEvalFunc). */
+static Datum
+eval_operand(void *expr, void *arg, bool *isnull)
+{
+	ForeignScanState *node = arg;
+	ExprState  *es = ExecInitExpr((Expr *) expr, &node->ss.ps);
+
+	return ExecEvalExpr(es, node->ss.ps.ps_ExprContext, isnull);
+}
+
+/*
+ * Renders the pushed clauses (fdw_exprs), sort and limit into st->spec.
+ * The LIMIT is sent only if every clause was rendered exactly.
+ */
+static void
+push_filter_and_sort(ForeignScanState *node, UfdwScanState *st, ForeignScan *fsplan,
+					 int *attr_column, int natts)
+{
+	List	   *priv = fsplan->fdw_private;
+	List	   *filters = NIL;
+	bool		complete = intVal(list_nth(priv, UFDW_PRIVATE_ALL_PUSHED)) != 0;
+	int			limit = intVal(list_nth(priv, UFDW_PRIVATE_LIMIT));
+	UfdwRendered r;
+	ListCell   *lc;
+
+	foreach(lc, fsplan->fdw_exprs)
+	{
+		UfdwFilter *f = ufdw_filter_from_clause(lfirst(lc), fsplan->scan.scanrelid,
+												attr_column, natts, st->spec.table,
+												eval_operand, node);
+
+		if (f)
+			filters = lappend(filters, f);
+		else
+			complete = false;	/* e.g. a parameter that is NULL */
+	}
+	r = ufdw_render_filter(st->spec.connector, st->spec.table, filters);
+	st->spec.filter = r.text;
+	st->spec.params = r.params;
+	st->spec.orderby = ufdw_render_orderby(st->spec.connector, st->spec.table,
+										   list_nth(priv, UFDW_PRIVATE_SORT_COLUMNS),
+										   list_nth(priv, UFDW_PRIVATE_SORT_DESC));
+	st->filter_exact = complete && r.exact;
+	if (limit > 0 && st->filter_exact)
+		st->spec.top = limit;
 }
 
 static void
@@ -257,6 +509,8 @@ unifiedBeginForeignScan(ForeignScanState *node, int eflags)
 		if (attr_column[a] >= 0)
 			st->spec.columns = bms_add_member(st->spec.columns, attr_column[a]);
 	}
+
+	push_filter_and_sort(node, st, fsplan, attr_column, tupdesc->natts);
 
 	st->rctx.server_name = st->opts->server_name;
 	st->rctx.table_name = pstrdup(RelationGetRelationName(rel));

@@ -100,9 +100,28 @@ typedef struct UfdwField
 	char	   *expr;			/* NULL unless the dialect selects expressions */
 } UfdwField;
 
+/*
+ * Native type of a mapped field, for rendering filter literals (optional
+ * connector key "native_type"; a column without it is never filtered or
+ * sorted upstream).
+ */
+typedef enum UfdwNativeType
+{
+	UFDW_NATIVE_NONE,			/* unknown: not pushed */
+	UFDW_NATIVE_STRING,			/* text, compared case-insensitively upstream */
+	UFDW_NATIVE_GUID,			/* OData Edm.Guid */
+	UFDW_NATIVE_ENUM,			/* a code set: only the map's codes are sent */
+	UFDW_NATIVE_DECIMAL,		/* exact decimal */
+	UFDW_NATIVE_INTEGER,		/* integer */
+	UFDW_NATIVE_DATE,			/* calendar date (OData v4 Edm.Date, SuiteQL date) */
+	UFDW_NATIVE_DATETIME,		/* OData V2 Edm.DateTime: an instant in UTC, no zone */
+	UFDW_NATIVE_DATETIMEOFFSET	/* OData Edm.DateTimeOffset */
+} UfdwNativeType;
+
 typedef struct UfdwColumnMap
 {
 	UfdwMapKind kind;
+	UfdwNativeType native_type; /* FIELD only; UFDW_NATIVE_NONE if not given */
 	int			nfields;		/* FIELD: 1; CONCAT, ANY_TRUE: >= 1 */
 	UfdwField  *fields;
 	char	   *separator;		/* CONCAT only */
@@ -222,6 +241,11 @@ typedef struct UfdwScanSpec
 	const UfdwTableMap *table;
 	Bitmapset  *columns;		/* model column indexes the query needs */
 	int			page_size;
+	char	   *filter;			/* rendered filter (OData $filter, SuiteQL
+								 * condition), or NULL */
+	List	   *params;			/* SuiteQL: bound values (char *) of filter */
+	char	   *orderby;		/* rendered sort, or NULL */
+	int64		top;			/* records wanted in all (0: all) */
 } UfdwScanSpec;
 
 /* One native HTTP request, free of secrets (shown by EXPLAIN). */
@@ -253,6 +277,78 @@ extern UfdwRequest *ufdw_next_request(const UfdwScanSpec *spec,
 									  const UfdwRequest *prev, int page_no,
 									  const UfdwPageInfo *page);
 extern char *ufdw_url_escape(const char *s);
+
+/* ----------------------------------------------------------------
+ * Pushdown: quals to a neutral filter tree, and its rendering per
+ * dialect (deparse.c); rendering is pure
+ * ----------------------------------------------------------------
+ */
+
+typedef enum UfdwFilterKind
+{
+	UFDW_FILTER_AND,			/* args */
+	UFDW_FILTER_OR,				/* args */
+	UFDW_FILTER_NOT,			/* args: one */
+	UFDW_FILTER_CMP,			/* column op values[0] */
+	UFDW_FILTER_IN,				/* column = any of values */
+	UFDW_FILTER_NOT_IN,			/* column <> all of values */
+	UFDW_FILTER_IS_NULL,		/* column IS NULL */
+	UFDW_FILTER_NOT_NULL,		/* column IS NOT NULL */
+	UFDW_FILTER_PREFIX,			/* column LIKE values[0] || '%' */
+	UFDW_FILTER_CONTAINS,		/* column LIKE '%' || values[0] || '%' */
+	UFDW_FILTER_NONE			/* a part of an AND that cannot be sent */
+} UfdwFilterKind;
+
+typedef enum UfdwCmpOp
+{
+	UFDW_OP_EQ,
+	UFDW_OP_NE,
+	UFDW_OP_LT,
+	UFDW_OP_LE,
+	UFDW_OP_GT,
+	UFDW_OP_GE
+} UfdwCmpOp;
+
+/*
+ * A node of the neutral filter tree.  Values are unified (model) values in
+ * canonical text: integers and numerics as printed by PostgreSQL, dates
+ * YYYY-MM-DD, instants YYYY-MM-DDTHH:MM:SS[.ffffff]Z in UTC.  A NULL value
+ * pointer in values means "not known at planning time".
+ */
+typedef struct UfdwFilter
+{
+	UfdwFilterKind kind;
+	List	   *args;			/* AND, OR, NOT: of UfdwFilter * */
+	int			column;			/* leaves: model column index */
+	UfdwCmpOp	op;				/* CMP */
+	List	   *values;			/* leaves: of char * */
+	bool		icase;			/* PREFIX, CONTAINS: from ILIKE */
+} UfdwFilter;
+
+/* A filter rendered for one dialect. */
+typedef struct UfdwRendered
+{
+	char	   *text;			/* NULL: no condition could be sent */
+	List	   *params;			/* SuiteQL bound values, of char * */
+	bool		exact;			/* upstream matches exactly the rows the
+								 * quals accept (else a superset) */
+} UfdwRendered;
+
+/* Evaluates an operand expression (a Const, Param or stable expression). */
+typedef Datum (*UfdwEvalFunc) (void *expr, void *arg, bool *isnull);
+
+struct Expr;
+extern UfdwFilter *ufdw_filter_from_clause(struct Expr *clause, Index relid,
+										   const int *attr_column, int natts,
+										   const UfdwTableMap *tm,
+										   UfdwEvalFunc eval, void *eval_arg);
+extern UfdwRendered ufdw_render_filter(const UfdwConnector *conn,
+									   const UfdwTableMap *tm, List *filters);
+extern bool ufdw_sortable(const UfdwConnector *conn, const UfdwTableMap *tm,
+						  int column, bool desc, bool nulls_first,
+						  bool known_not_null);
+extern char *ufdw_render_orderby(const UfdwConnector *conn, const UfdwTableMap *tm,
+								 List *columns, List *descending);
 
 /* ----------------------------------------------------------------
  * Page bodies to rows (page.c)

@@ -1,0 +1,1265 @@
+/*-------------------------------------------------------------------------
+ *
+ * deparse.c
+ *		Pushdown: restriction clauses to a neutral filter tree, and that tree
+ *		and sort keys rendered in each dialect's own query language.
+ *
+ * ufdw_filter_from_clause() recognises the clause shapes that can be sent
+ * upstream (comparisons of a column with a value, IN / NOT IN lists, NULL
+ * tests, LIKE / ILIKE with a constant prefix or a contains-pattern, and any
+ * nesting of AND / OR / NOT).  The planner calls it without an evaluator
+ * to learn which clauses are candidates; BeginForeignScan calls it again
+ * with an evaluator that computes the values (constants, query parameters,
+ * stable expressions such as now() - interval '7 days').
+ *
+ * ufdw_render_filter() is pure.  It turns the tree into an OData v4
+ * $filter (Business Central), an OData V2 $filter (SAP) or a SuiteQL
+ * condition with bound parameters (NetSuite), following DESIGN.md §5:
+ * what is sent returns a superset of the rows the clauses accept, and the
+ * result says whether it is exact.  The executor re-checks every clause
+ * locally anyway; exactness only decides whether a LIMIT may be sent.
+ *
+ * What is never exact, or never sent:
+ *	 - text is compared case-insensitively by Business Central (and assumed
+ *	   so everywhere): equality, IN and prefixes narrow but are not exact;
+ *	   <>, NOT IN and text ranges are not sent;
+ *	 - values that mean NULL (the connector's null_values, e.g. '' or
+ *	   0001-01-01) are excluded explicitly from ranges and <>, and IS NULL
+ *	   becomes "field in (null values)";
+ *	 - GUID ranges and enum ranges are not sent (their upstream order is not
+ *	   PostgreSQL's); an enum value becomes the native codes that map to it;
+ *	 - Business Central's "or" may only join conditions on one field: an OR
+ *	   across fields is not sent (its AND neighbours still are);
+ *	 - SuiteQL instants are not sent (time zone of the account unknown).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/stratnum.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/clauses.h"
+#include "optimizer/optimizer.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+
+#include "unified_fdw.h"
+
+/* ----------------------------------------------------------------
+ * Clauses to the neutral tree
+ * ----------------------------------------------------------------
+ */
+
+typedef struct BuildCtx
+{
+	Index		relid;
+	const int  *attr_column;
+	int			natts;
+	const UfdwTableMap *tm;
+	UfdwEvalFunc eval;
+	void	   *eval_arg;
+} BuildCtx;
+
+static Oid
+coltype_oid(UfdwColType t)
+{
+	switch (t)
+	{
+		case UFDW_TYPE_TEXT:
+			return TEXTOID;
+		case UFDW_TYPE_NUMERIC:
+			return NUMERICOID;
+		case UFDW_TYPE_INTEGER:
+			return INT4OID;
+		case UFDW_TYPE_DATE:
+			return DATEOID;
+		case UFDW_TYPE_TIMESTAMPTZ:
+			return TIMESTAMPTZOID;
+		case UFDW_TYPE_JSONB:
+			return JSONBOID;
+	}
+	return InvalidOid;
+}
+
+/* The model column a Var of our relation reads, or -1. */
+static int
+var_column(const BuildCtx *ctx, Node *n)
+{
+	Var		   *v;
+	int			c;
+
+	while (n && IsA(n, RelabelType))
+		n = (Node *) ((RelabelType *) n)->arg;
+	if (n == NULL || !IsA(n, Var))
+		return -1;
+	v = (Var *) n;
+	if (v->varno != ctx->relid || v->varlevelsup != 0 || v->varattno <= 0 ||
+		v->varattno > ctx->natts)
+		return -1;
+	c = ctx->attr_column[v->varattno - 1];
+	if (c < 0)
+		return -1;
+	/* a column declared with another type than the model's stays local */
+	if (v->vartype != coltype_oid(ctx->tm->model->columns[c].type))
+		return -1;
+	return c;
+}
+
+static bool
+param_exec_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Param) && ((Param *) node)->paramkind != PARAM_EXTERN)
+		return true;
+	return expression_tree_walker(node, param_exec_walker, context);
+}
+
+/* An operand whose value is fixed for the scan: no Var, nothing volatile. */
+static bool
+is_scan_constant(Node *n)
+{
+	return !contain_var_clause(n) && !contain_volatile_functions(n) &&
+		!contain_subplans(n) && !contain_agg_clause(n) &&
+		!contain_window_function(n) && !param_exec_walker(n, NULL);
+}
+
+/* Is type a valid operand type for a column of model type t? */
+static bool
+operand_type_ok(UfdwColType t, Oid type)
+{
+	switch (t)
+	{
+		case UFDW_TYPE_TEXT:
+			return type == TEXTOID || type == VARCHAROID || type == BPCHAROID ||
+				type == NAMEOID;
+		case UFDW_TYPE_NUMERIC:
+			return type == NUMERICOID;
+		case UFDW_TYPE_INTEGER:
+			return type == INT2OID || type == INT4OID || type == INT8OID;
+		case UFDW_TYPE_DATE:
+			return type == DATEOID;
+		case UFDW_TYPE_TIMESTAMPTZ:
+			return type == TIMESTAMPTZOID;
+		case UFDW_TYPE_JSONB:
+			return false;
+	}
+	return false;
+}
+
+/*
+ * Canonical text of a value of type "type", or NULL when it has none that
+ * an upstream could compare (NaN, infinities, dates before year 1).
+ */
+static char *
+canonical_text(Datum d, Oid type)
+{
+	switch (type)
+	{
+		case INT2OID:
+			return psprintf("%d", (int) DatumGetInt16(d));
+		case INT4OID:
+			return psprintf("%d", DatumGetInt32(d));
+		case INT8OID:
+			return psprintf(INT64_FORMAT, DatumGetInt64(d));
+		case NUMERICOID:
+			{
+				Numeric		n = DatumGetNumeric(d);
+
+				if (numeric_is_nan(n) || numeric_is_inf(n))
+					return NULL;
+				return DatumGetCString(DirectFunctionCall1(numeric_out, d));
+			}
+		case DATEOID:
+			{
+				DateADT		date = DatumGetDateADT(d);
+				int			y,
+							m,
+							dd;
+
+				if (DATE_NOT_FINITE(date))
+					return NULL;
+				j2date(date + POSTGRES_EPOCH_JDATE, &y, &m, &dd);
+				if (y < 1 || y > 9999)
+					return NULL;
+				return psprintf("%04d-%02d-%02d", y, m, dd);
+			}
+		case TIMESTAMPTZOID:
+			{
+				TimestampTz ts = DatumGetTimestampTz(d);
+				struct pg_tm tm;
+				fsec_t		fsec;
+
+				if (TIMESTAMP_NOT_FINITE(ts) ||
+					timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0 ||
+					tm.tm_year < 1 || tm.tm_year > 9999)
+					return NULL;
+				if (fsec != 0)
+					return psprintf("%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+									tm.tm_year, tm.tm_mon, tm.tm_mday,
+									tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+				return psprintf("%04d-%02d-%02dT%02d:%02d:%02dZ",
+								tm.tm_year, tm.tm_mon, tm.tm_mday,
+								tm.tm_hour, tm.tm_min, tm.tm_sec);
+			}
+		default:
+			return TextDatumGetCString(d);
+	}
+}
+
+/*
+ * Evaluates an operand to canonical text.  In shape mode (no evaluator)
+ * returns a NULL value but *ok = true.  *ok = false: not sendable (NULL
+ * value or no canonical text).
+ */
+static char *
+operand_value(const BuildCtx *ctx, Expr *e, bool *ok)
+{
+	bool		isnull;
+	Datum		d;
+	char	   *s;
+
+	*ok = true;
+	if (ctx->eval == NULL)
+		return NULL;
+	d = ctx->eval(e, ctx->eval_arg, &isnull);
+	if (isnull || (s = canonical_text(d, exprType((Node *) e))) == NULL)
+		*ok = false;
+	return isnull ? NULL : s;
+}
+
+static UfdwFilter *
+make_leaf(UfdwFilterKind kind, int column)
+{
+	UfdwFilter *f = palloc0(sizeof(UfdwFilter));
+
+	f->kind = kind;
+	f->column = column;
+	return f;
+}
+
+/* The comparison a btree strategy stands for; -1 if none. */
+static int
+strategy_op(int strategy)
+{
+	switch (strategy)
+	{
+		case BTLessStrategyNumber:
+			return UFDW_OP_LT;
+		case BTLessEqualStrategyNumber:
+			return UFDW_OP_LE;
+		case BTEqualStrategyNumber:
+			return UFDW_OP_EQ;
+		case BTGreaterEqualStrategyNumber:
+			return UFDW_OP_GE;
+		case BTGreaterStrategyNumber:
+			return UFDW_OP_GT;
+	}
+	return -1;
+}
+
+static UfdwCmpOp
+commute_op(UfdwCmpOp op)
+{
+	switch (op)
+	{
+		case UFDW_OP_LT:
+			return UFDW_OP_GT;
+		case UFDW_OP_LE:
+			return UFDW_OP_GE;
+		case UFDW_OP_GT:
+			return UFDW_OP_LT;
+		case UFDW_OP_GE:
+			return UFDW_OP_LE;
+		default:
+			return op;
+	}
+}
+
+/*
+ * The comparison operator opno stands for on a column of model type t
+ * (a member of the type's default btree family, or the negator of its
+ * equality), or -1.
+ */
+static int
+comparison_of(Oid opno, UfdwColType t)
+{
+	Oid			opclass = GetDefaultOpClass(coltype_oid(t), BTREE_AM_OID);
+	Oid			family;
+	int			strategy;
+	Oid			neg;
+
+	if (!OidIsValid(opclass))
+		return -1;
+	family = get_opclass_family(opclass);
+	strategy = get_op_opfamily_strategy(opno, family);
+	if (strategy > 0)
+		return strategy_op(strategy);
+	neg = get_negator(opno);
+	if (OidIsValid(neg) &&
+		get_op_opfamily_strategy(neg, family) == BTEqualStrategyNumber)
+		return UFDW_OP_NE;
+	return -1;
+}
+
+/* Text comparisons only under a deterministic collation. */
+static bool
+collation_ok(UfdwColType t, Oid collid)
+{
+	if (t != UFDW_TYPE_TEXT)
+		return true;
+	return !OidIsValid(collid) || get_collation_isdeterministic(collid);
+}
+
+/*
+ * A LIKE pattern: "lit%" gives PREFIX, "%lit%" CONTAINS, "lit" EQ; anything
+ * else (wildcards inside, "_") NULL.
+ */
+static UfdwFilter *
+like_filter(int column, const char *pattern, bool icase)
+{
+	StringInfoData lit;
+	const char *p = pattern;
+	bool		leading = false;
+	bool		trailing = false;
+	UfdwFilter *f;
+
+	initStringInfo(&lit);
+	while (*p == '%')
+	{
+		leading = true;
+		p++;
+	}
+	for (; *p; p++)
+	{
+		if (*p == '\\')
+		{
+			if (p[1] == '\0')
+				return NULL;	/* PostgreSQL rejects this pattern */
+			appendStringInfoChar(&lit, *++p);
+		}
+		else if (*p == '_')
+			return NULL;
+		else if (*p == '%')
+		{
+			/* only more % may follow */
+			for (; *p; p++)
+				if (*p != '%')
+					return NULL;
+			trailing = true;
+			break;
+		}
+		else
+			appendStringInfoChar(&lit, *p);
+	}
+	if (lit.len == 0 || (leading && !trailing))
+		return NULL;			/* "%" or "%lit" (endswith): not sent */
+	if (leading)
+		f = make_leaf(UFDW_FILTER_CONTAINS, column);
+	else if (trailing)
+		f = make_leaf(UFDW_FILTER_PREFIX, column);
+	else
+	{
+		if (icase)
+			return NULL;
+		f = make_leaf(UFDW_FILTER_CMP, column);
+		f->op = UFDW_OP_EQ;
+	}
+	f->icase = icase;
+	f->values = list_make1(lit.data);
+	return f;
+}
+
+static UfdwFilter *build(const BuildCtx *ctx, Node *n);
+
+static UfdwFilter *
+build_opexpr(const BuildCtx *ctx, OpExpr *op)
+{
+	Node	   *l,
+			   *r;
+	int			c;
+	bool		var_left;
+	Expr	   *other;
+	UfdwColType t;
+	int			cmp;
+	UfdwFilter *f;
+	bool		ok;
+	char	   *v;
+
+	if (list_length(op->args) != 2)
+		return NULL;
+	l = linitial(op->args);
+	r = lsecond(op->args);
+	if ((c = var_column(ctx, l)) >= 0 && is_scan_constant(r))
+		var_left = true;
+	else if ((c = var_column(ctx, r)) >= 0 && is_scan_constant(l))
+		var_left = false;
+	else
+		return NULL;
+	other = (Expr *) (var_left ? r : l);
+	t = ctx->tm->model->columns[c].type;
+	if (!operand_type_ok(t, exprType((Node *) other)) ||
+		!collation_ok(t, op->inputcollid))
+		return NULL;
+
+	if ((op->opno == OID_TEXT_LIKE_OP || op->opno == OID_TEXT_ICLIKE_OP) && var_left)
+	{
+		bool		icase = op->opno == OID_TEXT_ICLIKE_OP;
+
+		v = operand_value(ctx, other, &ok);
+		if (!ok)
+			return NULL;
+		if (v == NULL)
+		{
+			/* shape mode: a pattern only known at execution */
+			if (IsA(other, Const))
+				return NULL;
+			f = make_leaf(UFDW_FILTER_PREFIX, c);
+			f->icase = icase;
+			f->values = list_make1(NULL);
+			return f;
+		}
+		return like_filter(c, v, icase);
+	}
+
+	cmp = comparison_of(op->opno, t);
+	if (cmp < 0)
+		return NULL;
+	v = operand_value(ctx, other, &ok);
+	if (!ok)
+		return NULL;
+	f = make_leaf(UFDW_FILTER_CMP, c);
+	f->op = var_left ? (UfdwCmpOp) cmp : commute_op((UfdwCmpOp) cmp);
+	f->values = list_make1(v);
+	return f;
+}
+
+static UfdwFilter *
+build_saop(const BuildCtx *ctx, ScalarArrayOpExpr *sa)
+{
+	Node	   *l = linitial(sa->args);
+	Node	   *r = lsecond(sa->args);
+	int			c = var_column(ctx, l);
+	UfdwColType t;
+	int			cmp;
+	UfdwFilter *f;
+	Oid			elemtype;
+
+	if (c < 0 || !is_scan_constant(r))
+		return NULL;
+	t = ctx->tm->model->columns[c].type;
+	elemtype = get_element_type(exprType(r));
+	if (!OidIsValid(elemtype) || !operand_type_ok(t, elemtype) ||
+		!collation_ok(t, sa->inputcollid))
+		return NULL;
+	cmp = comparison_of(sa->opno, t);
+	if (sa->useOr && cmp == UFDW_OP_EQ)
+		f = make_leaf(UFDW_FILTER_IN, c);
+	else if (!sa->useOr && cmp == UFDW_OP_NE)
+		f = make_leaf(UFDW_FILTER_NOT_IN, c);
+	else
+		return NULL;
+
+	if (ctx->eval)
+	{
+		bool		isnull;
+		Datum		d = ctx->eval(r, ctx->eval_arg, &isnull);
+		ArrayType  *arr;
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+
+		if (isnull)
+			return NULL;
+		arr = DatumGetArrayTypeP(d);
+		get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+		deconstruct_array(arr, elemtype, typlen, typbyval, typalign,
+						  &elems, &nulls, &n);
+		for (int i = 0; i < n; i++)
+		{
+			char	   *s;
+
+			if (nulls[i])
+			{
+				/* x <> ALL (..., NULL) is never true: not sent */
+				if (!sa->useOr)
+					return NULL;
+				continue;		/* x = NULL never matches */
+			}
+			if ((s = canonical_text(elems[i], elemtype)) == NULL)
+				return NULL;
+			f->values = lappend(f->values, s);
+		}
+		if (f->values == NIL)
+			return NULL;
+	}
+	else
+		f->values = list_make1(NULL);
+	return f;
+}
+
+static UfdwFilter *
+build(const BuildCtx *ctx, Node *n)
+{
+	if (n == NULL)
+		return NULL;
+	switch (nodeTag(n))
+	{
+		case T_BoolExpr:
+			{
+				BoolExpr   *b = (BoolExpr *) n;
+				UfdwFilter *f = palloc0(sizeof(UfdwFilter));
+				ListCell   *lc;
+				bool		any = false;
+
+				f->kind = b->boolop == AND_EXPR ? UFDW_FILTER_AND :
+					b->boolop == OR_EXPR ? UFDW_FILTER_OR : UFDW_FILTER_NOT;
+
+				foreach(lc, b->args)
+				{
+					UfdwFilter *a = build(ctx, lfirst(lc));
+
+					/* an AND may leave out what it cannot send: a superset */
+					if (a == NULL && f->kind != UFDW_FILTER_AND)
+						return NULL;
+					if (a == NULL)
+						a = make_leaf(UFDW_FILTER_NONE, -1);
+					else
+						any = true;
+					f->args = lappend(f->args, a);
+				}
+				return any ? f : NULL;
+			}
+		case T_OpExpr:
+			return build_opexpr(ctx, (OpExpr *) n);
+		case T_ScalarArrayOpExpr:
+			return build_saop(ctx, (ScalarArrayOpExpr *) n);
+		case T_NullTest:
+			{
+				NullTest   *nt = (NullTest *) n;
+				int			c;
+
+				if (nt->argisrow || (c = var_column(ctx, (Node *) nt->arg)) < 0)
+					return NULL;
+				return make_leaf(nt->nulltesttype == IS_NULL ?
+								 UFDW_FILTER_IS_NULL : UFDW_FILTER_NOT_NULL, c);
+			}
+		default:
+			return NULL;
+	}
+}
+
+/*
+ * The filter tree of one restriction clause, or NULL when nothing of it can
+ * be sent.  attr_column maps attribute numbers - 1 to model columns.  eval
+ * NULL: shape mode, values unknown (NULL pointers).  The tree may cover
+ * less than the clause (an AND that drops a part), never more.
+ */
+UfdwFilter *
+ufdw_filter_from_clause(Expr *clause, Index relid, const int *attr_column,
+						int natts, const UfdwTableMap *tm,
+						UfdwEvalFunc eval, void *eval_arg)
+{
+	BuildCtx	ctx;
+
+	ctx.relid = relid;
+	ctx.attr_column = attr_column;
+	ctx.natts = natts;
+	ctx.tm = tm;
+	ctx.eval = eval;
+	ctx.eval_arg = eval_arg;
+	return build(&ctx, (Node *) clause);
+}
+
+/* ----------------------------------------------------------------
+ * Rendering
+ * ----------------------------------------------------------------
+ */
+
+typedef struct RenderCtx
+{
+	const UfdwConnector *conn;
+	const UfdwTableMap *tm;
+	UfdwDialect dialect;
+	List	   *params;			/* SuiteQL bound values */
+} RenderCtx;
+
+/* One rendered node. */
+typedef struct Piece
+{
+	char	   *text;			/* NULL: no condition (true) */
+	bool		exact;			/* true upstream iff true in PostgreSQL */
+	bool		never_null;		/* PostgreSQL never yields NULL for it */
+	const char *field;			/* the one field it tests, or NULL if several */
+} Piece;
+
+static Piece
+no_piece(void)
+{
+	Piece		p = {NULL, false, false, NULL};
+
+	return p;
+}
+
+static const UfdwColumnMap *
+column_map(const RenderCtx *r, int column)
+{
+	const UfdwColumnMap *cm = &r->tm->columns[column];
+
+	if (cm->kind != UFDW_MAP_FIELD || cm->native_type == UFDW_NATIVE_NONE)
+		return NULL;
+	return cm;
+}
+
+/* The field as written in a condition. */
+static const char *
+field_ref(const RenderCtx *r, const UfdwColumnMap *cm)
+{
+	if (r->dialect == UFDW_DIALECT_SUITEQL && cm->fields[0].expr)
+		return cm->fields[0].expr;
+	return cm->fields[0].name;
+}
+
+static bool
+is_guid(const char *s)
+{
+	if (strlen(s) != 36)
+		return false;
+	for (int i = 0; i < 36; i++)
+	{
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+		{
+			if (s[i] != '-')
+				return false;
+		}
+		else if (!isxdigit((unsigned char) s[i]))
+			return false;
+	}
+	return true;
+}
+
+static bool
+is_lower(const char *s)
+{
+	for (; *s; s++)
+		if (isupper((unsigned char) *s))
+			return false;
+	return true;
+}
+
+static char *
+quoted(const char *s)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '\'');
+	for (; *s; s++)
+	{
+		if (*s == '\'')
+			appendStringInfoChar(&buf, '\'');
+		appendStringInfoChar(&buf, *s);
+	}
+	appendStringInfoChar(&buf, '\'');
+	return buf.data;
+}
+
+/* Does s look like a native value of type t (to pick its null values)? */
+static bool
+looks_like(UfdwNativeType t, const char *s)
+{
+	size_t		len = strlen(s);
+
+	switch (t)
+	{
+		case UFDW_NATIVE_STRING:
+		case UFDW_NATIVE_ENUM:
+			return true;
+		case UFDW_NATIVE_GUID:
+			return is_guid(s);
+		case UFDW_NATIVE_DATE:
+			return len == 10 && s[4] == '-' && s[7] == '-';
+		case UFDW_NATIVE_DATETIME:
+		case UFDW_NATIVE_DATETIMEOFFSET:
+			return len > 10 && s[4] == '-' && s[10] == 'T';
+		default:
+			return false;
+	}
+}
+
+/*
+ * The literal for unified value v of a field of native type t, or NULL if
+ * the dialect cannot spell it.  SuiteQL literals are bound parameters.
+ */
+static char *
+literal(RenderCtx *r, UfdwNativeType t, const char *v)
+{
+	switch (r->dialect)
+	{
+		case UFDW_DIALECT_ODATA_V4:
+			switch (t)
+			{
+				case UFDW_NATIVE_STRING:
+				case UFDW_NATIVE_ENUM:
+					return quoted(v);
+				case UFDW_NATIVE_GUID:
+					return is_guid(v) ? pstrdup(v) : NULL;
+				case UFDW_NATIVE_DATETIME:
+					return NULL;
+				default:
+					return pstrdup(v);	/* numbers, bare dates and instants */
+			}
+		case UFDW_DIALECT_ODATA_V2:
+			switch (t)
+			{
+				case UFDW_NATIVE_STRING:
+				case UFDW_NATIVE_ENUM:
+					return quoted(v);
+				case UFDW_NATIVE_GUID:
+					return is_guid(v) ? psprintf("guid'%s'", v) : NULL;
+				case UFDW_NATIVE_DECIMAL:
+					return psprintf("%sM", v);
+				case UFDW_NATIVE_INTEGER:
+					return pstrdup(v);
+				case UFDW_NATIVE_DATE:
+					return NULL;
+				case UFDW_NATIVE_DATETIME:
+					/* a date column: midnight; an instant: UTC without zone */
+					if (strlen(v) == 10)
+						return psprintf("datetime'%sT00:00:00'", v);
+					return psprintf("datetime'%.*s'", (int) strlen(v) - 1, v);
+				case UFDW_NATIVE_DATETIMEOFFSET:
+					return psprintf("datetimeoffset'%s'", v);
+				default:
+					return NULL;
+			}
+		case UFDW_DIALECT_SUITEQL:
+			switch (t)
+			{
+				case UFDW_NATIVE_STRING:
+				case UFDW_NATIVE_ENUM:
+				case UFDW_NATIVE_DECIMAL:
+				case UFDW_NATIVE_INTEGER:
+					r->params = lappend(r->params, pstrdup(v));
+					return pstrdup("?");
+				case UFDW_NATIVE_DATE:
+					r->params = lappend(r->params, pstrdup(v));
+					return pstrdup("TO_DATE(?, 'YYYY-MM-DD')");
+				default:
+					return NULL;
+			}
+	}
+	return NULL;
+}
+
+/* The native codes whose unified value is v. */
+static List *
+enum_codes(const UfdwColumnMap *cm, const char *v, bool complement)
+{
+	List	   *codes = NIL;
+
+	for (int i = 0; i < cm->nmap; i++)
+		if ((strcmp(cm->map_to[i], v) == 0) != complement)
+			codes = lappend(codes, cm->map_from[i]);
+	return codes;
+}
+
+static const char *const odata_ops[] = {"eq", "ne", "lt", "le", "gt", "ge"};
+static const char *const sql_ops[] = {"=", "<>", "<", "<=", ">", ">="};
+
+static char *
+cmp_text(RenderCtx *r, const char *f, UfdwCmpOp op, const char *lit)
+{
+	if (r->dialect == UFDW_DIALECT_SUITEQL)
+		return psprintf("%s %s %s", f, sql_ops[op], lit);
+	return psprintf("%s %s %s", f, odata_ops[op], lit);
+}
+
+static const char *
+and_word(const RenderCtx *r)
+{
+	return r->dialect == UFDW_DIALECT_SUITEQL ? " AND " : " and ";
+}
+
+static const char *
+or_word(const RenderCtx *r)
+{
+	return r->dialect == UFDW_DIALECT_SUITEQL ? " OR " : " or ";
+}
+
+/* "f in (a, b)" / "(f eq a or f eq b)" / "f IN (?, ?)"; lits non-empty. */
+static char *
+in_text(RenderCtx *r, const char *f, List *lits)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	if (list_length(lits) == 1)
+		return cmp_text(r, f, UFDW_OP_EQ, linitial(lits));
+	initStringInfo(&buf);
+	if (r->dialect == UFDW_DIALECT_ODATA_V2)
+	{
+		appendStringInfoChar(&buf, '(');
+		foreach(lc, lits)
+			appendStringInfo(&buf, "%s%s eq %s", foreach_current_index(lc) ? " or " : "",
+							 f, (char *) lfirst(lc));
+		appendStringInfoChar(&buf, ')');
+		return buf.data;
+	}
+	appendStringInfo(&buf, "%s %s (", f, r->dialect == UFDW_DIALECT_SUITEQL ? "IN" : "in");
+	foreach(lc, lits)
+		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) ? "," : "",
+						 (char *) lfirst(lc));
+	appendStringInfoChar(&buf, ')');
+	return buf.data;
+}
+
+static char *
+not_text(const RenderCtx *r, const char *s)
+{
+	return psprintf(r->dialect == UFDW_DIALECT_SUITEQL ? "NOT (%s)" : "not (%s)", s);
+}
+
+/*
+ * The null values of the connector that a field of type t can hold, as
+ * literals (OData only; NetSuite has real NULLs).
+ */
+static List *
+null_literals(RenderCtx *r, UfdwNativeType t)
+{
+	List	   *lits = NIL;
+
+	if (r->dialect == UFDW_DIALECT_SUITEQL || t == UFDW_NATIVE_ENUM)
+		return NIL;
+	for (int i = 0; i < r->conn->nnull_values; i++)
+	{
+		const char *nv = r->conn->null_values[i];
+		char	   *lit;
+
+		if (!looks_like(t, nv))
+			continue;
+		if ((t == UFDW_NATIVE_DATETIME || t == UFDW_NATIVE_DATETIMEOFFSET) &&
+			nv[strlen(nv) - 1] != 'Z')
+			continue;
+		if ((lit = literal(r, t, nv)) != NULL)
+			lits = lappend(lits, lit);
+	}
+	return lits;
+}
+
+/* "(text and f ne N1 and ...)": excludes the values that mean NULL. */
+static char *
+without_nulls(RenderCtx *r, const char *f, char *text, List *nulls)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	if (nulls == NIL)
+		return text;
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "(%s", text);
+	foreach(lc, nulls)
+		appendStringInfo(&buf, "%s%s", and_word(r),
+						 cmp_text(r, f, UFDW_OP_NE, lfirst(lc)));
+	appendStringInfoChar(&buf, ')');
+	return buf.data;
+}
+
+static Piece
+render_leaf(RenderCtx *r, const UfdwFilter *flt)
+{
+	const UfdwColumnMap *cm = column_map(r, flt->column);
+	UfdwNativeType t;
+	const char *f;
+	Piece		p = no_piece();
+	List	   *nulls;
+	ListCell   *lc;
+
+	if (cm == NULL)
+		return p;
+	t = cm->native_type;
+	f = field_ref(r, cm);
+	p.field = cm->fields[0].name;
+	p.never_null = false;
+	nulls = null_literals(r, t);
+
+	switch (flt->kind)
+	{
+		case UFDW_FILTER_IS_NULL:
+		case UFDW_FILTER_NOT_NULL:
+			{
+				bool		isnull = flt->kind == UFDW_FILTER_IS_NULL;
+
+				p.never_null = true;
+				p.exact = true;
+				if (nulls == NIL)
+				{
+					if (r->dialect == UFDW_DIALECT_SUITEQL)
+						p.text = psprintf("%s IS %sNULL", f, isnull ? "" : "NOT ");
+					else
+						p.text = psprintf("%s %s null", f, isnull ? "eq" : "ne");
+				}
+				else
+				{
+					p.text = in_text(r, f, nulls);
+					if (!isnull)
+						p.text = not_text(r, p.text);
+				}
+				return p;
+			}
+		case UFDW_FILTER_PREFIX:
+		case UFDW_FILTER_CONTAINS:
+			{
+				const char *v = linitial(flt->values);
+				bool		prefix = flt->kind == UFDW_FILTER_PREFIX;
+
+				if (t != UFDW_NATIVE_STRING)
+					return no_piece();
+				/* case folding beyond ASCII may differ from PostgreSQL's */
+				if (flt->icase)
+				{
+					if (r->dialect == UFDW_DIALECT_SUITEQL)
+						return no_piece();
+					for (const char *s = v; *s; s++)
+						if (IS_HIGHBIT_SET(*s))
+							return no_piece();
+				}
+				if (r->dialect == UFDW_DIALECT_ODATA_V4)
+					p.text = psprintf("%s(%s,%s)", prefix ? "startswith" : "contains",
+									  f, quoted(v));
+				else if (r->dialect == UFDW_DIALECT_ODATA_V2)
+					p.text = prefix ?
+						psprintf("startswith(%s,%s) eq true", f, quoted(v)) :
+						psprintf("substringof(%s,%s) eq true", quoted(v), f);
+				else
+				{
+					StringInfoData pat;
+
+					initStringInfo(&pat);
+					if (!prefix)
+						appendStringInfoChar(&pat, '%');
+					for (const char *s = v; *s; s++)
+					{
+						if (*s == '%' || *s == '_' || *s == '\\')
+							appendStringInfoChar(&pat, '\\');
+						appendStringInfoChar(&pat, *s);
+					}
+					appendStringInfoChar(&pat, '%');
+					r->params = lappend(r->params, pat.data);
+					p.text = psprintf("%s LIKE ? ESCAPE '\\'", f);
+				}
+				return p;		/* case-insensitive upstream: a superset */
+			}
+		case UFDW_FILTER_CMP:
+			{
+				const char *v = linitial(flt->values);
+				UfdwCmpOp	op = flt->op;
+				char	   *lit;
+
+				if (t == UFDW_NATIVE_STRING)
+				{
+					if (op != UFDW_OP_EQ || (lit = literal(r, t, v)) == NULL)
+						return no_piece();
+					p.text = cmp_text(r, f, op, lit);
+					return p;	/* case-insensitive: a superset */
+				}
+				if (t == UFDW_NATIVE_ENUM)
+				{
+					List	   *codes;
+					List	   *lits = NIL;
+					bool		dflt = cm->has_default && cm->map_default &&
+						strcmp(cm->map_default, v) == 0;
+
+					if (op != UFDW_OP_EQ)
+						return no_piece();
+					codes = enum_codes(cm, v, dflt);
+					foreach(lc, codes)
+						lits = lappend(lits, literal(r, t, lfirst(lc)));
+					if (dflt)
+					{
+						/* every code but those mapped elsewhere: a superset */
+						p.text = lits ? not_text(r, in_text(r, f, lits)) : NULL;
+						return p;
+					}
+					if (lits == NIL)
+						return no_piece();
+					p.text = in_text(r, f, lits);
+					p.exact = true;
+					for (int i = 0; i < r->conn->nnull_values; i++)
+						if (list_member(codes, r->conn->null_values[i]))
+							p.exact = false;
+					return p;
+				}
+				if (t == UFDW_NATIVE_GUID)
+				{
+					/* equality only; GUIDs do not sort like text */
+					if (op != UFDW_OP_EQ || (lit = literal(r, t, v)) == NULL)
+						return no_piece();
+					p.text = cmp_text(r, f, op, lit);
+					p.exact = is_lower(v);
+					for (int i = 0; i < r->conn->nnull_values; i++)
+						if (strcmp(r->conn->null_values[i], v) == 0)
+							p.exact = false;
+					return p;
+				}
+				/* numbers, dates, instants: exact comparisons */
+				if ((lit = literal(r, t, v)) == NULL)
+					return no_piece();
+				p.text = cmp_text(r, f, op, lit);
+				if (op == UFDW_OP_NE || op == UFDW_OP_LT || op == UFDW_OP_LE ||
+					(nulls && strcmp(v, "0002") < 0))
+					p.text = without_nulls(r, f, p.text, nulls);
+				p.exact = true;
+				return p;
+			}
+		case UFDW_FILTER_IN:
+		case UFDW_FILTER_NOT_IN:
+			{
+				List	   *lits = NIL;
+				bool		in = flt->kind == UFDW_FILTER_IN;
+
+				p.exact = true;
+				foreach(lc, flt->values)
+				{
+					const char *v = lfirst(lc);
+					char	   *lit;
+
+					if (t == UFDW_NATIVE_ENUM)
+					{
+						List	   *codes;
+						ListCell   *lc2;
+
+						if (!in || (cm->has_default && cm->map_default &&
+									strcmp(cm->map_default, v) == 0))
+							return no_piece();
+						codes = enum_codes(cm, v, false);
+						foreach(lc2, codes)
+							lits = lappend(lits, literal(r, t, lfirst(lc2)));
+						continue;
+					}
+					if (t == UFDW_NATIVE_STRING && !in)
+						return no_piece();
+					if (t == UFDW_NATIVE_GUID)
+					{
+						if (!in)
+							return no_piece();
+						if (!is_guid(v))
+							continue;	/* can never equal a GUID */
+						if (!is_lower(v))
+							p.exact = false;
+					}
+					if ((lit = literal(r, t, v)) == NULL)
+						return no_piece();
+					lits = lappend(lits, lit);
+				}
+				if (lits == NIL)
+					return no_piece();
+				if (t == UFDW_NATIVE_STRING)
+					p.exact = false;
+				if (in)
+				{
+					p.text = in_text(r, f, lits);
+					if (nulls && t != UFDW_NATIVE_STRING && t != UFDW_NATIVE_GUID)
+						p.text = without_nulls(r, f, p.text, nulls);
+				}
+				else
+					p.text = without_nulls(r, f, not_text(r, in_text(r, f, lits)), nulls);
+				return p;
+			}
+		default:
+			return no_piece();
+	}
+}
+
+static Piece render_node(RenderCtx *r, const UfdwFilter *flt);
+
+/* AND / OR of the children's pieces. */
+static Piece
+render_bool(RenderCtx *r, const UfdwFilter *flt)
+{
+	bool		is_and = flt->kind == UFDW_FILTER_AND;
+	StringInfoData buf;
+	Piece		p;
+	ListCell   *lc;
+	int			n = 0;
+	bool		first_field = true;
+
+	p.exact = true;
+	p.never_null = true;
+	p.field = NULL;
+	initStringInfo(&buf);
+	foreach(lc, flt->args)
+	{
+		int			params_before = list_length(r->params);
+		Piece		c = render_node(r, lfirst(lc));
+
+		if (c.text == NULL)
+		{
+			/* an AND leaves it out (a superset); an OR cannot */
+			if (!is_and)
+				return no_piece();
+			p.exact = false;
+			r->params = list_truncate(r->params, params_before);
+			continue;
+		}
+		p.exact &= c.exact;
+		p.never_null &= c.never_null;
+		if (first_field)
+			p.field = c.field;
+		else if (p.field && (c.field == NULL || strcmp(p.field, c.field) != 0))
+			p.field = NULL;
+		first_field = false;
+		appendStringInfo(&buf, "%s%s", n++ ? (is_and ? and_word(r) : or_word(r)) : "",
+						 c.text);
+	}
+	if (n == 0)
+		return no_piece();
+	/* Business Central: "or" only between conditions on one field */
+	if (!is_and && r->dialect == UFDW_DIALECT_ODATA_V4 && p.field == NULL)
+		return no_piece();
+	p.text = n > 1 ? psprintf("(%s)", buf.data) : buf.data;
+	return p;
+}
+
+static Piece
+render_node(RenderCtx *r, const UfdwFilter *flt)
+{
+	switch (flt->kind)
+	{
+		case UFDW_FILTER_NONE:
+			return no_piece();
+		case UFDW_FILTER_AND:
+		case UFDW_FILTER_OR:
+			return render_bool(r, flt);
+		case UFDW_FILTER_NOT:
+			{
+				int			params_before = list_length(r->params);
+				Piece		c = render_node(r, linitial(flt->args));
+
+				/*
+				 * NOT turns a superset into a subset, and a row PostgreSQL
+				 * sees as NULL would match upstream: only exact, never-NULL
+				 * children.
+				 */
+				if (c.text == NULL || !c.exact || !c.never_null)
+				{
+					r->params = list_truncate(r->params, params_before);
+					return no_piece();
+				}
+				c.text = not_text(r, c.text);
+				return c;
+			}
+		default:
+			return render_leaf(r, flt);
+	}
+}
+
+/*
+ * Renders the conjunction of filters (of UfdwFilter *) for conn's dialect.
+ * A filter that cannot be sent is left out (the result is then not exact).
+ */
+UfdwRendered
+ufdw_render_filter(const UfdwConnector *conn, const UfdwTableMap *tm, List *filters)
+{
+	RenderCtx	r;
+	UfdwFilter	and;
+	UfdwRendered out;
+	Piece		p;
+
+	memset(&r, 0, sizeof(r));
+	r.conn = conn;
+	r.tm = tm;
+	r.dialect = conn->dialect;
+	memset(&and, 0, sizeof(and));
+	and.kind = UFDW_FILTER_AND;
+	and.args = filters;
+
+	out.text = NULL;
+	out.params = NIL;
+	out.exact = true;
+	if (filters == NIL)
+		return out;
+	p = render_bool(&r, &and);
+	out.text = p.text;
+	/* the outer parentheses of a top-level AND are not needed */
+	if (out.text && list_length(filters) > 1 && out.text[0] == '(')
+		out.text = pnstrdup(out.text + 1, strlen(out.text) - 2);
+	out.params = r.params;
+	out.exact = p.text != NULL && p.exact;
+	return out;
+}
+
+/*
+ * Can the upstream sort by column exactly as PostgreSQL would?  Numbers,
+ * dates and instants only (text sorts by an upstream collation, GUIDs and
+ * enums in their own order).  OData has no NULLs: what PostgreSQL sees as
+ * NULL (0001-01-01) sorts first in ascending order, so NULLS FIRST with
+ * ascending, NULLS LAST with descending, unless the column is known not
+ * NULL.  SuiteQL (Oracle) sorts NULLs like PostgreSQL's defaults.
+ */
+bool
+ufdw_sortable(const UfdwConnector *conn, const UfdwTableMap *tm, int column,
+			  bool desc, bool nulls_first, bool known_not_null)
+{
+	const UfdwColumnMap *cm = &tm->columns[column];
+	RenderCtx	r;
+
+	if (cm->kind != UFDW_MAP_FIELD)
+		return false;
+	switch (cm->native_type)
+	{
+		case UFDW_NATIVE_DECIMAL:
+		case UFDW_NATIVE_INTEGER:
+		case UFDW_NATIVE_DATE:
+		case UFDW_NATIVE_DATETIME:
+		case UFDW_NATIVE_DATETIMEOFFSET:
+			break;
+		default:
+			return false;
+	}
+	if (conn->dialect == UFDW_DIALECT_SUITEQL)
+		return known_not_null || nulls_first == desc;
+	memset(&r, 0, sizeof(r));
+	r.conn = conn;
+	r.dialect = conn->dialect;
+	if (known_not_null || null_literals(&r, cm->native_type) == NIL)
+		return true;
+	return nulls_first != desc;
+}
+
+/* "$orderby" value / ORDER BY list for columns (IntList) and descending. */
+char *
+ufdw_render_orderby(const UfdwConnector *conn, const UfdwTableMap *tm,
+					List *columns, List *descending)
+{
+	StringInfoData buf;
+	ListCell   *lc,
+			   *ld;
+	bool		sql = conn->dialect == UFDW_DIALECT_SUITEQL;
+
+	if (columns == NIL)
+		return NULL;
+	initStringInfo(&buf);
+	forboth(lc, columns, ld, descending)
+	{
+		const UfdwColumnMap *cm = &tm->columns[lfirst_int(lc)];
+		const char *f = sql && cm->fields[0].expr ? cm->fields[0].expr : cm->fields[0].name;
+
+		appendStringInfo(&buf, "%s%s %s", buf.len ? (sql ? ", " : ",") : "", f,
+						 lfirst_int(ld) ? (sql ? "DESC" : "desc") : (sql ? "ASC" : "asc"));
+	}
+	return buf.data;
+}
