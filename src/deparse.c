@@ -421,9 +421,12 @@ build_opexpr(const BuildCtx *ctx, OpExpr *op)
 			return NULL;
 		if (v == NULL)
 		{
-			/* shape mode: a pattern only known at execution */
+			Const	   *k = (Const *) other;
+
+			/* shape mode: a constant pattern is checked now */
 			if (IsA(other, Const))
-				return NULL;
+				return k->constisnull ? NULL :
+					like_filter(c, TextDatumGetCString(k->constvalue), icase);
 			f = make_leaf(UFDW_FILTER_PREFIX, c);
 			f->icase = icase;
 			f->values = list_make1(NULL);
@@ -997,10 +1000,12 @@ render_leaf(RenderCtx *r, const UfdwFilter *flt)
 					if (lits == NIL)
 						return no_piece();
 					p.text = in_text(r, f, lits);
+					/* a code that is also a null value reads as NULL */
 					p.exact = true;
-					for (int i = 0; i < r->conn->nnull_values; i++)
-						if (list_member(codes, r->conn->null_values[i]))
-							p.exact = false;
+					foreach(lc, codes)
+						for (int i = 0; i < r->conn->nnull_values; i++)
+							if (strcmp(lfirst(lc), r->conn->null_values[i]) == 0)
+								p.exact = false;
 					return p;
 				}
 				if (t == UFDW_NATIVE_GUID)

@@ -378,7 +378,10 @@ unifiedGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 	{
 		double		rows = Min(baserel->rows, (double) limit);
 
+		/* one request for just the rows needed: cheaper than any other */
 		scan_cost(rows, &startup, &total);
+		startup -= 1.0;
+		total -= 1.0;
 		add_path(baserel, (Path *)
 				 ufdw_create_foreignscan_path(root, baserel, NULL, rows, startup,
 											  total, sorted ? root->query_pathkeys : NIL,
