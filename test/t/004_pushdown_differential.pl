@@ -1,0 +1,400 @@
+# Pushdown never changes a result: a seeded, deterministic set of generated
+# queries (every pushed operator, AND/OR/NOT nesting, awkward literals,
+# boundary dates and instants, ORDER BY with LIMIT/OFFSET, aggregates and
+# joins between the four tables) gives the same answer with
+# unified_fdw.pushdown on, with it off, and over a local copy of the
+# sandbox's data; and with pushdown on no query transfers more records.
+# Then the request log: LIMIT 10 is one request for 10 records, a
+# selective query transfers only its records, a join of 20 orders to their
+# vendors costs two requests.
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use UfdwTest;
+
+my $seed = $ENV{UFDW_DIFF_SEED} // 20240229;
+my $nqueries = $ENV{UFDW_DIFF_QUERIES} // 320;
+
+my $sb = start_sandbox('bc', '--orders', '60');
+my $node = new_node('pushdown');
+bc_connect($node, $sb, 'bc', page_size => 25);
+
+# ---------------------------------------------------------------------
+# The local copy, read with pushdown off (001_bc_fullscan.pl proves a full
+# scan equals the sandbox's own export).
+# ---------------------------------------------------------------------
+my %columns = (
+	purchase_orders => [
+		[ id => 'guid' ], [ number => 'text' ], [ status => 'enum' ],
+		[ vendor_id => 'guid' ], [ vendor_name => 'text' ], [ order_date => 'date' ],
+		[ currency => 'text' ], [ total_amount => 'numeric' ], [ company_id => 'text' ],
+		[ created_at => 'timestamptz' ], [ updated_at => 'timestamptz' ] ],
+	purchase_order_lines => [
+		[ id => 'guid' ], [ purchase_order_id => 'guid' ], [ line_number => 'integer' ],
+		[ item_id => 'guid' ], [ description => 'text' ], [ quantity => 'numeric' ],
+		[ unit_price => 'numeric' ], [ amount => 'numeric' ], [ unit_of_measure => 'text' ],
+		[ received_quantity => 'numeric' ] ],
+	vendors => [
+		[ id => 'guid' ], [ number => 'text' ], [ name => 'text' ], [ email => 'text' ],
+		[ phone => 'text' ], [ currency => 'text' ], [ status => 'enum' ],
+		[ updated_at => 'timestamptz' ] ],
+	items => [
+		[ id => 'guid' ], [ number => 'text' ], [ name => 'text' ], [ type => 'enum' ],
+		[ unit_of_measure => 'text' ], [ unit_cost => 'numeric' ],
+		[ updated_at => 'timestamptz' ] ]);
+my @tables = sort keys %columns;
+
+$node->safe_psql('postgres', join("\n",
+	"SET unified_fdw.pushdown = off; CREATE SCHEMA lc;",
+	map {
+		my $t = $_;
+		"CREATE TABLE lc.$t AS SELECT " . join(', ', map { $_->[0] } @{ $columns{$t} })
+		  . " FROM bc.$t;"
+	} @tables));
+
+# values seen in the data, per column, as SQL literals
+my %seen;
+for my $t (@tables)
+{
+	for my $c (@{ $columns{$t} })
+	{
+		my $out = $node->safe_psql('postgres', qq{
+			SELECT quote_literal(v) FROM (SELECT DISTINCT $c->[0]::text AS v FROM lc.$t
+			  WHERE $c->[0] IS NOT NULL) s ORDER BY md5(v) LIMIT 12});
+		$seen{"$t.$c->[0]"} = [ split /\n/, $out ];
+	}
+}
+
+# ---------------------------------------------------------------------
+# A deterministic generator (its own LCG: the same queries everywhere)
+# ---------------------------------------------------------------------
+my $state = $seed;
+sub rnd    # integer in [0, n)
+{
+	my ($n) = @_;
+	$state = ($state * 1103515245 + 12345) % 2147483648;
+	return int(($state / 2147483648) * $n);
+}
+sub pick { my @a = @_; return $a[ rnd(scalar @a) ]; }
+
+my %awkward = (
+	text => [ q{'O''Brien & Sons'}, q{'100% Pure Supplies'}, q{'acme supplies'},
+		q{'ACME SUPPLIES'}, q{'Müller Industriebedarf GmbH'}, q{'株式会社山田製作所'},
+		q{'Hash#Tag Traders'}, q{'Plus+Minus Components'}, q{'a_b'}, q{''},
+		q{'Back\\Slash Supplies'}, q{'W&G'}, q{'PLUS+1'}, q{'pcs'}, q{'EUR'} ],
+	guid => [ q{'00000000-0000-0000-0000-000000000000'}, q{'not-a-guid'},
+		q{'FFFFFFFF-0000-0000-0000-000000000000'} ],
+	enum => [ q{'open'}, q{'draft'}, q{'pending_approval'}, q{'rejected'}, q{'closed'},
+		q{'active'}, q{'blocked'}, q{'inventory'}, q{'service'}, q{'non_inventory'},
+		q{'Open'} ],
+	date => [ q{'2024-02-29'}, q{'2023-12-31'}, q{'2024-01-01'}, q{'0001-01-01'},
+		q{'0001-01-02'}, q{'9999-12-31'}, q{'2024-04-30'}, q{'2023-01-01'} ],
+	timestamptz => [ q{'2024-03-15 09:30:00+00'}, q{'2024-03-15 09:30:00.25+00'},
+		q{'2024-03-15 05:30:00-04'}, q{'0001-01-01 00:00:00+00'},
+		q{'2024-03-15 09:30:00.249999+00'}, q{'2025-01-01 00:00:00+14'} ],
+	numeric => [ '0', '-32.5', '99999999999999.99', '0.12345', '1.23456', '1000',
+		'1e3', '-0.000001' ],
+	integer => [ '10000', '20000', '0', '-1', '40000' ]);
+my %cast = (text => 'text', guid => 'text', enum => 'text', date => 'date',
+	timestamptz => 'timestamptz', numeric => 'numeric', integer => 'integer');
+
+sub value
+{
+	my ($t, $col, $type) = @_;
+	my $pool = $seen{"$t.$col"};
+	my $v = (@$pool && rnd(3) > 0) ? pick(@$pool) : pick(@{ $awkward{$type} });
+	return "${v}::$cast{$type}";
+}
+
+# a LIKE pattern built from a value in the data
+sub pattern
+{
+	my ($t, $col, $kind) = @_;
+	my $pool = $seen{"$t.$col"};
+	my $v = @$pool ? pick(@$pool) : q{'x'};
+	$v =~ s/^'(.*)'$/$1/s;
+	$v =~ s/''/'/g;
+	utf8::decode($v);    # split characters, not bytes
+	my @ch = split //, $v;
+	my $len = 1 + rnd(4);
+	my $start = $kind eq 'contains' && @ch > 2 ? rnd(@ch - 1) : 0;
+	my $lit = join '', @ch[ $start .. ($start + $len - 1 < $#ch ? $start + $len - 1 : $#ch) ];
+	$lit = lc $lit if $kind eq 'ilike';
+	$lit =~ s/([\\%_])/\\$1/g;
+	$lit =~ s/'/''/g;
+	utf8::encode($lit);
+	return $kind eq 'contains' ? "'%$lit%'" : "'$lit%'";
+}
+
+sub leaf
+{
+	my ($t, $alias) = @_;
+	my ($col, $type) = @{ pick(@{ $columns{$t} }) };
+	my $c = $alias ? "$alias.$col" : $col;
+	my $k = rnd(14);
+	my $text = $type eq 'text' || $type eq 'guid' || $type eq 'enum';
+	return "$c IS NULL" if $k == 0;
+	return "$c IS NOT NULL" if $k == 1;
+	if ($k == 2)
+	{
+		my @v = map { value($t, $col, $type) } 1 .. 1 + rnd(3);
+		return "$c IN (" . join(', ', @v) . ")";
+	}
+	if ($k == 3)
+	{
+		my @v = map { value($t, $col, $type) } 1 .. 1 + rnd(3);
+		return "$c NOT IN (" . join(', ', @v) . ")";
+	}
+	return "$c BETWEEN " . value($t, $col, $type) . " AND " . value($t, $col, $type)
+	  if $k == 4;
+	if ($k >= 5 && $k <= 7 && $text)
+	{
+		return "$c LIKE " . pattern($t, $col, 'prefix') if $k == 5;
+		return "$c ILIKE " . pattern($t, $col, 'ilike') if $k == 6;
+		return "$c LIKE " . pattern($t, $col, 'contains');
+	}
+	return "$c = ANY (ARRAY[" . value($t, $col, $type) . ", " . value($t, $col, $type) . "])"
+	  if $k == 8;
+	my $op = pick('=', '=', '<>', '<', '<=', '>', '>=');
+	return rnd(5) == 0 ? value($t, $col, $type) . " $op $c" : "$c $op " . value($t, $col, $type);
+}
+
+sub cond
+{
+	my ($t, $depth, $alias) = @_;
+	my $k = rnd(10);
+	return leaf($t, $alias) if $depth <= 0 || $k < 4;
+	return "NOT (" . cond($t, $depth - 1, $alias) . ")" if $k == 4;
+	my $op = $k < 7 ? 'AND' : 'OR';
+	my @parts = map { cond($t, $depth - 1, $alias) } 1 .. 2 + rnd(2);
+	return "(" . join(" $op ", @parts) . ")";
+}
+
+my @sortable = (
+	[ purchase_orders => 'total_amount' ], [ purchase_orders => 'order_date' ],
+	[ purchase_orders => 'updated_at' ], [ purchase_order_lines => 'line_number' ],
+	[ purchase_order_lines => 'quantity' ], [ purchase_order_lines => 'unit_price' ],
+	[ vendors => 'updated_at' ], [ items => 'unit_cost' ], [ items => 'updated_at' ],
+	[ vendors => 'name' ], [ purchase_orders => 'number' ]);
+
+# Each query: [sql, ordered?]; unordered results are compared as sorted lines.
+my @queries;
+my %kinds;
+for my $i (1 .. $nqueries)
+{
+	my $shape = rnd(10);
+	my ($sql, $ordered);
+	if ($shape <= 4)
+	{
+		my $t = pick(@tables);
+		my $cols = join(', ', map { $_->[0] } @{ $columns{$t} });
+		$sql = "SELECT $cols FROM $t WHERE " . cond($t, 3);
+		$kinds{filter}++;
+	}
+	elsif ($shape <= 6)
+	{
+		# ORDER BY ... LIMIT: only the sort keys are compared (ties may
+		# pick other rows, never other key values)
+		my ($t, $c1) = @{ pick(@sortable) };
+		my @keys = ($c1);
+		my ($t2, $c2) = @{ pick(@sortable) };
+		push @keys, $c2 if $t2 eq $t && $c2 ne $c1 && rnd(2);
+		my $order = join(', ', map {
+			$_ . pick('', ' DESC', ' ASC NULLS FIRST', ' DESC NULLS LAST', '')
+		} @keys);
+		my $where = rnd(3) ? " WHERE " . cond($t, 2) : '';
+		my $limit = " LIMIT " . pick(1, 3, 10, 25, 70);
+		$limit .= " OFFSET " . pick(1, 5, 30) if rnd(3) == 0;
+		$sql = "SELECT " . join(', ', @keys) . " FROM $t$where ORDER BY $order$limit";
+		$ordered = 1;
+		$kinds{order_limit}++;
+	}
+	elsif ($shape == 7)
+	{
+		my $t = pick(@tables);
+		my ($num) = grep { $_->[1] eq 'numeric' } @{ $columns{$t} };
+		my $agg = $num ? "sum($num->[0]), max($num->[0])" : "min(updated_at)";
+		my $group = $t eq 'purchase_orders' ? 'status' : $t eq 'items' ? 'type' :
+		  $t eq 'vendors' ? 'status' : 'unit_of_measure';
+		$sql = "SELECT $group, count(*), $agg FROM $t WHERE " . cond($t, 2)
+		  . " GROUP BY $group";
+		$kinds{aggregate}++;
+	}
+	else
+	{
+		my ($a, $b, $on, $out) = @{ pick(
+			[ 'purchase_orders', 'vendors', 'v.id = o.vendor_id', 'o.number, v.name' ],
+			[ 'purchase_order_lines', 'items', 'i.id = l.item_id', 'l.id, i.number' ],
+			[ 'purchase_order_lines', 'purchase_orders', 'o.id = l.purchase_order_id', 'l.id, o.number' ]) };
+		my %alias = (purchase_orders => 'o', vendors => 'v', items => 'i',
+			purchase_order_lines => 'l');
+		my ($x, $y) = ($alias{$a}, $alias{$b});
+		$sql = "SELECT $out FROM $a $x JOIN $b $y ON $on WHERE " . cond($a, 2, $x)
+		  . " AND " . cond($b, 1, $y);
+		$kinds{join}++;
+	}
+	push @queries, [ $sql, $ordered ];
+}
+
+# ---------------------------------------------------------------------
+# Run every query three ways
+# ---------------------------------------------------------------------
+sub run_all
+{
+	my ($schema, $pushdown) = @_;
+	my $script = "SET TimeZone = 'UTC'; SET extra_float_digits = 0;\n"
+	  . "SET unified_fdw.pushdown = $pushdown; SET search_path = $schema;\n";
+	for my $i (0 .. $#queries)
+	{
+		$script .= "\\echo ==Q$i\n$queries[$i][0];\n";
+	}
+	my ($ret, $out, $err) = $node->psql('postgres', $script,
+		extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
+	is($ret, 0, "queries run ($schema, pushdown $pushdown)") or diag($err);
+	my %res;
+	my $cur;
+	for my $line (split /\n/, $out)
+	{
+		if ($line =~ /^==Q(\d+)$/) { $cur = $1; $res{$cur} = []; next; }
+		push @{ $res{$cur} }, $line if defined $cur;
+	}
+	for my $i (keys %res)
+	{
+		$res{$i} = [ sort @{ $res{$i} } ] unless $queries[$i][1];
+	}
+	return \%res;
+}
+
+my $on = run_all('bc', 'on');
+my $off = run_all('bc', 'off');
+my $local = run_all('lc', 'on');
+
+my ($same, $nonempty) = (0, 0);
+for my $i (0 .. $#queries)
+{
+	my $a = join("\n", @{ $on->{$i} // [] });
+	my $b = join("\n", @{ $off->{$i} // [] });
+	my $c = join("\n", @{ $local->{$i} // [] });
+	if ($a eq $b && $b eq $c)
+	{
+		$same++;
+		$nonempty++ if length $c;
+	}
+	else
+	{
+		fail("query $i: $queries[$i][0]");
+		diag("on:\n$a\noff:\n$b\nlocal:\n$c");
+	}
+}
+is($same, scalar @queries, "all " . scalar(@queries) . " queries agree (on, off, local copy)");
+note(join(', ', map { "$_ $kinds{$_}" } sort keys %kinds) . "; $nonempty with rows");
+cmp_ok($nonempty, '>=', @queries / 3, 'at least a third of the queries return rows');
+cmp_ok($kinds{$_} // 0, '>=', 20, "at least 20 queries of kind $_")
+  for qw(filter order_limit aggregate join);
+
+# ---------------------------------------------------------------------
+# Traffic: records received with pushdown on and off
+# ---------------------------------------------------------------------
+$node->safe_psql('postgres', q{
+CREATE FUNCTION upstream_records(query text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+  line text;
+  n bigint := 0;
+BEGIN
+  FOR line IN EXECUTE 'EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || query
+  LOOP
+    IF line ~ 'Upstream Records:' THEN
+      n := n + substring(line from '([0-9]+)$')::bigint;
+    END IF;
+  END LOOP;
+  RETURN n;
+END
+$$});
+
+sub traffic
+{
+	my ($pushdown) = @_;
+	my $script = "SET TimeZone = 'UTC'; SET unified_fdw.pushdown = $pushdown; SET search_path = bc, public;\n";
+	for my $i (0 .. $#queries)
+	{
+		my $q = $queries[$i][0];
+		$script .= "SELECT $i, upstream_records(\$q\$$q\$q\$);\n";
+	}
+	my %n;
+	for my $line (split /\n/, $node->safe_psql('postgres', $script))
+	{
+		my ($i, $r) = split /\|/, $line;
+		$n{$i} = $r;
+	}
+	return \%n;
+}
+my $ron = traffic('on');
+my $roff = traffic('off');
+my ($sum_on, $sum_off, $more, $fewer) = (0, 0, 0, 0);
+for my $i (0 .. $#queries)
+{
+	$sum_on += $ron->{$i};
+	$sum_off += $roff->{$i};
+	$fewer++ if $ron->{$i} < $roff->{$i};
+	if ($ron->{$i} > $roff->{$i})
+	{
+		$more++;
+		diag("query $i received more with pushdown: $ron->{$i} > $roff->{$i}: $queries[$i][0]");
+	}
+}
+is($more, 0, 'no query receives more records with pushdown on');
+cmp_ok($sum_on, '<', $sum_off * 0.7, "pushdown saves at least 30% of the records received ($sum_on vs $sum_off)");
+cmp_ok($fewer, '>=', @queries / 3, "at least a third of the queries receive fewer records ($fewer)");
+note("records received: $sum_on with pushdown, $sum_off without");
+
+# ---------------------------------------------------------------------
+# The request log
+# ---------------------------------------------------------------------
+sub logged
+{
+	my ($sql) = @_;
+	clear_sandbox_requests($sb);
+	my $out = $node->safe_psql('postgres', "SET TimeZone = 'UTC'; $sql");
+	my @gets = grep { $_->{method} eq 'GET' && $_->{path} =~ m{/api/v2\.0/companies} }
+	  @{ sandbox_requests($sb) };
+	return ($out, @gets);
+}
+
+my ($out, @gets) = logged('SELECT number FROM bc.purchase_orders WHERE total_amount >= 0 LIMIT 10');
+is(scalar @gets, 1, 'LIMIT 10: one request');
+like($gets[0]{query}, qr/\$top=10(&|$)/, 'LIMIT 10: asks for 10 records');
+is(scalar(split /\n/, $out), 10, 'LIMIT 10: 10 rows');
+is($node->safe_psql('postgres',
+	q{SELECT upstream_records('SELECT number FROM bc.purchase_orders WHERE total_amount >= 0 LIMIT 10')}),
+	'10', 'LIMIT 10: 10 records received');
+
+# selective queries: only the matching records travel (page size 25)
+for my $q (
+	q{SELECT * FROM bc.purchase_orders WHERE order_date BETWEEN '2024-03-01' AND '2024-06-30'},
+	q{SELECT * FROM bc.purchase_orders WHERE status = 'open' AND total_amount > 10000},
+	q{SELECT * FROM bc.purchase_order_lines WHERE quantity NOT IN (1, 2) AND line_number >= 20000},
+	q{SELECT * FROM bc.vendors WHERE email IS NULL})
+{
+	my $rows = $node->safe_psql('postgres', "SELECT count(*) FROM ($q) s");
+	my $recs = $node->safe_psql('postgres', "SELECT upstream_records(\$q\$$q\$q\$)");
+	ok($rows > 0 && $recs == $rows, "only the $rows matching records travel: $q") or diag("received $recs");
+	(my $o, @gets) = logged($q);
+	is(scalar @gets, int(($rows + 24) / 25) || 1, "  in " . (int(($rows + 24) / 25) || 1) . " request(s)");
+}
+# text equality narrows case-insensitively: at most the other-case rows in excess
+my $q = q{SELECT * FROM bc.vendors WHERE name = 'Acme Supplies'};
+is($node->safe_psql('postgres', "SELECT upstream_records(\$q\$$q\$q\$)"), '2',
+	'text equality: the record that differs by case travels too, and is filtered here');
+
+# a join of 20 orders to their vendors: the cost model prefers one vendor
+# scan (one page) to a request per order; two requests in all
+my $join = q{SELECT o.number, v.name FROM (SELECT * FROM bc.purchase_orders
+	ORDER BY total_amount DESC LIMIT 20) o JOIN bc.vendors v ON v.id = o.vendor_id};
+($out, @gets) = logged($join);
+is(scalar(split /\n/, $out), 20, 'join: 20 orders with their vendors');
+is(scalar @gets, 2, 'join: two requests (20 orders, one page of vendors)');
+like($gets[0]{query} . $gets[1]{query}, qr/\$top=20/, 'join: the orders request asks for 20');
+
+done_testing();
