@@ -775,14 +775,34 @@ cmp_names(const ListCell *a, const ListCell *b)
 	return strcmp(lfirst(a), lfirst(b));
 }
 
+/* The connector files (*.json but model.json) of dir, sorted by name. */
+static List *
+connector_files(const char *dir)
+{
+	DIR		   *d;
+	struct dirent *de;
+	List	   *files = NIL;
+
+	d = AllocateDir(dir);
+	while ((de = ReadDir(d, dir)) != NULL)
+	{
+		size_t		len = strlen(de->d_name);
+
+		if (len > 5 && strcmp(de->d_name + len - 5, ".json") == 0 &&
+			strcmp(de->d_name, "model.json") != 0)
+			files = lappend(files, psprintf("%s/%s", dir, de->d_name));
+	}
+	FreeDir(d);
+	list_sort(files, cmp_names);
+	return files;
+}
+
 static void
 load_all(void)
 {
 	MemoryContext cxt;
 	MemoryContext old;
 	char	   *dir;
-	DIR		   *d;
-	struct dirent *de;
 	List	   *files = NIL;
 	ListCell   *lc;
 	UfdwModel  *model = NULL;
@@ -796,17 +816,9 @@ load_all(void)
 		dir = connector_dir();
 		ufdw_load_connector_file(psprintf("%s/model.json", dir), NULL, NULL, &model);
 
-		d = AllocateDir(dir);
-		while ((de = ReadDir(d, dir)) != NULL)
-		{
-			size_t		len = strlen(de->d_name);
-
-			if (len > 5 && strcmp(de->d_name + len - 5, ".json") == 0 &&
-				strcmp(de->d_name, "model.json") != 0)
-				files = lappend(files, psprintf("%s/%s", dir, de->d_name));
-		}
-		FreeDir(d);
-		list_sort(files, cmp_names);
+		files = connector_files(dir);
+		if (ufdw_extra_connector_dir && ufdw_extra_connector_dir[0])
+			files = list_concat(files, connector_files(ufdw_extra_connector_dir));
 
 		foreach(lc, files)
 		{

@@ -1266,5 +1266,24 @@ ufdw_render_orderby(const UfdwConnector *conn, const UfdwTableMap *tm,
 		appendStringInfo(&buf, "%s%s %s", buf.len ? (sql ? ", " : ",") : "", f,
 						 lfirst_int(ld) ? (sql ? "DESC" : "desc") : (sql ? "ASC" : "asc"));
 	}
+
+	/*
+	 * Offset paging (OData V2 $skip, SuiteQL offset) over a sort with ties
+	 * could repeat or skip records between pages: the key (model column 0,
+	 * "id") breaks ties.  Business Central pages by $skiptoken and breaks
+	 * ties itself.
+	 */
+	if (conn->dialect != UFDW_DIALECT_ODATA_V4 && tm->columns[0].kind != UFDW_MAP_RAW)
+	{
+		const UfdwColumnMap *key = &tm->columns[0];
+
+		for (int i = 0; i < key->nfields; i++)
+		{
+			const char *f = sql && key->fields[i].expr ? key->fields[i].expr :
+				key->fields[i].name;
+
+			appendStringInfo(&buf, "%s%s %s", sql ? ", " : ",", f, sql ? "ASC" : "asc");
+		}
+	}
 	return buf.data;
 }

@@ -80,6 +80,7 @@ static const char *const credential_groups[][5] = {
 };
 
 bool		ufdw_pushdown_enabled = true;
+char	   *ufdw_extra_connector_dir = NULL;
 
 PG_FUNCTION_INFO_V1(unified_fdw_validator);
 
@@ -95,6 +96,15 @@ ufdw_define_gucs(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+	DefineCustomStringVariable("unified_fdw.extra_connector_dir",
+							   "A directory of further connector files (for tests).",
+							   "Read, after the installed connectors, when a session first "
+							   "loads connectors; later changes take effect in new sessions.",
+							   &ufdw_extra_connector_dir,
+							   "",
+							   PGC_SUSET,
+							   GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
 	MarkGUCPrefixReserved("unified_fdw");
 }
 

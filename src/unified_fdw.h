@@ -222,6 +222,7 @@ typedef struct UfdwOptions
 } UfdwOptions;
 
 extern bool ufdw_pushdown_enabled;
+extern char *ufdw_extra_connector_dir;
 
 extern void ufdw_define_gucs(void);
 extern UfdwOptions *ufdw_get_options(ForeignServer *server, UserMapping *um);

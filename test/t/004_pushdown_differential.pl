@@ -237,6 +237,14 @@ for my $i (1 .. $nqueries)
 	push @queries, [ $sql, $ordered ];
 }
 
+# UFDW_DIFF_DUMP=file writes the queries out, for debugging
+if (my $dump = $ENV{UFDW_DIFF_DUMP})
+{
+	open(my $fh, '>', $dump) or die "$dump: $!";
+	print $fh "\\echo ==Q$_\n$queries[$_][0];\n" for 0 .. $#queries;
+	close $fh;
+}
+
 # ---------------------------------------------------------------------
 # Run every query three ways
 # ---------------------------------------------------------------------
