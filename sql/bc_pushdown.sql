@@ -17,6 +17,9 @@ CREATE SCHEMA bcp;
 IMPORT FOREIGN SCHEMA unified FROM SERVER bcp INTO bcp;
 SET TimeZone = 'America/New_York';
 
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set helper :abs_srcdir '/test/regress_decode_url.sql'
+\i :helper
 -- the native request of a query (no network I/O), sandbox URL as <bc>,
 -- the query options percent-decoded for reading
 CREATE FUNCTION native(query text) RETURNS SETOF text
@@ -32,27 +35,9 @@ BEGIN
       RETURN NEXT line;
     END IF;
     IF line ~ 'Upstream Request' THEN
-      RETURN NEXT '    decoded: ' || convert_from(decode_url(substring(line from '\?(.*)$')), 'UTF8');
+      RETURN NEXT '    decoded: ' || decode_url(substring(line from '\?(.*)$'));
     END IF;
   END LOOP;
-END
-$$;
-CREATE FUNCTION decode_url(s text) RETURNS bytea
-LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE
-  out bytea := '';
-  i int := 1;
-BEGIN
-  WHILE i <= length(s) LOOP
-    IF substr(s, i, 1) = '%' THEN
-      out := out || decode(substr(s, i + 1, 2), 'hex');
-      i := i + 3;
-    ELSE
-      out := out || convert_to(substr(s, i, 1), 'UTF8');
-      i := i + 1;
-    END IF;
-  END LOOP;
-  RETURN out;
 END
 $$;
 

@@ -17,6 +17,8 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER sq OPTIONS (token 't');
 CREATE SCHEMA sq;
 IMPORT FOREIGN SCHEMA unified FROM SERVER sq INTO sq;
 
+\set helper :abs_srcdir '/test/regress_decode_url.sql'
+\i :helper
 -- the native request of a query, query options percent-decoded
 CREATE FUNCTION rendered(query text) RETURNS SETOF text
 LANGUAGE plpgsql AS $$
@@ -26,31 +28,13 @@ BEGIN
   FOR line IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || query
   LOOP
     IF line ~ 'Upstream Request' THEN
-      RETURN NEXT '  ' || convert_from(decode_query(substring(line from '\?(.*)$')), 'UTF8');
+      RETURN NEXT '  ' || decode_url(substring(line from '\?(.*)$'));
     ELSIF line ~ 'Upstream Body' THEN
       RETURN NEXT '  ' || substring(line from 'Upstream Body: (.*)$');
     ELSIF line ~ 'Sort Key' THEN
       RETURN NEXT '  (sorted locally)';
     END IF;
   END LOOP;
-END
-$$;
-CREATE FUNCTION decode_query(s text) RETURNS bytea
-LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE
-  out bytea := '';
-  i int := 1;
-BEGIN
-  WHILE i <= length(s) LOOP
-    IF substr(s, i, 1) = '%' THEN
-      out := out || decode(substr(s, i + 1, 2), 'hex');
-      i := i + 3;
-    ELSE
-      out := out || convert_to(substr(s, i, 1), 'UTF8');
-      i := i + 1;
-    END IF;
-  END LOOP;
-  RETURN out;
 END
 $$;
 
