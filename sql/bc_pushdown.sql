@@ -106,6 +106,9 @@ SELECT name FROM bcp.vendors WHERE name = 'ACME SUPPLIES';
 SELECT count(*) FROM bcp.vendors WHERE name <> 'acme supplies';
 SELECT native($$SELECT name FROM bcp.vendors WHERE name <> 'acme supplies'$$);
 SELECT native($$SELECT name FROM bcp.vendors WHERE name > 'M'$$);
+-- name and char(n) operands compare differently: local
+SELECT native($$SELECT name FROM bcp.vendors WHERE name = 'Acme Supplies'::name$$);
+SELECT name FROM bcp.vendors WHERE name = 'Acme Supplies'::name;
 -- awkward literals: quotes, &, %, #, +, /, ?, non-ASCII
 SELECT native($$SELECT name FROM bcp.vendors WHERE name IN ('O''Brien & Sons', '100% Pure Supplies', 'Hash#Tag Traders', 'Plus+Minus Components', 'North/South Logistics', 'Why? Consulting', 'Müller Industriebedarf GmbH', '株式会社山田製作所', 'Rocket 🚀 Parts Ltd.', '"Quoted" Widgets Inc.', 'Back\Slash Supplies', 'Percent %25 Encoded Ltd.')$$);
 SELECT name FROM bcp.vendors WHERE name IN ('O''Brien & Sons', '100% Pure Supplies', 'Hash#Tag Traders', 'Plus+Minus Components', 'North/South Logistics', 'Why? Consulting', 'Müller Industriebedarf GmbH', '株式会社山田製作所', 'Rocket 🚀 Parts Ltd.', '"Quoted" Widgets Inc.', 'Back\Slash Supplies', 'Percent %25 Encoded Ltd.') ORDER BY name COLLATE "C";
@@ -153,6 +156,24 @@ SELECT * FROM traffic($$SELECT * FROM bcp.purchase_orders WHERE order_date >= '2
 SELECT * FROM traffic($$SELECT * FROM bcp.purchase_orders WHERE total_amount >= 0 LIMIT 10$$);
 SELECT * FROM traffic($$SELECT * FROM bcp.purchase_orders ORDER BY updated_at DESC LIMIT 10$$);
 SELECT * FROM traffic($$SELECT * FROM bcp.vendors WHERE name = 'acme supplies'$$);
+
+-- use_remote_estimate: planning asks the upstream for the count ($count=true, one record)
+CREATE FUNCTION estimated_rows(query text) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+  line text;
+BEGIN
+  FOR line IN EXECUTE 'EXPLAIN ' || query LOOP
+    RETURN substring(line from 'rows=([0-9]+)')::int;
+  END LOOP;
+END
+$$;
+SELECT estimated_rows($$SELECT * FROM bcp.purchase_orders WHERE order_date >= '2024-06-01' AND total_amount > 1000$$);
+ALTER FOREIGN TABLE bcp.purchase_orders OPTIONS (ADD use_remote_estimate 'true');
+SELECT estimated_rows($$SELECT * FROM bcp.purchase_orders WHERE order_date >= '2024-06-01' AND total_amount > 1000$$);
+SELECT estimated_rows($$SELECT * FROM bcp.purchase_orders$$);
+ALTER FOREIGN TABLE bcp.purchase_orders OPTIONS (DROP use_remote_estimate);
+ALTER SERVER bcp OPTIONS (ADD use_remote_estimate 'maybe');
 
 -- unified_fdw.pushdown = off sends nothing but the columns, with the same answers
 SET unified_fdw.pushdown = off;

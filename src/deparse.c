@@ -141,8 +141,8 @@ operand_type_ok(UfdwColType t, Oid type)
 	switch (t)
 	{
 		case UFDW_TYPE_TEXT:
-			return type == TEXTOID || type == VARCHAROID || type == BPCHAROID ||
-				type == NAMEOID;
+			/* not name or char(n): other comparison semantics */
+			return type == TEXTOID || type == VARCHAROID;
 		case UFDW_TYPE_NUMERIC:
 			return type == NUMERICOID;
 		case UFDW_TYPE_INTEGER:

@@ -57,8 +57,10 @@ static const OptDef option_defs[] = {
 	{"token_url", ForeignServerRelationId, OPT_URL, false},
 	{"page_size", ForeignServerRelationId, OPT_POSINT, false},
 	{"allow_insecure", ForeignServerRelationId, OPT_BOOL, true},
+	{"use_remote_estimate", ForeignServerRelationId, OPT_BOOL, false},
 	{"table", ForeignTableRelationId, OPT_TABLE, false},
 	{"page_size", ForeignTableRelationId, OPT_POSINT, false},
+	{"use_remote_estimate", ForeignTableRelationId, OPT_BOOL, false},
 	{"username", UserMappingRelationId, OPT_SECRET, false},
 	{"password", UserMappingRelationId, OPT_SECRET, false},
 	{"token", UserMappingRelationId, OPT_SECRET, false},
@@ -292,6 +294,18 @@ validate_value(const OptDef *def, DefElem *elem)
 						 errdetail("The value must not be empty or contain control characters.")));
 			break;
 	}
+}
+
+/* A boolean option's value, or dflt when it is not set. */
+bool
+ufdw_option_bool(List *options, const char *name, bool dflt)
+{
+	char	   *v = ufdw_option_value(options, name);
+	bool		result = dflt;
+
+	if (v)
+		(void) parse_bool(v, &result);
+	return result;
 }
 
 /* Server checks that need the whole option list. */

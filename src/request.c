@@ -235,6 +235,10 @@ append_odata_query(StringInfo url, const UfdwScanSpec *spec)
 		append_param(url, "$filter", spec->filter);
 	if (spec->orderby)
 		append_param(url, "$orderby", spec->orderby);
+	if (spec->count)
+		append_param(url, spec->connector->dialect == UFDW_DIALECT_ODATA_V4 ?
+					 "$count" : "$inlinecount",
+					 spec->connector->dialect == UFDW_DIALECT_ODATA_V4 ? "true" : "allpages");
 }
 
 static char *

@@ -44,6 +44,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/clauses.h"
 #include "optimizer/cost.h"
 #include "optimizer/paths.h"
 #include "optimizer/optimizer.h"
@@ -94,6 +95,7 @@ typedef struct UfdwRelInfo
 	bool		all_pushed;		/* every baserestrictinfo is in pushed */
 	Bitmapset  *not_null;		/* model columns a top-level clause makes
 								 * non-NULL */
+	int			page_size;		/* records per upstream page */
 } UfdwRelInfo;
 
 /* Executor state of one scan. */
@@ -167,6 +169,118 @@ foreign_table_model(Oid relid, const char *relname, const UfdwConnector **conn_o
 	return ti;
 }
 
+/* Records per page a scan of the table will ask for (no user mapping needed). */
+static int
+plan_page_size(Oid relid, const UfdwConnector *conn)
+{
+	ForeignTable *ft = GetForeignTable(relid);
+	ForeignServer *server = GetForeignServer(ft->serverid);
+	char	   *v = ufdw_option_value(ft->options, "page_size");
+	int			n;
+
+	if (v == NULL)
+		v = ufdw_option_value(server->options, "page_size");
+	n = v ? atoi(v) : conn->default_page_size;
+	return Max(1, Min(n, conn->max_page_size));
+}
+
+static bool
+use_remote_estimate(Oid relid)
+{
+	ForeignTable *ft = GetForeignTable(relid);
+	ForeignServer *server = GetForeignServer(ft->serverid);
+
+	return ufdw_option_bool(ft->options, "use_remote_estimate",
+							ufdw_option_bool(server->options, "use_remote_estimate", false));
+}
+
+/* Operands for a planning-time count: what the planner can fold to a constant. */
+static Datum
+estimate_operand(void *expr, void *arg, bool *isnull)
+{
+	Node	   *e = estimate_expression_value((PlannerInfo *) arg, (Node *) expr);
+
+	if (!IsA(e, Const))
+	{
+		*isnull = true;			/* not sent: the count is an upper bound */
+		return (Datum) 0;
+	}
+	*isnull = ((Const *) e)->constisnull;
+	return ((Const *) e)->constvalue;
+}
+
+/*
+ * The upstream's count of the records matching the conditions that can be
+ * sent (use_remote_estimate): one request for one record, with $count=true
+ * (OData v4), $inlinecount=allpages (OData V2) or totalResults (SuiteQL).
+ * Returns -1 if the upstream did not say.  *exact: every condition was sent
+ * exactly.  Upstream errors are raised.
+ */
+static double
+remote_estimate(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *info,
+				Oid relid, bool *exact)
+{
+	ForeignTable *ft = GetForeignTable(relid);
+	ForeignServer *server = GetForeignServer(ft->serverid);
+	Oid			userid = OidIsValid(baserel->userid) ? baserel->userid : GetUserId();
+	UserMapping *um = GetUserMapping(userid, server->serverid);
+	UfdwOptions *opts = ufdw_get_options(server, um);
+	const UfdwTableMap *tm = info->connector->tables[info->table_index];
+	UfdwScanSpec spec = {0};
+	UfdwRequestContext rctx = {0};
+	List	   *filters = NIL;
+	bool		complete = info->all_pushed;
+	Relation	rel;
+	int		   *no_columns;
+	UfdwRendered r;
+	UfdwRequest *req;
+	UfdwResponse *resp;
+	UfdwPageInfo page;
+	int			nrows;
+	Datum	  **values;
+	bool	  **nulls;
+	ListCell   *lc;
+
+	foreach(lc, info->pushed)
+	{
+		UfdwFilter *f = ufdw_filter_from_clause(((RestrictInfo *) lfirst(lc))->clause,
+												baserel->relid, info->attr_column,
+												info->natts, tm, estimate_operand, root);
+
+		if (f)
+			filters = lappend(filters, f);
+		else
+			complete = false;
+	}
+	r = ufdw_render_filter(info->connector, tm, filters);
+	*exact = complete && r.exact;
+
+	spec.connector = info->connector;
+	spec.table = tm;
+	spec.page_size = 1;
+	spec.top = 1;
+	spec.count = true;
+	spec.filter = r.text;
+	spec.params = r.params;
+	req = ufdw_first_request(&spec, opts);
+
+	rel = table_open(relid, NoLock);
+	rctx.server_name = opts->server_name;
+	rctx.table_name = pstrdup(RelationGetRelationName(rel));
+	rctx.secrets = ufdw_secrets(opts);
+	rctx.allow_insecure = opts->allow_insecure;
+	resp = ufdw_execute(req, opts, &rctx, um->umid);
+
+	no_columns = palloc(sizeof(int) * info->natts);
+	for (int a = 0; a < info->natts; a++)
+		no_columns[a] = -1;
+	ufdw_parse_page(ufdw_make_converter(&spec, opts, RelationGetDescr(rel), no_columns,
+										rctx.table_name),
+					resp->body, resp->len, &nrows, &values, &nulls, &page);
+	table_close(rel, NoLock);
+	return page.total_count >= 0 ? (double) page.total_count : -1;
+}
+
 static void
 unifiedGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
@@ -237,10 +351,33 @@ unifiedGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 	}
 
 	baserel->fdw_private = info;
+	info->page_size = plan_page_size(foreigntableid, conn);
 	baserel->tuples = DEFAULT_ROWS;
 	baserel->rows = clamp_row_est(DEFAULT_ROWS *
 								  clauselist_selectivity(root, baserel->baserestrictinfo,
 														 0, JOIN_INNER, NULL));
+
+	/* opt-in: ask the upstream how many records match what can be sent */
+	if (ufdw_pushdown_enabled && use_remote_estimate(foreigntableid))
+	{
+		bool		exact;
+		double		count = remote_estimate(root, baserel, info, foreigntableid, &exact);
+
+		if (count >= 0)
+		{
+			List	   *local = NIL;
+
+			/* what was not sent exactly narrows further, by PostgreSQL's guess */
+			if (!exact)
+				foreach(lc, baserel->baserestrictinfo)
+					if (!list_member_ptr(info->pushed, lfirst(lc)))
+						local = lappend(local, lfirst(lc));
+			baserel->tuples = Max(count, 1);
+			baserel->rows = clamp_row_est(count *
+										  clauselist_selectivity(root, local, 0,
+																 JOIN_INNER, NULL));
+		}
+	}
 }
 
 /*
@@ -326,9 +463,8 @@ pushable_limit(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *info)
 
 /* Cost of fetching rows: one request per page, each expensive. */
 static void
-scan_cost(double rows, Cost *startup, Cost *total)
+scan_cost(double rows, int page_size, Cost *startup, Cost *total)
 {
-	int			page_size = 1000;
 	double		pages = ceil(rows / page_size);
 
 	*startup = REQUEST_COST;
@@ -351,7 +487,7 @@ unifiedGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 	bool		sorted = false;
 	int64		limit;
 
-	scan_cost(baserel->rows, &startup, &total);
+	scan_cost(baserel->rows, info->page_size, &startup, &total);
 	add_path(baserel, (Path *)
 			 ufdw_create_foreignscan_path(root, baserel, NULL, baserel->rows,
 										  startup, total, NIL, NULL, NULL, NIL));
@@ -379,7 +515,7 @@ unifiedGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 		double		rows = Min(baserel->rows, (double) limit);
 
 		/* one request for just the rows needed: cheaper than any other */
-		scan_cost(rows, &startup, &total);
+		scan_cost(rows, info->page_size, &startup, &total);
 		startup -= 1.0;
 		total -= 1.0;
 		add_path(baserel, (Path *)

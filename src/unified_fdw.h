@@ -222,6 +222,7 @@ typedef struct UfdwOptions
 } UfdwOptions;
 
 extern bool ufdw_pushdown_enabled;
+extern bool ufdw_option_bool(List *options, const char *name, bool dflt);
 extern char *ufdw_extra_connector_dir;
 
 extern void ufdw_define_gucs(void);
@@ -247,6 +248,8 @@ typedef struct UfdwScanSpec
 	List	   *params;			/* SuiteQL: bound values (char *) of filter */
 	char	   *orderby;		/* rendered sort, or NULL */
 	int64		top;			/* records wanted in all (0: all) */
+	bool		count;			/* ask for the total count too ($count=true,
+								 * $inlinecount; SuiteQL always says) */
 } UfdwScanSpec;
 
 /* One native HTTP request, free of secrets (shown by EXPLAIN). */
