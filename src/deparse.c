@@ -63,6 +63,8 @@
 typedef struct BuildCtx
 {
 	Index		relid;
+	bool		outer_ok;		/* operands may read other relations (join
+								 * clauses of a parameterized scan) */
 	const int  *attr_column;
 	int			natts;
 	const UfdwTableMap *tm;
@@ -125,13 +127,44 @@ param_exec_walker(Node *node, void *context)
 	return expression_tree_walker(node, param_exec_walker, context);
 }
 
-/* An operand whose value is fixed for the scan: no Var, nothing volatile. */
+/* Does n read the scanned relation, or hold a PlaceHolderVar? */
 static bool
-is_scan_constant(Node *n)
+own_var_walker(Node *node, void *context)
 {
-	return !contain_var_clause(n) && !contain_volatile_functions(n) &&
-		!contain_subplans(n) && !contain_agg_clause(n) &&
-		!contain_window_function(n) && !param_exec_walker(n, NULL);
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+		return ((Var *) node)->varno == *(Index *) context &&
+			((Var *) node)->varlevelsup == 0;
+	if (IsA(node, PlaceHolderVar))
+		return true;
+	return expression_tree_walker(node, own_var_walker, context);
+}
+
+/* Does n hold a PARAM_EXEC parameter (an outer row's value, an initplan)? */
+bool
+ufdw_contains_exec_param(Node *n)
+{
+	return param_exec_walker(n, NULL);
+}
+
+/*
+ * An operand whose value is fixed for one scan: nothing volatile, no Var
+ * of the scanned relation.  Planning: no Var at all (or only other
+ * relations' with outer_ok), and no PARAM_EXEC (initplans are left
+ * local); execution: the outer Vars have become PARAM_EXEC.
+ */
+static bool
+is_scan_constant(const BuildCtx *ctx, Node *n)
+{
+	Index		relid = ctx->relid;
+
+	if (contain_volatile_functions(n) || contain_subplans(n) ||
+		contain_agg_clause(n) || contain_window_function(n))
+		return false;
+	if (ctx->outer_ok ? own_var_walker(n, &relid) : contain_var_clause(n))
+		return false;
+	return ctx->eval != NULL || !param_exec_walker(n, NULL);
 }
 
 /* Is type a valid operand type for a column of model type t? */
@@ -400,9 +433,9 @@ build_opexpr(const BuildCtx *ctx, OpExpr *op)
 		return NULL;
 	l = linitial(op->args);
 	r = lsecond(op->args);
-	if ((c = var_column(ctx, l)) >= 0 && is_scan_constant(r))
+	if ((c = var_column(ctx, l)) >= 0 && is_scan_constant(ctx, r))
 		var_left = true;
-	else if ((c = var_column(ctx, r)) >= 0 && is_scan_constant(l))
+	else if ((c = var_column(ctx, r)) >= 0 && is_scan_constant(ctx, l))
 		var_left = false;
 	else
 		return NULL;
@@ -458,7 +491,7 @@ build_saop(const BuildCtx *ctx, ScalarArrayOpExpr *sa)
 	UfdwFilter *f;
 	Oid			elemtype;
 
-	if (c < 0 || !is_scan_constant(r))
+	if (c < 0 || !is_scan_constant(ctx, r))
 		return NULL;
 	t = ctx->tm->model->columns[c].type;
 	elemtype = get_element_type(exprType(r));
@@ -568,17 +601,20 @@ build(const BuildCtx *ctx, Node *n)
 /*
  * The filter tree of one restriction clause, or NULL when nothing of it can
  * be sent.  attr_column maps attribute numbers - 1 to model columns.  eval
- * NULL: shape mode, values unknown (NULL pointers).  The tree may cover
+ * NULL: shape mode, values unknown (NULL pointers).  outer_ok: a join
+ * clause, whose values come from the outer relation (planning: its Vars;
+ * execution: PARAM_EXEC parameters).  The tree may cover
  * less than the clause (an AND that drops a part), never more.
  */
 UfdwFilter *
 ufdw_filter_from_clause(Expr *clause, Index relid, const int *attr_column,
-						int natts, const UfdwTableMap *tm,
+						int natts, const UfdwTableMap *tm, bool outer_ok,
 						UfdwEvalFunc eval, void *eval_arg)
 {
 	BuildCtx	ctx;
 
 	ctx.relid = relid;
+	ctx.outer_ok = outer_ok;
 	ctx.attr_column = attr_column;
 	ctx.natts = natts;
 	ctx.tm = tm;

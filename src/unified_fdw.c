@@ -96,6 +96,7 @@ typedef struct UfdwRelInfo
 	Bitmapset  *not_null;		/* model columns a top-level clause makes
 								 * non-NULL */
 	int			page_size;		/* records per upstream page */
+	bool		counted;		/* rows come from the upstream's count */
 } UfdwRelInfo;
 
 /* Executor state of one scan. */
@@ -119,7 +120,14 @@ typedef struct UfdwScanState
 	Datum	  **values;
 	bool	  **nulls;
 	bool		filter_exact;	/* the upstream filter is exactly the quals */
-	/* EXPLAIN ANALYZE figures */
+	int		   *attr_column;	/* per attribute: model column, or -1 */
+	int			natts;
+	bool		exec_params;	/* fdw_exprs read an outer row (PARAM_EXEC) */
+	bool		params_set;		/* ... and its values are available */
+	bool		needs_render;	/* render the filter again before fetching */
+	MemoryContext req_cxt;		/* the rendered filter and first request */
+	/* EXPLAIN ANALYZE figures, over all loops */
+	int64		pages;
 	int64		requests;
 	int64		records;
 	int64		bytes;
@@ -245,7 +253,7 @@ remote_estimate(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *info,
 	{
 		UfdwFilter *f = ufdw_filter_from_clause(((RestrictInfo *) lfirst(lc))->clause,
 												baserel->relid, info->attr_column,
-												info->natts, tm, estimate_operand, root);
+												info->natts, tm, false, estimate_operand, root);
 
 		if (f)
 			filters = lappend(filters, f);
@@ -338,7 +346,7 @@ unifiedGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 		if (ufdw_pushdown_enabled)
 			f = ufdw_filter_from_clause(ri->clause, baserel->relid, info->attr_column,
 										info->natts, conn->tables[info->table_index],
-										NULL, NULL);
+										false, NULL, NULL);
 		if (f == NULL)
 		{
 			info->all_pushed = false;
@@ -372,6 +380,7 @@ unifiedGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 				foreach(lc, baserel->baserestrictinfo)
 					if (!list_member_ptr(info->pushed, lfirst(lc)))
 						local = lappend(local, lfirst(lc));
+			info->counted = true;
 			baserel->tuples = Max(count, 1);
 			baserel->rows = clamp_row_est(count *
 										  clauselist_selectivity(root, local, 0,
@@ -461,6 +470,108 @@ pushable_limit(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *info)
 	return (int64) root->limit_tuples;
 }
 
+static void scan_cost(double rows, int page_size, Cost *startup, Cost *total);
+
+/* Is ri "column = outer value" on a column the upstream can filter on? */
+static bool
+is_join_equality(RelOptInfo *baserel, UfdwRelInfo *info, RestrictInfo *ri)
+{
+	const UfdwTableMap *tm = info->connector->tables[info->table_index];
+	UfdwFilter *f = ufdw_filter_from_clause(ri->clause, baserel->relid, info->attr_column,
+											info->natts, tm, true, NULL, NULL);
+	const UfdwColumnMap *cm;
+
+	if (f == NULL || f->kind != UFDW_FILTER_CMP || f->op != UFDW_OP_EQ)
+		return false;
+	cm = &tm->columns[f->column];
+	return cm->kind == UFDW_MAP_FIELD && cm->native_type != UFDW_NATIVE_NONE;
+}
+
+/* generate_implied_equalities_for_column(): members that are this Var */
+static bool
+ec_member_is_var(PlannerInfo *root, RelOptInfo *rel, EquivalenceClass *ec,
+				 EquivalenceMember *em, void *arg)
+{
+	Var		   *v = arg;
+	Expr	   *e = em->em_expr;
+
+	while (IsA(e, RelabelType))
+		e = ((RelabelType *) e)->arg;
+	return IsA(e, Var) && ((Var *) e)->varno == v->varno &&
+		((Var *) e)->varattno == v->varattno && ((Var *) e)->varlevelsup == 0;
+}
+
+/*
+ * Parameterized paths: for "column = outer value" join clauses (written or
+ * implied by equivalence classes), a scan per outer row that sends the
+ * outer value as a filter, e.g. vendors?$filter=id eq <vendor_id>.  Each
+ * loop costs a request; the planner compares that with one scan of the
+ * whole table.  Not batched: one request per outer row.
+ */
+static void
+add_parameterized_paths(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *info)
+{
+	List	   *clauses = NIL;
+	List	   *seen = NIL;
+	ListCell   *lc;
+
+	/*
+	 * Only when the table's size is known (use_remote_estimate): comparing a
+	 * request per outer row with a scan of a table of guessed size can cost
+	 * many more requests than it saves.
+	 */
+	if (!info->counted)
+		return;
+
+	foreach(lc, baserel->joininfo)
+	{
+		RestrictInfo *ri = lfirst(lc);
+
+		if (join_clause_is_movable_to(ri, baserel) && is_join_equality(baserel, info, ri))
+			clauses = lappend(clauses, ri);
+	}
+	if (baserel->has_eclass_joins)
+	{
+		for (int a = 0; a < info->natts; a++)
+		{
+			Var			v = {0};
+			List	   *implied;
+
+			if (info->attr_column[a] < 0)
+				continue;
+			v.xpr.type = T_Var;
+			v.varno = baserel->relid;
+			v.varattno = a + 1;
+			implied = generate_implied_equalities_for_column(root, baserel, ec_member_is_var,
+															 &v, baserel->lateral_referencers);
+			foreach(lc, implied)
+				if (is_join_equality(baserel, info, lfirst(lc)))
+					clauses = lappend(clauses, lfirst(lc));
+		}
+	}
+
+	foreach(lc, clauses)
+	{
+		RestrictInfo *ri = lfirst(lc);
+		Relids		required_outer;
+		ParamPathInfo *ppi;
+		Cost		startup,
+					total;
+
+		required_outer = bms_union(ri->clause_relids, baserel->lateral_relids);
+		required_outer = bms_del_member(required_outer, baserel->relid);
+		if (bms_is_empty(required_outer) || list_member(seen, required_outer))
+			continue;
+		seen = lappend(seen, required_outer);
+		ppi = get_baserel_parampathinfo(root, baserel, required_outer);
+		scan_cost(ppi->ppi_rows, info->page_size, &startup, &total);
+		add_path(baserel, (Path *)
+				 ufdw_create_foreignscan_path(root, baserel, NULL, ppi->ppi_rows,
+											  startup, total, NIL, required_outer,
+											  NULL, list_make3(NIL, NIL, makeInteger(0))));
+	}
+}
+
 /* Cost of fetching rows: one request per page, each expensive. */
 static void
 scan_cost(double rows, int page_size, Cost *startup, Cost *total)
@@ -506,6 +617,8 @@ unifiedGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 											  list_make3(columns, desc, makeInteger(0))));
 	}
 
+	add_parameterized_paths(root, baserel, info);
+
 	/* a LIMIT applies to the scan only in the order the query asks for */
 	limit = pushable_limit(root, baserel, info);
 	if (limit > 0 && (root->parse->sortClause == NIL ||
@@ -545,6 +658,15 @@ unifiedGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 	/* the clauses to send; their values are computed at execution */
 	foreach(lc, info->pushed)
 		fdw_exprs = lappend(fdw_exprs, ((RestrictInfo *) lfirst(lc))->clause);
+	/* a parameterized path's join clauses (outer Vars become parameters) */
+	foreach(lc, scan_clauses)
+	{
+		RestrictInfo *ri = lfirst(lc);
+
+		if (!list_member_ptr(baserel->baserestrictinfo, ri) &&
+			is_join_equality(baserel, info, ri))
+			fdw_exprs = lappend(fdw_exprs, ri->clause);
+	}
 
 	fdw_private = list_make5(attr_columns,
 							 path_private ? list_nth(path_private, UFDW_PATH_SORT_COLUMNS) : NIL,
@@ -564,9 +686,40 @@ static Datum
 eval_operand(void *expr, void *arg, bool *isnull)
 {
 	ForeignScanState *node = arg;
-	ExprState  *es = ExecInitExpr((Expr *) expr, &node->ss.ps);
+	UfdwScanState *st = node->fdw_state;
+	ExprState  *es;
 
+	/* an outer row's value before there is one (EXPLAIN, BeginForeignScan) */
+	if (st->exec_params && !st->params_set && ufdw_contains_exec_param(expr))
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	es = ExecInitExpr((Expr *) expr, &node->ss.ps);
 	return ExecEvalExpr(es, node->ss.ps.ps_ExprContext, isnull);
+}
+
+static void push_filter_and_sort(ForeignScanState *node, UfdwScanState *st,
+								 ForeignScan *fsplan, int *attr_column, int natts);
+
+/*
+ * (Re)builds the filter, sort and first request in req_cxt: at the start of
+ * the scan, and again whenever a parameterized scan gets a new outer row.
+ */
+static void
+render_request(ForeignScanState *node, UfdwScanState *st)
+{
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+	MemoryContext old;
+
+	MemoryContextReset(st->req_cxt);
+	old = MemoryContextSwitchTo(st->req_cxt);
+	st->spec.top = 0;
+	push_filter_and_sort(node, st, fsplan, st->attr_column, st->natts);
+	st->first_req = ufdw_first_request(&st->spec, st->opts);
+	st->cur_req = st->first_req;
+	MemoryContextSwitchTo(old);
+	st->needs_render = false;
 }
 
 /*
@@ -588,7 +741,7 @@ push_filter_and_sort(ForeignScanState *node, UfdwScanState *st, ForeignScan *fsp
 	{
 		UfdwFilter *f = ufdw_filter_from_clause(lfirst(lc), fsplan->scan.scanrelid,
 												attr_column, natts, st->spec.table,
-												eval_operand, node);
+												false, eval_operand, node);
 
 		if (f)
 			filters = lappend(filters, f);
@@ -649,15 +802,20 @@ unifiedBeginForeignScan(ForeignScanState *node, int eflags)
 			st->spec.columns = bms_add_member(st->spec.columns, attr_column[a]);
 	}
 
-	push_filter_and_sort(node, st, fsplan, attr_column, tupdesc->natts);
+	st->attr_column = attr_column;
+	st->natts = tupdesc->natts;
+	st->exec_params = ufdw_contains_exec_param((Node *) fsplan->fdw_exprs);
+	st->req_cxt = AllocSetContextCreate(st->scan_cxt, "unified_fdw filter",
+										ALLOCSET_SMALL_SIZES);
 
 	st->rctx.server_name = st->opts->server_name;
 	st->rctx.table_name = pstrdup(RelationGetRelationName(rel));
 	st->rctx.secrets = ufdw_secrets(st->opts);
 	st->rctx.allow_insecure = st->opts->allow_insecure;
 
-	st->first_req = ufdw_first_request(&st->spec, st->opts);
-	st->cur_req = st->first_req;
+	/* outer values, if any, are known at the first fetch */
+	render_request(node, st);
+	st->needs_render = st->exec_params;
 	st->conv = ufdw_make_converter(&st->spec, st->opts, tupdesc, attr_column,
 								   RelationGetRelationName(rel));
 	MemoryContextSwitchTo(old);
@@ -708,6 +866,7 @@ fetch_page(UfdwScanState *st)
 									 st->umid);
 	drop_request(st);
 	st->page_no++;
+	st->pages++;
 	st->bytes += resp->len;
 	st->upstream_ms += resp->elapsed_ms;
 
@@ -736,6 +895,12 @@ unifiedIterateForeignScan(ForeignScanState *node)
 	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
 
 	ExecClearTuple(slot);
+	if (st->needs_render)
+	{
+		/* a parameterized scan: the outer row's values are set now */
+		st->params_set = true;
+		render_request(node, st);
+	}
 	while (st->next_row >= st->nrows)
 	{
 		if (st->last_page)
@@ -760,6 +925,8 @@ unifiedReScanForeignScan(ForeignScanState *node)
 
 	drop_request(st);
 	MemoryContextReset(st->page_cxt);
+	if (st->exec_params && node->ss.ps.chgParam != NULL)
+		st->needs_render = true;	/* another outer row */
 	st->cur_req = st->first_req;
 	st->nrows = st->next_row = 0;
 	st->page_no = 0;
@@ -796,7 +963,7 @@ unifiedExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	if (es->analyze)
 	{
 		ExplainPropertyInteger("Upstream Requests", NULL, st->requests, es);
-		ExplainPropertyInteger("Upstream Pages", NULL, st->page_no, es);
+		ExplainPropertyInteger("Upstream Pages", NULL, st->pages, es);
 		ExplainPropertyInteger("Upstream Records", NULL, st->records, es);
 		ExplainPropertyInteger("Upstream Bytes", NULL, st->bytes, es);
 		if (es->timing)

@@ -344,8 +344,10 @@ typedef Datum (*UfdwEvalFunc) (void *expr, void *arg, bool *isnull);
 struct Expr;
 extern UfdwFilter *ufdw_filter_from_clause(struct Expr *clause, Index relid,
 										   const int *attr_column, int natts,
-										   const UfdwTableMap *tm,
+										   const UfdwTableMap *tm, bool outer_ok,
 										   UfdwEvalFunc eval, void *eval_arg);
+struct Node;
+extern bool ufdw_contains_exec_param(struct Node *n);
 extern UfdwRendered ufdw_render_filter(const UfdwConnector *conn,
 									   const UfdwTableMap *tm, List *filters);
 extern bool ufdw_sortable(const UfdwConnector *conn, const UfdwTableMap *tm,

@@ -2,8 +2,10 @@
 # queries (every pushed operator, AND/OR/NOT nesting, awkward literals,
 # boundary dates and instants, ORDER BY with LIMIT/OFFSET, aggregates and
 # joins between the four tables) gives the same answer with
-# unified_fdw.pushdown on, with it off, and over a local copy of the
-# sandbox's data; and with pushdown on no query transfers more records.
+# unified_fdw.pushdown on, with it off, over a local copy of the sandbox's
+# data, and with pushdown and use_remote_estimate on (other plans, such as
+# parameterized joins); and with pushdown on no query transfers more
+# records.
 # Then the request log: LIMIT 10 is one request for 10 records, a
 # selective query transfers only its records, a join of 20 orders to their
 # vendors costs two requests.
@@ -277,6 +279,10 @@ sub run_all
 my $on = run_all('bc', 'on');
 my $off = run_all('bc', 'off');
 my $local = run_all('lc', 'on');
+# with upstream counts at planning, plans change (parameterized joins)
+$node->safe_psql('postgres', "ALTER SERVER bc OPTIONS (ADD use_remote_estimate 'true')");
+my $counted = run_all('bc', 'on');
+$node->safe_psql('postgres', "ALTER SERVER bc OPTIONS (DROP use_remote_estimate)");
 
 my ($same, $nonempty) = (0, 0);
 for my $i (0 .. $#queries)
@@ -284,7 +290,8 @@ for my $i (0 .. $#queries)
 	my $a = join("\n", @{ $on->{$i} // [] });
 	my $b = join("\n", @{ $off->{$i} // [] });
 	my $c = join("\n", @{ $local->{$i} // [] });
-	if ($a eq $b && $b eq $c)
+	my $d = join("\n", @{ $counted->{$i} // [] });
+	if ($a eq $b && $b eq $c && $c eq $d)
 	{
 		$same++;
 		$nonempty++ if length $c;
@@ -292,10 +299,11 @@ for my $i (0 .. $#queries)
 	else
 	{
 		fail("query $i: $queries[$i][0]");
-		diag("on:\n$a\noff:\n$b\nlocal:\n$c");
+		diag("on:\n$a\noff:\n$b\nlocal:\n$c\nwith use_remote_estimate:\n$d");
 	}
 }
-is($same, scalar @queries, "all " . scalar(@queries) . " queries agree (on, off, local copy)");
+is($same, scalar @queries,
+	"all " . scalar(@queries) . " queries agree (on, off, local copy, on with use_remote_estimate)");
 note(join(', ', map { "$_ $kinds{$_}" } sort keys %kinds) . "; $nonempty with rows");
 cmp_ok($nonempty, '>=', @queries / 3, 'at least a third of the queries return rows');
 cmp_ok($kinds{$_} // 0, '>=', 20, "at least 20 queries of kind $_")
@@ -396,13 +404,32 @@ my $q = q{SELECT * FROM bc.vendors WHERE name = 'Acme Supplies'};
 is($node->safe_psql('postgres', "SELECT upstream_records(\$q\$$q\$q\$)"), '2',
 	'text equality: the record that differs by case travels too, and is filtered here');
 
-# a join of 20 orders to their vendors: the cost model prefers one vendor
-# scan (one page) to a request per order; two requests in all
+# Joins: with upstream counts (use_remote_estimate) the cost model knows
+# the vendors fit in one page of 25, so 20 orders join them through one
+# vendor scan (two requests in all), not a request per order; but two
+# lines join their orders (60, three pages) through one request per line.
+$node->safe_psql('postgres', "ALTER SERVER bc OPTIONS (ADD use_remote_estimate 'true')");
 my $join = q{SELECT o.number, v.name FROM (SELECT * FROM bc.purchase_orders
 	ORDER BY total_amount DESC LIMIT 20) o JOIN bc.vendors v ON v.id = o.vendor_id};
+like($node->safe_psql('postgres', "EXPLAIN $join"), qr/Hash Join/, 'join of 20 orders: planned as a hash join');
 ($out, @gets) = logged($join);
 is(scalar(split /\n/, $out), 20, 'join: 20 orders with their vendors');
-is(scalar @gets, 2, 'join: two requests (20 orders, one page of vendors)');
-like($gets[0]{query} . $gets[1]{query}, qr/\$top=20/, 'join: the orders request asks for 20');
+is(scalar @gets, 2 + 2, 'join: two requests, after two planning counts');
+like(join(' ', map { $_->{query} } @gets), qr/\$top=20(&|$| )/, 'join: the orders request asks for 20');
+
+$join = q{SELECT l.id, o.number FROM (SELECT * FROM bc.purchase_order_lines
+	ORDER BY quantity DESC LIMIT 2) l JOIN bc.purchase_orders o ON o.id = l.purchase_order_id
+	ORDER BY 1};
+my $plan = $node->safe_psql('postgres', "EXPLAIN (VERBOSE) $join");
+like($plan, qr/Nested Loop/, 'join of 2 lines: planned as a parameterized nested loop');
+($out, @gets) = logged($join);
+my @orders = grep { $_->{path} =~ m{/purchaseOrders$} && $_->{query} !~ /count/ } @gets;
+is(scalar(split /\n/, $out), 2, 'join: 2 lines with their orders');
+is(scalar @orders, 2, 'join: one request per line for its order');
+like($_->{query}, qr/\$filter=id%20eq%20[0-9a-f-]{36}(&|$)/, 'join: the order is asked for by id')
+  for @orders;
+my $unpushed = $node->safe_psql('postgres', "SET unified_fdw.pushdown = off; $join");
+is($out, $unpushed, 'join: same rows with pushdown off');
+$node->safe_psql('postgres', "ALTER SERVER bc OPTIONS (DROP use_remote_estimate)");
 
 done_testing();
