@@ -28,6 +28,11 @@
  * stops reading.  unified_fdw.pushdown = off (at planning) sends only the
  * column list.
  *
+ * Planning does no network I/O unless use_remote_estimate asks for the
+ * upstream's count of matching records; then equality joins on pushable
+ * columns also get parameterized paths, whose filter is rendered again for
+ * every outer row (ReScan marks it, the next fetch renders it).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -7,7 +7,8 @@
  *
  *	 glue       unified_fdw.c (FDW callbacks, EXPLAIN), option.c (validator,
  *	            GUCs), import.c (IMPORT FOREIGN SCHEMA, column comments)
- *	 engine     connector.c (loading connector files), request.c (scans to
+ *	 engine     connector.c (loading connector files), deparse.c (quals to
+ *	            filters, and filters and sorts in each dialect), request.c (scans to
  *	            native requests), page.c (page bodies to rows)
  *	 transport  http.c (libcurl multi, latch waits, HTTP errors), auth.c
  *	            (credentials, OAuth tokens), upstream_json.c (token and error
