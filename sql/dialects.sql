@@ -64,6 +64,9 @@ SELECT rendered($$SELECT number FROM sq.purchase_orders WHERE number = 'PO''7' O
 SELECT rendered($$SELECT number FROM sq.purchase_orders WHERE total_amount NOT IN (1, 2.5) AND company_id IS NULL$$);
 SELECT rendered($$SELECT number FROM sq.purchase_orders WHERE NOT (total_amount > 100 AND order_date < '2024-01-01')$$);
 SELECT rendered($$SELECT number FROM sq.purchase_orders WHERE NOT (total_amount > 100 AND total_amount IS NOT NULL)$$);
+-- an OR that cannot be sent leaves no bound values behind
+SELECT rendered($$SELECT number FROM sq.purchase_orders WHERE (total_amount > 5 OR updated_at > '2024-01-01') AND order_date >= '2024-01-01'$$);
+SELECT rendered($$SELECT number FROM sq.purchase_orders WHERE total_amount IN (1, 2) OR NOT (number = 'x')$$);
 -- instants are not sent (the account's time zone is unknown); ILIKE neither
 SELECT rendered($$SELECT number FROM sq.purchase_orders WHERE updated_at > '2024-01-01' AND number ILIKE 'po%'$$);
 -- NULLs sort as in PostgreSQL: ORDER BY with its default NULLS placement is sent

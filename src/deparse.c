@@ -1175,8 +1175,25 @@ render_bool(RenderCtx *r, const UfdwFilter *flt)
 	return p;
 }
 
+static Piece render_node_kind(RenderCtx *r, const UfdwFilter *flt);
+
+/*
+ * Renders one node.  A node that renders to nothing leaves no bound
+ * parameters behind (an OR may fail after some of its parts rendered).
+ */
 static Piece
 render_node(RenderCtx *r, const UfdwFilter *flt)
+{
+	int			params_before = list_length(r->params);
+	Piece		p = render_node_kind(r, flt);
+
+	if (p.text == NULL)
+		r->params = list_truncate(r->params, params_before);
+	return p;
+}
+
+static Piece
+render_node_kind(RenderCtx *r, const UfdwFilter *flt)
 {
 	switch (flt->kind)
 	{
