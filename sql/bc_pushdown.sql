@@ -79,6 +79,15 @@ PREPARE p(numeric, date) AS SELECT number FROM bcp.purchase_orders WHERE total_a
 SELECT native('EXECUTE p(0, ''2024-01-01'')');
 EXECUTE p(99999999999999, '2020-01-01');
 DEALLOCATE p;
+-- a generic plan: the parameter is read when the scan starts; NULL sends nothing
+SET plan_cache_mode = force_generic_plan;
+PREPARE g(numeric) AS SELECT count(*) FROM bcp.purchase_orders WHERE total_amount > $1;
+SELECT native('EXECUTE g(1000)');
+EXECUTE g(1000);
+EXECUTE g(NULL);
+SELECT native('EXECUTE g(NULL)');
+DEALLOCATE g;
+RESET plan_cache_mode;
 
 -- IN / NOT IN
 SELECT native($$SELECT id FROM bcp.purchase_order_lines WHERE unit_price IN (10, 2.5, 0)$$);
