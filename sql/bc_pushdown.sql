@@ -139,6 +139,10 @@ SELECT native($$SELECT number FROM bcp.purchase_orders WHERE vendor_id = 'not a 
 SELECT native($$SELECT number FROM bcp.purchase_orders WHERE order_date = '2024-02-29' OR order_date = '2023-12-31' OR order_date > '2025-01-01'$$);
 SELECT native($$SELECT number FROM bcp.purchase_orders WHERE status = 'open' OR total_amount > 5$$);
 SELECT native($$SELECT number FROM bcp.purchase_orders WHERE total_amount > 5 AND (status = 'open' OR total_amount < 0)$$);
+-- an OR across fields whose branches all test one same field sends those tests (a superset)
+SELECT native($$SELECT number FROM bcp.purchase_orders WHERE (status = 'open' AND total_amount > 100) OR (status = 'draft' AND total_amount < 5 AND order_date > '2024-01-01')$$);
+SELECT count(*) FROM bcp.purchase_orders WHERE (status = 'open' AND total_amount > 100) OR (status = 'draft' AND total_amount < 5 AND order_date > '2024-01-01');
+SELECT native($$SELECT number FROM bcp.purchase_orders WHERE (total_amount > 100 AND order_date < '2024-01-01') OR (order_date > '2024-06-01' AND total_amount < 5) LIMIT 1$$);
 SELECT native($$SELECT number FROM bcp.purchase_orders WHERE NOT (total_amount > 5 AND total_amount < 10)$$);
 SELECT native($$SELECT number FROM bcp.purchase_orders WHERE NOT (order_date > '2024-01-01')$$);
 SELECT native($$SELECT number FROM bcp.purchase_orders WHERE NOT (vendor_name = 'x')$$);

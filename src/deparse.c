@@ -1126,6 +1126,7 @@ render_leaf(RenderCtx *r, const UfdwFilter *flt)
 }
 
 static Piece render_node(RenderCtx *r, const UfdwFilter *flt);
+static Piece or_on_one_field(RenderCtx *r, const UfdwFilter *flt);
 
 /* AND / OR of the children's pieces. */
 static Piece
@@ -1170,9 +1171,85 @@ render_bool(RenderCtx *r, const UfdwFilter *flt)
 		return no_piece();
 	/* Business Central: "or" only between conditions on one field */
 	if (!is_and && r->dialect == UFDW_DIALECT_ODATA_V4 && p.field == NULL)
-		return no_piece();
+		return or_on_one_field(r, flt);
 	p.text = n > 1 ? psprintf("(%s)", buf.data) : buf.data;
 	return p;
+}
+
+/* The parts of an AND (or the node itself) that test one field each. */
+static List *
+conjunct_pieces(RenderCtx *r, const UfdwFilter *flt)
+{
+	List	   *pieces = NIL;
+	ListCell   *lc;
+
+	if (flt->kind != UFDW_FILTER_AND)
+	{
+		Piece	   *p = palloc(sizeof(Piece));
+
+		*p = render_node(r, flt);
+		return p->text && p->field ? list_make1(p) : NIL;
+	}
+	foreach(lc, flt->args)
+		pieces = list_concat(pieces, conjunct_pieces(r, lfirst(lc)));
+	return pieces;
+}
+
+/*
+ * An OR across fields, for Business Central: if every branch has
+ * conditions on one same field, the OR of those conditions is a superset
+ * BC accepts: (status = 'open' AND total > 100) OR (status = 'draft' AND
+ * total < 5) sends status in ('Open') or status in ('Draft'), never exact.
+ */
+static Piece
+or_on_one_field(RenderCtx *r, const UfdwFilter *flt)
+{
+	List	   *branches = NIL;
+	List	   *first;
+	ListCell   *lc,
+			   *lb,
+			   *lp;
+
+	foreach(lc, flt->args)
+		branches = lappend(branches, conjunct_pieces(r, lfirst(lc)));
+	first = linitial(branches);
+
+	foreach(lc, first)
+	{
+		const char *field = ((Piece *) lfirst(lc))->field;
+		StringInfoData buf;
+		bool		all = true;
+
+		initStringInfo(&buf);
+		foreach(lb, branches)
+		{
+			StringInfoData branch;
+			int			n = 0;
+
+			initStringInfo(&branch);
+			foreach(lp, (List *) lfirst(lb))
+			{
+				Piece	   *p = lfirst(lp);
+
+				if (strcmp(p->field, field) == 0)
+					appendStringInfo(&branch, "%s%s", n++ ? " and " : "", p->text);
+			}
+			if (n == 0)
+			{
+				all = false;
+				break;
+			}
+			appendStringInfo(&buf, "%s%s", buf.len ? " or " : "",
+							 n > 1 ? psprintf("(%s)", branch.data) : branch.data);
+		}
+		if (all)
+		{
+			Piece		p = {psprintf("(%s)", buf.data), false, false, field};
+
+			return p;
+		}
+	}
+	return no_piece();
 }
 
 static Piece render_node_kind(RenderCtx *r, const UfdwFilter *flt);
