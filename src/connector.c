@@ -422,8 +422,8 @@ parse_native_type(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 			load_error(pos, psprintf("native type \"%s\" does not fit a %s column",
 									 s, ufdw_coltype_sql(mc->type)), NULL);
 		if ((types[i].type == UFDW_NATIVE_ENUM) != (cm->nmap > 0))
-			load_error(pos, "a column with a \"map\" has native type \"enum\", and only such a column",
-					   NULL);
+			load_error(pos, "a column with a \"map\" has native type \"enum\", "
+					   "and only such a column", NULL);
 		if (types[i].type == UFDW_NATIVE_GUID && dialect == UFDW_DIALECT_SUITEQL)
 			load_error(pos, "native type \"guid\" is not valid for the suiteql dialect", NULL);
 		if (types[i].type == UFDW_NATIVE_DATETIME && dialect != UFDW_DIALECT_ODATA_V2)
@@ -432,7 +432,8 @@ parse_native_type(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 		return types[i].type;
 	}
 	load_error(pos, psprintf("unknown native type \"%s\"", s),
-			   "Valid native types are: string, guid, enum, decimal, integer, date, datetime, datetimeoffset.");
+			   "Valid native types are: string, guid, enum, decimal, integer, "
+			   "date, datetime, datetimeoffset.");
 	return UFDW_NATIVE_NONE;	/* keep compiler quiet */
 }
 

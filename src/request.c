@@ -6,20 +6,21 @@
  *		the page after a given one.
  *
  * The filter and sort come rendered from deparse.c (spec->filter, params,
- * orderby); spec->top is a pushed LIMIT.  Everything here is pure: no I/O, no catalog access, no secrets.  The
- * requests built here are what EXPLAIN VERBOSE shows; credentials are added
- * by auth.c when a request is sent.
+ * orderby); spec->top is a pushed LIMIT, spec->count asks for the total
+ * (use_remote_estimate).  Everything here is pure: no I/O, no catalog
+ * access, no secrets.  The requests built here are what EXPLAIN VERBOSE
+ * shows; credentials are added by auth.c when a request is sent.
  *
  *	 odata_v4   GET base/entity?$select=…&$filter=…&$orderby=…[&$top=L]
  *	            with Prefer: odata.maxpagesize=N, then every @odata.nextLink
  *	            as given (opaque; it repeats the options).
  *	 odata_v2   GET base/entity?$select=…&$filter=…&$orderby=…&$top=N&$skip=K
- *	            ($top lowered to what a pushed LIMIT still needs); follows __next
- *	            when the server sends it, else advances $skip.
+ *	            ($top lowered to what a pushed LIMIT still needs); follows
+ *	            __next when the server sends it, else advances $skip.
  *	 suiteql    POST …/services/rest/query/v1/suiteql?limit=N&offset=K with
  *	            {"q": "SELECT … WHERE … ORDER BY …", "params": [...]} and
- *	            Prefer: transient; offset advances by
- *	            limit (always a multiple of it) while hasMore is true.
+ *	            Prefer: transient; offset advances by limit (always a
+ *	            multiple of it) while hasMore is true.
  *
  *-------------------------------------------------------------------------
  */
