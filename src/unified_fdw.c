@@ -881,7 +881,8 @@ fetch_page(UfdwScanState *st)
 	st->records += info.nrecords;
 	MemoryContextSwitchTo(old);
 
-	old = MemoryContextSwitchTo(st->scan_cxt);
+	/* with the first request: freed when a parameterized scan renders again */
+	old = MemoryContextSwitchTo(st->req_cxt);
 	next = ufdw_next_request(&st->spec, st->opts, st->cur_req, st->page_no, &info);
 	MemoryContextSwitchTo(old);
 	if (next == NULL)
