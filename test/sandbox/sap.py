@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import operator
 import base64
+import hashlib
 import datetime as dt
 import os
 import re
@@ -177,8 +178,8 @@ def _option_error(message: str) -> SapError:
 
 
 def transaction_id(req: Request) -> str:
-    """SAP's transaction id: 32 upper-case hex digits (here: our request id)."""
-    return req.request_id.replace("-", "").upper()
+    """SAP's transaction id: 32 upper-case hex digits (derived from the request id)."""
+    return hashlib.md5(req.request_id.encode()).hexdigest().upper()
 
 
 def wants_json(req: Request) -> bool:
@@ -1002,7 +1003,7 @@ class SapApp(SandboxApp):
                                   "invalid_request",
                                   "error_description": message or "Request failed"}, status)
         text = message or {
-            401: "Logon failed", 403: "No authorization", 404: "Resource not found",
+            400: "The request is invalid", 401: "Logon failed", 403: "No authorization", 404: "Resource not found",
             429: "Too many requests", 500: "In the context of Data Services an unknown "
                  "internal server error occurred",
             503: "Service temporarily unavailable"}.get(status, "Error")
