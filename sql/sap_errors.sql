@@ -35,11 +35,10 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER sap_err
 CREATE FOREIGN TABLE sap_err_orders (id text, status text)
   SERVER sap_err OPTIONS ("table" 'purchase_orders');
 
--- SAP answers 400 with its error JSON (injected with a sandbox fault switch,
--- body and all as the sandbox's $filter checks produce it)
-\set fault '{"match": "A_PurchaseOrder?", "status": 400, "times": 1}'
-\setenv SAP_FAULT :fault
-\! curl -fsS -o /dev/null -X POST -H 'Content-Type: application/json' -d "$SAP_FAULT" "$UFDW_SAP_URL/_sandbox/faults"
+-- SAP answers 400 with its error JSON.  unified_fdw sends no $filter yet, so the
+-- body is taken from the sandbox's own answer to an ill-typed $filter (a string
+-- property compared with a bare number) and served once through a fault switch
+\! curl -sS -u sandbox-user:sandbox-password -H 'Accept: application/json' "$UFDW_SAP_URL/sap/opu/odata/sap/API_PURCHASEORDER_PROCESS_SRV/A_PurchaseOrder?\$filter=PurchaseOrder%20eq%204500000001" | python3 -c 'import json, sys; print(json.dumps({"match": "A_PurchaseOrder?", "status": 400, "body": json.load(sys.stdin)}))' | curl -fsS -o /dev/null -H 'Content-Type: application/json' -d @- "$UFDW_SAP_URL/_sandbox/faults"
 SELECT * FROM show_sap_error('SELECT * FROM sap_err_orders');
 -- 403: the user lacks the authorization for the entity set
 \! curl -fsS -o /dev/null -X POST -d '{"denied_entity_sets": ["A_PurchaseOrder"]}' "$UFDW_SAP_URL/_sandbox/config"
