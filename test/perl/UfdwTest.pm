@@ -9,6 +9,7 @@ use warnings;
 use Exporter 'import';
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
+use IPC::Run;
 use JSON::PP;
 use Time::HiRes qw(usleep);
 use PostgreSQL::Test::Cluster;
@@ -16,7 +17,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(start_sandbox sandbox_call new_node bc_connect sap_connect
-  bc_company sandbox_requests clear_sandbox_requests);
+  bc_company sandbox_requests clear_sandbox_requests full_scan_ok);
 
 my $root = $ENV{UFDW_ROOT} // '.';
 my @sandboxes;
@@ -120,6 +121,25 @@ sub bc_connect
 		CREATE SCHEMA $name;
 		IMPORT FOREIGN SCHEMA unified FROM SERVER $name INTO $name;
 	});
+}
+
+# full_scan_ok($node, $sb, 'sap', 'schema.table', 'purchase_orders', $name):
+# a test that a full scan (TimeZone UTC) equals the sandbox's export, as
+# test/check_fullscan.py maps it; returns the rows, one JSON object a line.
+sub full_scan_ok
+{
+	my ($node, $sb, $system, $relation, $table, $name) = @_;
+	my $rows = $node->safe_psql('postgres',
+		"SET TimeZone = 'UTC'; SELECT row_to_json(t) FROM $relation t");
+	my $file = PostgreSQL::Test::Utils::tempdir() . "/scan.jsonl";
+	open(my $fh, '>:raw', $file) or die;
+	print $fh $rows;
+	close $fh;
+	my ($out, $err);
+	my $ok = IPC::Run::run([ 'python3', "$root/test/check_fullscan.py", $system, $sb->{url}, $table, $file ],
+		'>', \$out, '2>', \$err);
+	ok($ok, $name) or diag("$out$err");
+	return $rows;
 }
 
 # Creates server $name for the SAP sandbox, a user mapping and schema $name

@@ -31,10 +31,9 @@ assumptions").  The sandbox is read-only.
 from __future__ import annotations
 
 import argparse
-import operator
-import base64
-import hashlib
 import datetime as dt
+import hashlib
+import operator
 import os
 import re
 import secrets
@@ -49,7 +48,8 @@ from xml.sax.saxutils import escape as xml_escape, quoteattr
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import (BoundedCache, PurchasingDataset, Request, Response,  # noqa: E402
-                    SandboxApp, add_common_arguments, json_string, main)
+                    SandboxApp, add_common_arguments, json_string, main, odata_string)
+from common import FilterToken as _Tok  # noqa: E402
 
 ROOT = "/sap/opu/odata/sap"
 TOKEN_PATH = "/sap/bc/sec/oauth2/token"
@@ -308,13 +308,6 @@ _KNOWN_FUNCS = set(_BOOL_FUNCS) | _STR_FUNCS | set(_INT_FUNCS) | {
     "indexof", "replace", "substring", "concat", "round", "floor", "ceiling", "isof", "cast"}
 
 
-class _Tok:
-    __slots__ = ("kind", "value", "pos", "end")
-
-    def __init__(self, kind: str, value: Any, pos: int, end: int):
-        self.kind, self.value, self.pos, self.end = kind, value, pos, end
-
-
 def _tokenize(text: str) -> list[_Tok]:
     toks, i, n = [], 0, len(text)
     while i < n:
@@ -327,19 +320,11 @@ def _tokenize(text: str) -> list[_Tok]:
             i += 1
             continue
         if ch == "'":
-            j, buf = i + 1, []
-            while True:
-                k = text.find("'", j)
-                if k < 0:
-                    raise _filter_error(f"Invalid token detected at position {i + 1}")
-                buf.append(text[j:k])
-                if k + 1 < n and text[k + 1] == "'":
-                    buf.append("'")
-                    j = k + 2
-                    continue
-                toks.append(_Tok("lit", (S, "".join(buf)), i, k + 1))
-                i = k + 1
-                break
+            lit = odata_string(text, i)
+            if lit is None:
+                raise _filter_error(f"Invalid token detected at position {i + 1}")
+            toks.append(_Tok("lit", (S, lit[0]), i, lit[1]))
+            i = lit[1]
             continue
         m = _NUM_RE.match(text, i)
         if m and (ch.isdigit() or ch == "-"):
@@ -453,23 +438,24 @@ class FilterCompiler:
                                 f"(Position: {pos + 1})")
         return node[1]
 
-    def _or(self) -> tuple:
-        left = self._and()
-        while self._word("or"):
+    def _chain(self, word: str, operand: Callable[[], tuple]) -> tuple:
+        """operand (word operand)*: a left-associative "and" or "or"."""
+        left = operand()
+        while self._word(word):
             t = self._next()
-            a = self._need_bool(left, "or", t.pos)
-            b = self._need_bool(self._and(), "or", t.pos)
-            left = (BOOL, lambda r, a=a, b=b: a(r) is True or b(r) is True, None)
+            a = self._need_bool(left, word, t.pos)
+            b = self._need_bool(operand(), word, t.pos)
+            if word == "or":
+                left = (BOOL, lambda r, a=a, b=b: a(r) is True or b(r) is True, None)
+            else:
+                left = (BOOL, lambda r, a=a, b=b: a(r) is True and b(r) is True, None)
         return left
 
+    def _or(self) -> tuple:
+        return self._chain("or", self._and)
+
     def _and(self) -> tuple:
-        left = self._cmp()
-        while self._word("and"):
-            t = self._next()
-            a = self._need_bool(left, "and", t.pos)
-            b = self._need_bool(self._cmp(), "and", t.pos)
-            left = (BOOL, lambda r, a=a, b=b: a(r) is True and b(r) is True, None)
-        return left
+        return self._chain("and", self._cmp)
 
     def _cmp(self) -> tuple:
         left = self._unary()
@@ -1091,11 +1077,7 @@ class SapApp(SandboxApp):
         auth = (req.header("Authorization") or "").strip()
         scheme, _, cred = auth.partition(" ")
         if scheme.lower() == "basic":
-            try:
-                user, _, password = base64.b64decode(cred.strip(), validate=True) \
-                    .decode("utf-8").partition(":")
-            except (ValueError, UnicodeDecodeError):
-                user, password = "", None
+            user, password = req.basic_credentials() or ("", None)
             if user.upper() == cfg["basic_user"].upper() and password == cfg["basic_password"]:
                 return None
             return logon_failed
@@ -1112,16 +1094,7 @@ class SapApp(SandboxApp):
         if req.method != "POST":
             return Response.json({"error": "invalid_request",
                                   "error_description": "Only POST is supported"}, 405)
-        ctype = (req.header("Content-Type") or "").split(";")[0].strip().lower()
-        form = req.form() if ctype == "application/x-www-form-urlencoded" else {}
-        auth = req.header("Authorization") or ""
-        if auth.lower().startswith("basic "):      # client_secret_basic
-            try:
-                cid, _, csec = base64.b64decode(auth[6:].strip()).decode().partition(":")
-                form.setdefault("client_id", urllib.parse.unquote_plus(cid))
-                form.setdefault("client_secret", urllib.parse.unquote_plus(csec))
-            except (ValueError, UnicodeDecodeError):
-                pass
+        form = req.token_form()
         if form.get("grant_type") != "client_credentials":
             return Response.json({"error": "unsupported_grant_type",
                                   "error_description": "Grant type is not supported"}, 400)

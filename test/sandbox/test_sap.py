@@ -15,8 +15,6 @@ sandbox's filter code.  Run: python3 test/sandbox/test_sap.py
 from __future__ import annotations
 
 import base64
-import faulthandler
-import http.client
 import json
 import os
 import re
@@ -24,16 +22,14 @@ import sys
 import unittest
 import urllib.parse
 import xml.dom.minidom
-from decimal import Decimal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import common  # noqa: E402
 import sap  # noqa: E402
+import test_sandboxes  # noqa: E402
 
-WATCHDOG_SECONDS = 60
-TIMEOUT = 10.0
 PO = "/sap/opu/odata/sap/API_PURCHASEORDER_PROCESS_SRV"
 BP = "/sap/opu/odata/sap/API_BUSINESS_PARTNER"
 BASIC = "Basic " + base64.b64encode(b"sandbox-user:sandbox-password").decode()
@@ -42,33 +38,16 @@ DATE_RE = re.compile(r"^/Date\(-?\d+\)/$")
 DTO_RE = re.compile(r"^/Date\(-?\d+\+0000\)/$")
 
 
-class SapCase(unittest.TestCase):
+class SapCase(test_sandboxes.SandboxCase):
+    """The shared server, reset and HTTP helpers of the BC self-test, on the
+    SAP sandbox (60 orders, seed 42)."""
+
     @classmethod
     def setUpClass(cls) -> None:
         cls.app = sap.SapApp(seed=42, orders=60)
         cls.server = common.SandboxServer(cls.app).start()
         cls.port = cls.server.port
         cls.exports: dict = {}
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.server.stop()
-
-    def setUp(self) -> None:
-        faulthandler.dump_traceback_later(WATCHDOG_SECONDS, exit=True)
-        self.assertEqual(self.request("POST", "/_sandbox/reset")[0], 200)
-
-    def tearDown(self) -> None:
-        faulthandler.cancel_dump_traceback_later()
-
-    def request(self, method: str, path: str, headers: dict | None = None, body=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            resp = conn.getresponse()
-            return resp.status, resp.headers, resp.read()
-        finally:
-            conn.close()
 
     def get(self, path: str, headers: dict | None = None, **params: str):
         if params:

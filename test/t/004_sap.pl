@@ -8,14 +8,13 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use UfdwTest;
 
-my $root = $ENV{UFDW_ROOT} // '.';
-
 sub uri_unescape
 {
 	my ($s) = @_;
 	$s =~ s/%([0-9A-Fa-f]{2})/chr(hex($1))/ge;
 	return $s;
 }
+
 # 5200 orders: more than 5000 headers and about 13000 items
 my $sb = start_sandbox('sap', '--orders', '5200');
 my $node = new_node('sap');
@@ -39,16 +38,8 @@ sub gets
 sub full_scan_matches
 {
 	my ($schema, $table, $what) = @_;
-	my $rows = $node->safe_psql('postgres',
-		"SET TimeZone = 'UTC'; SELECT row_to_json(t) FROM $schema.$table t");
-	my $file = PostgreSQL::Test::Utils::tempdir() . "/$schema.$table.jsonl";
-	open(my $fh, '>:raw', $file) or die;
-	print $fh $rows;
-	close $fh;
-	my ($out, $err);
-	my $ok = IPC::Run::run([ 'python3', "$root/test/check_fullscan.py", 'sap', $sb->{url}, $table, $file ],
-		'>', \$out, '2>', \$err);
-	ok($ok, "$what: full scan of $table equals the sandbox export") or diag("$out$err");
+	my $rows = full_scan_ok($node, $sb, 'sap', "$schema.$table", $table,
+		"$what: full scan of $table equals the sandbox export");
 	my $n = () = $rows =~ /\n/g;
 	return length($rows) ? $n + 1 : 0;
 }
