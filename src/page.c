@@ -35,6 +35,10 @@
 
 #define MAX_ENVELOPE_DEPTH 4
 
+/* milliseconds from 1970-01-01 (OData V2) to 2000-01-01 (PostgreSQL) */
+#define UNIX_TO_POSTGRES_MS \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000)
+
 /* Where a dialect puts its records and paging members. */
 typedef struct Envelope
 {
@@ -275,7 +279,7 @@ odata_v2_date(UfdwConverter *conv, const char *token, UfdwColType type)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("OData date value \"%.100s\" is out of range", token)));
-	ts = (ms - (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000) * 1000;
+	ts = (ms - UNIX_TO_POSTGRES_MS) * 1000;
 	if (!IS_VALID_TIMESTAMP(ts))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
