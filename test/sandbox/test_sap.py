@@ -176,6 +176,31 @@ class PagingTests(SapCase):
         self.assertNotIn("$skip", q)
 
 
+class DefaultLimitTests(SapCase):
+    """The default limits on a dataset with more than 5000 items."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.app = sap.SapApp(seed=42, orders=2100)
+        cls.server = common.SandboxServer(cls.app).start()
+        cls.port = cls.server.port
+        cls.exports = {}
+
+    def test_1000_without_top_and_5000_at_most(self):
+        n = len(self.export("A_PurchaseOrderItem"))
+        self.assertGreater(n, 5000)
+        d = self.page(PO + "/A_PurchaseOrderItem", **{"$select": "PurchaseOrder"})
+        self.assertEqual(len(d["results"]), 1000)
+        self.assertTrue(d["__next"].endswith("?$select=PurchaseOrder&$skiptoken=1000"), d["__next"])
+        d = self.page(PO + "/A_PurchaseOrderItem", **{"$select": "PurchaseOrder", "$top": "6000"})
+        self.assertEqual(len(d["results"]), 5000)
+        self.assertTrue(d["__next"].endswith("&$top=1000&$skiptoken=5000"), d["__next"])
+        d = self.page(PO + "/A_PurchaseOrderItem", **{"$select": "PurchaseOrder", "$top": "5000",
+                                                      "$skip": "5000"})
+        self.assertEqual(len(d["results"]), min(5000, n - 5000))
+        self.assertNotIn("__next", d)
+
+
 class FilterTests(SapCase):
     def ids(self, expr: str, **params) -> list[str]:
         rows = self.page(PO + "/A_PurchaseOrder", **{"$filter": expr, "$top": "5000"}, **params)
@@ -275,6 +300,10 @@ class AuthTests(SapCase):
         self.assertEqual((status, json.loads(raw)["error"]), (401, "invalid_client"))
         status, _h, raw = self.request("POST", sap.TOKEN_PATH, form, "grant_type=password")
         self.assertEqual((status, json.loads(raw)["error"]), (400, "unsupported_grant_type"))
+        basic = "Basic " + base64.b64encode(b"sandbox-client-id:sandbox-client-secret").decode()
+        status, _h, raw = self.request("POST", sap.TOKEN_PATH, {**form, "Authorization": basic},
+                                       "grant_type=client_credentials")
+        self.assertEqual(status, 200)                     # client_secret_basic
         status, _h, raw = self.request("POST", sap.TOKEN_PATH, form, body + "sandbox-client-secret")
         tok = json.loads(raw)
         self.assertEqual((status, tok["token_type"]), (200, "Bearer"))
