@@ -422,13 +422,15 @@ ufdw_option_value(List *options, const char *name)
 
 /*
  * Collects everything a scan needs from the server and the user mapping,
- * and picks the authentication method from the credentials given.
+ * and picks the authentication method from the credentials given.  um may
+ * be NULL when nothing will be sent (EXPLAIN without ANALYZE): then no
+ * credentials are read or required.
  */
 UfdwOptions *
 ufdw_get_options(ForeignServer *server, UserMapping *um)
 {
 	UfdwOptions *o = palloc0(sizeof(UfdwOptions));
-	List	   *uo = um->options;
+	List	   *uo = um ? um->options : NIL;
 	char	   *system = ufdw_option_value(server->options, "system");
 	char	   *v;
 
@@ -471,7 +473,8 @@ ufdw_get_options(ForeignServer *server, UserMapping *um)
 	else if (o->username)
 		o->auth_method = UFDW_AUTH_BASIC;
 
-	if (o->auth_method == 0 || !(o->connector->auth_methods & o->auth_method))
+	if (um != NULL &&
+		(o->auth_method == 0 || !(o->connector->auth_methods & o->auth_method)))
 	{
 		StringInfoData accepted;
 		static const struct
