@@ -17,7 +17,6 @@ EXTENSION = unified_fdw
 DATA = sql/unified_fdw--0.1.sql
 PGFILEDESC = "unified_fdw - purchasing data from ERP APIs"
 
-
 REGRESS = options connectors bc_scan errors sap_scan sap_errors sap_values
 REGRESS_OPTS = --load-extension=unified_fdw
 
