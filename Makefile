@@ -10,6 +10,7 @@ OBJS = \
 	src/page.o \
 	src/http.o \
 	src/auth.o \
+	src/oauth1.o \
 	src/upstream_json.o \
 	src/import.o
 
