@@ -229,6 +229,23 @@ ufdw_start_authenticated(const UfdwRequest *req, const UfdwOptions *opts,
 }
 
 /*
+ * True for application/json and application/<anything>+json (RFC 6839),
+ * e.g. NetSuite's "application/vnd.oracle.resource+json; type=collection",
+ * with or without parameters.
+ */
+static bool
+is_json_content_type(const char *ct)
+{
+	size_t		len;
+
+	if (ct == NULL || pg_strncasecmp(ct, "application/", 12) != 0)
+		return false;
+	len = strcspn(ct, "; \t");
+	return (len == 16 && pg_strncasecmp(ct + 12, "json", 4) == 0) ||
+		(len > 17 && pg_strncasecmp(ct + len - 5, "+json", 5) == 0);
+}
+
+/*
  * Waits for xfer and returns its successful (2xx) response.  A 401 to an
  * OAuth request is retried once with a new token; any other failure
  * raises the upstream's error.
@@ -252,17 +269,14 @@ ufdw_finish_authenticated(UfdwTransfer *xfer, const UfdwRequest *req,
 			erctx.secrets = lappend(list_copy(rctx->secrets), entry->access_token);
 		ufdw_http_raise(&erctx, req, resp);
 	}
-	if (resp->content_type == NULL ||
-		pg_strncasecmp(resp->content_type, "application/json", 16) != 0 ||
-		(resp->content_type[16] != '\0' && resp->content_type[16] != ';' &&
-		 resp->content_type[16] != ' ' && resp->content_type[16] != '\t'))
+	if (!is_json_content_type(resp->content_type))
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
 				 errmsg("unexpected content type from server \"%s\"%s%s%s",
 						rctx->server_name, rctx->table_name ? " for \"" : "",
 						rctx->table_name ? rctx->table_name : "",
 						rctx->table_name ? "\"" : ""),
-				 errdetail("Expected application/json, got \"%s\" (request id %s).",
+				 errdetail("Expected application/json or a +json type, got \"%s\" (request id %s).",
 						   resp->content_type ? ufdw_redact(resp->content_type, NIL, 100) : "none",
 						   resp->request_id),
 				 errhint("A proxy or login page may be answering instead of the API: check instance_url.")));
