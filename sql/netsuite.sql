@@ -96,49 +96,20 @@ SELECT id, line_number, item_id, description, quantity, unit_price, amount, unit
 SELECT raw FROM ns.purchase_order_lines WHERE id = '5021/3';
 
 -- what was sent: one SuiteQL query, paged by offset, sorted by id
-CREATE FUNCTION explain_ns(query text) RETURNS SETOF text
-LANGUAGE plpgsql AS $$
-DECLARE
-  line text;
-BEGIN
-  FOR line IN EXECUTE 'EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || query
-  LOOP
-    RETURN NEXT regexp_replace(replace(line, current_setting('unified_regress.ns'), '<ns>'),
-                               'Upstream Bytes: [0-9]+', 'Upstream Bytes: <n>');
-  END LOOP;
-END
-$$;
-SELECT explain_ns($$SELECT number, vendor_name FROM ns.purchase_orders WHERE status = 'open'$$);
-SELECT explain_ns('SELECT id FROM ns.purchase_order_lines LIMIT 3');
+\set ECHO none
+\i sql/upstream_helpers.psql
+\set ECHO all
+SELECT explain_upstream($$SELECT number, vendor_name FROM ns.purchase_orders WHERE status = 'open'$$);
+SELECT explain_upstream('SELECT id FROM ns.purchase_order_lines LIMIT 3');
 
 -- errors: clear, with request ids, never a secret
-CREATE FUNCTION ns_error(query text) RETURNS SETOF text
-LANGUAGE plpgsql AS $$
-DECLARE
-  st text; msg text; det text; hint text; ctx text;
-BEGIN
-  EXECUTE query;
-  RETURN NEXT 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-    det = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT, ctx = PG_EXCEPTION_CONTEXT;
-  RETURN NEXT 'sqlstate: ' || st;
-  RETURN NEXT 'message: ' || msg;
-  RETURN NEXT 'detail: ' || regexp_replace(coalesce(det, ''),
-    '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'g');
-  RETURN NEXT 'hint: ' || coalesce(hint, '');
-  RETURN NEXT 'context: ' || replace(split_part(coalesce(ctx, ''), E'\n', 1),
-    current_setting('unified_regress.ns'), '<ns>');
-  RETURN NEXT 'secret shown: ' || (concat(msg, det, hint, ctx) ~ 'canary|sandbox-consumer|sandbox-token')::text;
-END
-$$;
 -- a wrong token secret: 401 INVALID_LOGIN
 ALTER USER MAPPING FOR CURRENT_USER SERVER ns OPTIONS (SET token_secret 'canary-wrong-secret');
-SELECT * FROM ns_error('SELECT count(*) FROM ns.vendors');
+SELECT * FROM show_error('SELECT count(*) FROM ns.vendors');
 -- the realm is the account id: another account is rejected
 ALTER USER MAPPING FOR CURRENT_USER SERVER ns OPTIONS (SET token_secret 'sandbox token/secret+1');
 ALTER SERVER ns OPTIONS (SET account_id '7654321');
-SELECT * FROM ns_error('SELECT count(*) FROM ns.vendors');
+SELECT * FROM show_error('SELECT count(*) FROM ns.vendors');
 -- lower case with "-" gives the same realm as 1234567_SB1
 ALTER SERVER ns OPTIONS (SET account_id '1234567-sb1');
 SELECT count(*) FROM ns.vendors;
@@ -147,11 +118,10 @@ ALTER USER MAPPING FOR CURRENT_USER SERVER ns
   OPTIONS (DROP consumer_key, DROP consumer_secret, DROP token_id, DROP token_secret, ADD token 'sandbox-bearer-token');
 SELECT count(*) FROM ns.items;
 ALTER USER MAPPING FOR CURRENT_USER SERVER ns OPTIONS (SET token 'canary-expired-token');
-SELECT * FROM ns_error('SELECT count(*) FROM ns.items');
+SELECT * FROM show_error('SELECT count(*) FROM ns.items');
 -- credentials NetSuite does not take
 ALTER USER MAPPING FOR CURRENT_USER SERVER ns OPTIONS (DROP token, ADD username 'u', ADD password 'canary-pw');
-SELECT * FROM ns_error('SELECT count(*) FROM ns.items');
+SELECT * FROM show_error('SELECT count(*) FROM ns.items');
 SELECT 1 AS still_usable;
 
 DROP SERVER ns CASCADE;
-DROP FUNCTION explain_ns(text), ns_error(text);
