@@ -27,6 +27,13 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'unified_model_columns'
 LANGUAGE C STRICT STABLE;
 
+-- Validates a connector definition file; returns its system id.
+CREATE FUNCTION check_connector(path text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'unified_check_connector'
+LANGUAGE C STRICT VOLATILE;
+REVOKE ALL ON FUNCTION check_connector(text) FROM PUBLIC;
+
 -- One row per installed connector (connectors/*.json).
 CREATE FUNCTION _systems(
     OUT system text, OUT name text, OUT auth_methods text[],
@@ -37,6 +44,11 @@ LANGUAGE C STRICT STABLE;
 
 CREATE VIEW systems AS SELECT * FROM _systems();
 COMMENT ON VIEW systems IS 'the systems unified_fdw can connect to, with set-up guidance';
+
+-- Everyone may look at the model and the systems; creating servers and
+-- user mappings stays governed by USAGE on the wrapper and the servers.
+GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
+GRANT SELECT ON systems TO PUBLIC;
 
 /*
  * CREATE FOREIGN TABLE cannot carry comments, so tables made by

@@ -683,6 +683,10 @@ ufdw_load_connector_file(const char *path, const UfdwModel *model,
 	pos.file = path;
 	pos.path[0] = '\0';
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL && jerr.line < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("could not read connector file \"%s\": %s", path, jerr.text)));
 	if (root == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
