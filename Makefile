@@ -10,6 +10,7 @@ OBJS = \
 	src/page.o \
 	src/http.o \
 	src/auth.o \
+	src/oauth1.o \
 	src/upstream_json.o \
 	src/import.o
 
@@ -17,7 +18,7 @@ EXTENSION = unified_fdw
 DATA = sql/unified_fdw--0.1.sql
 PGFILEDESC = "unified_fdw - purchasing data from ERP APIs"
 
-REGRESS = options connectors bc_scan errors sap_scan sap_errors sap_values
+REGRESS = options connectors bc_scan errors netsuite sap_scan sap_errors sap_values
 REGRESS_OPTS = --load-extension=unified_fdw
 
 PKG_CONFIG ?= pkg-config

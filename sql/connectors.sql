@@ -27,7 +27,7 @@ $$;
 SELECT f, check_fixture(f || '.json')
   FROM unnest(ARRAY['valid', 'unknown_key', 'wrong_type', 'unknown_column', 'unmapped_column',
                     'unknown_table', 'unknown_dialect', 'undeclared_option',
-                    'expr_outside_suiteql', 'duplicate_key', 'not_json', 'missing']) AS f;
+                    'expr_outside_suiteql', 'suiteql_mixed_case_alias', 'duplicate_key', 'not_json', 'missing']) AS f;
 
 -- any role may see the systems and the model; only roles that may read
 -- server files can check connector files

@@ -19,19 +19,10 @@ SELECT foreign_table_name FROM information_schema.foreign_tables
 SELECT system, name, auth_methods, required_options, tables
   FROM unified.systems WHERE system = 'sap_s4hana';
 
--- EXPLAIN ANALYZE VERBOSE with the sandbox's URL (its port varies) shown as <sap>
-CREATE FUNCTION explain_sap(query text) RETURNS SETOF text
-LANGUAGE plpgsql AS $$
-DECLARE
-  line text;
-BEGIN
-  FOR line IN EXECUTE 'EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || query
-  LOOP
-    RETURN NEXT regexp_replace(replace(line, current_setting('unified_regress.sap'), '<sap>'),
-                               'Upstream Bytes: [0-9]+', 'Upstream Bytes: <n>');
-  END LOOP;
-END
-$$;
+-- explain_upstream(): EXPLAIN ANALYZE VERBOSE with the sandbox's URL shown as <sap>
+\set ECHO none
+\i sql/upstream_helpers.psql
+\set ECHO all
 
 SELECT count(*) FROM sap.purchase_orders;
 -- PurchasingProcessingStatus: 01 draft, 02 open, 03 pending_approval, 05 open, 08 rejected
@@ -84,9 +75,9 @@ SELECT raw->'__metadata'->>'type' AS type, raw->>'CreationDate' AS creation_date
   FROM sap.purchase_orders ORDER BY number LIMIT 1;
 
 -- what was sent: $select of the needed fields, $top/$skip pages, sap-client, JSON asked for
-SELECT explain_sap($$SELECT number, vendor_name FROM sap.purchase_orders WHERE status = 'open'$$);
-SELECT explain_sap('SELECT id, line_number FROM sap.purchase_order_lines LIMIT 10');
-SELECT explain_sap('SELECT count(*) FROM sap.vendors');
+SELECT explain_upstream($$SELECT number, vendor_name FROM sap.purchase_orders WHERE status = 'open'$$);
+SELECT explain_upstream('SELECT id, line_number FROM sap.purchase_order_lines LIMIT 10');
+SELECT explain_upstream('SELECT count(*) FROM sap.vendors');
 
 -- items is not provided: importing it or reading a hand-made table is a clear error
 IMPORT FOREIGN SCHEMA unified LIMIT TO (items) FROM SERVER sap INTO sap;
@@ -102,7 +93,7 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER sap_key OPTIONS (api_key 'sandbox-ap
 CREATE FOREIGN TABLE sap_key_vendors (id text, name text, status text)
   SERVER sap_key OPTIONS ("table" 'vendors');
 SELECT count(*), count(*) FILTER (WHERE status = 'blocked') AS blocked FROM sap_key_vendors;
-SELECT explain_sap('SELECT id FROM sap_key_vendors');
+SELECT explain_upstream('SELECT id FROM sap_key_vendors');
 CREATE SERVER sap_oauth FOREIGN DATA WRAPPER unified_fdw
   OPTIONS (system 'sap_s4hana', instance_url :'sap', sap_client '100', allow_insecure 'true',
            page_size '100000');
@@ -112,6 +103,6 @@ CREATE FOREIGN TABLE sap_oauth_lines (id text, quantity numeric)
   SERVER sap_oauth OPTIONS ("table" 'purchase_order_lines');
 SELECT count(*), sum(quantity) FROM sap_oauth_lines;
 -- page_size is capped at SAP's 5000
-SELECT explain_sap('SELECT id FROM sap_oauth_lines');
+SELECT explain_upstream('SELECT id FROM sap_oauth_lines');
 
 DROP SERVER sap_key, sap_oauth CASCADE;

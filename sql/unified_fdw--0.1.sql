@@ -94,3 +94,14 @@ $$;
 CREATE EVENT TRIGGER unified_fdw_import_comments ON ddl_command_end
   WHEN TAG IN ('IMPORT FOREIGN SCHEMA')
   EXECUTE FUNCTION _comment_imported_tables();
+
+-- Internal, for the regression tests only: the OAuth 1.0a (NetSuite TBA)
+-- signature base string, signature and Authorization header value of a
+-- request, computed by the same code that signs real requests.
+CREATE FUNCTION _oauth1_signature(
+    method text, url text, consumer_key text, consumer_secret text,
+    token text, token_secret text, nonce text, "timestamp" text, realm text,
+    OUT base_string text, OUT signature text, OUT header text)
+AS 'MODULE_PATHNAME', 'unified_oauth1_signature'
+LANGUAGE C STRICT IMMUTABLE;
+REVOKE ALL ON FUNCTION _oauth1_signature(text, text, text, text, text, text, text, text, text) FROM PUBLIC;

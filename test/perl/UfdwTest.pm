@@ -17,7 +17,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(start_sandbox sandbox_call new_node bc_connect sap_connect
-  bc_company sandbox_requests clear_sandbox_requests full_scan_ok);
+  bc_company sandbox_requests clear_sandbox_requests check_fullscan);
 
 my $root = $ENV{UFDW_ROOT} // '.';
 my @sandboxes;
@@ -90,6 +90,26 @@ sub clear_sandbox_requests
 	sandbox_call($sb, 'DELETE', '/_sandbox/requests');
 }
 
+# check_fullscan($node, $sb, 'bc', 'bc.vendors', 'vendors', 'UTC'): scans
+# the foreign table, compares it with test/check_fullscan.py's independent
+# mapping of the sandbox's data (one ok() named after the table) and
+# returns the rows (one JSON object per line).
+sub check_fullscan
+{
+	my ($node, $sb, $system, $relation, $table, $timezone) = @_;
+	my $rows = $node->safe_psql('postgres',
+		"SET TimeZone = '$timezone'; SELECT row_to_json(t) FROM $relation t");
+	my $file = tempdir(CLEANUP => 1) . "/$table.jsonl";
+	open(my $fh, '>:raw', $file) or die "$file: $!";
+	print $fh $rows;
+	close $fh;
+	my ($out, $err);
+	my $ok = IPC::Run::run([ 'python3', "$root/test/check_fullscan.py", $system, $sb->{url}, $table, $file ],
+		'>', \$out, '2>', \$err);
+	ok($ok, "full scan of $table equals the sandbox's data") or diag("$out$err");
+	return $rows;
+}
+
 # A started node with unified_fdw created in database postgres.
 sub new_node
 {
@@ -121,25 +141,6 @@ sub bc_connect
 		CREATE SCHEMA $name;
 		IMPORT FOREIGN SCHEMA unified FROM SERVER $name INTO $name;
 	});
-}
-
-# full_scan_ok($node, $sb, 'sap', 'schema.table', 'purchase_orders', $name):
-# a test that a full scan (TimeZone UTC) equals the sandbox's export, as
-# test/check_fullscan.py maps it; returns the rows, one JSON object a line.
-sub full_scan_ok
-{
-	my ($node, $sb, $system, $relation, $table, $name) = @_;
-	my $rows = $node->safe_psql('postgres',
-		"SET TimeZone = 'UTC'; SELECT row_to_json(t) FROM $relation t");
-	my $file = PostgreSQL::Test::Utils::tempdir() . "/scan.jsonl";
-	open(my $fh, '>:raw', $file) or die;
-	print $fh $rows;
-	close $fh;
-	my ($out, $err);
-	my $ok = IPC::Run::run([ 'python3', "$root/test/check_fullscan.py", $system, $sb->{url}, $table, $file ],
-		'>', \$out, '2>', \$err);
-	ok($ok, $name) or diag("$out$err");
-	return $rows;
 }
 
 # Creates server $name for the SAP sandbox, a user mapping and schema $name
