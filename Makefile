@@ -11,6 +11,7 @@ OBJS = \
 	src/page.o \
 	src/http.o \
 	src/auth.o \
+	src/oauth1.o \
 	src/upstream_json.o \
 	src/import.o
 
@@ -18,7 +19,7 @@ EXTENSION = unified_fdw
 DATA = sql/unified_fdw--0.1.sql
 PGFILEDESC = "unified_fdw - purchasing data from ERP APIs"
 
-REGRESS = options bc_scan bc_pushdown dialects connector_types errors
+REGRESS = options connectors bc_scan bc_pushdown dialects connector_types errors netsuite sap_scan sap_errors sap_values
 REGRESS_OPTS = --load-extension=unified_fdw
 
 PKG_CONFIG ?= pkg-config

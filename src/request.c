@@ -18,9 +18,9 @@
  *	            ($top lowered to what a pushed LIMIT still needs); follows
  *	            __next when the server sends it, else advances $skip.
  *	 suiteql    POST …/services/rest/query/v1/suiteql?limit=N&offset=K with
- *	            {"q": "SELECT … WHERE … ORDER BY …", "params": [...]} and
- *	            Prefer: transient; offset advances by limit (always a
- *	            multiple of it) while hasMore is true.
+ *	            {"q": "SELECT … WHERE … ORDER BY …, <id fields>", "params":
+ *	            [...]} and Prefer: transient; offset advances by limit
+ *	            (always a multiple of it) while hasMore is true.
  *
  *-------------------------------------------------------------------------
  */
@@ -273,8 +273,25 @@ suiteql_query(const UfdwScanSpec *spec)
 		appendStringInfo(&q, " WHERE (%s) AND %s", tm->where, spec->filter);
 	else if (tm->where || spec->filter)
 		appendStringInfo(&q, " WHERE %s", tm->where ? tm->where : spec->filter);
+
+	/*
+	 * Offset paging is only exact over a total order: without ORDER BY the
+	 * database may return rows in a different order for every page.  A
+	 * pushed sort ends with the id fields (deparse.c); otherwise order by the
+	 * fields of the unique "id" column.
+	 */
 	if (spec->orderby)
 		appendStringInfo(&q, " ORDER BY %s", spec->orderby);
+	else
+		for (int c = 0; c < tm->model->ncolumns; c++)
+			if (strcmp(tm->model->columns[c].name, "id") == 0)
+				for (int f = 0; f < tm->columns[c].nfields; f++)
+				{
+					const UfdwField *fld = &tm->columns[c].fields[f];
+
+					appendStringInfoString(&q, f == 0 ? " ORDER BY " : ", ");
+					appendStringInfoString(&q, fld->expr ? fld->expr : fld->name);
+				}
 	return q.data;
 }
 
@@ -425,5 +442,14 @@ ufdw_next_request(const UfdwScanSpec *spec, const UfdwOptions *opts,
 	req->headers = prev->headers;
 	req->offset = prev->offset + page->nrecords;
 	req->limit = prev->limit;
+
+	/*
+	 * OData V2: a server that caps $top answers with part of the records
+	 * and a __next link for the rest of them.  The link asks for what the
+	 * $top still owes, so that where the chain ends a full $top (more may
+	 * follow: advance $skip) can be told from a short one (the end).
+	 */
+	if (opts->connector->dialect == UFDW_DIALECT_ODATA_V2 && prev->limit > 0)
+		req->limit = Max(prev->limit - page->nrecords, 0);
 	return req;
 }

@@ -9,14 +9,15 @@ use warnings;
 use Exporter 'import';
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
+use IPC::Run;
 use JSON::PP;
 use Time::HiRes qw(usleep);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT = qw(start_sandbox sandbox_call new_node bc_connect
-  bc_company sandbox_requests clear_sandbox_requests);
+our @EXPORT = qw(start_sandbox sandbox_call new_node bc_connect sap_connect
+  bc_company sandbox_requests clear_sandbox_requests check_fullscan);
 
 my $root = $ENV{UFDW_ROOT} // '.';
 my @sandboxes;
@@ -89,6 +90,26 @@ sub clear_sandbox_requests
 	sandbox_call($sb, 'DELETE', '/_sandbox/requests');
 }
 
+# check_fullscan($node, $sb, 'bc', 'bc.vendors', 'vendors', 'UTC'): scans
+# the foreign table, compares it with test/check_fullscan.py's independent
+# mapping of the sandbox's data (one ok() named after the table) and
+# returns the rows (one JSON object per line).
+sub check_fullscan
+{
+	my ($node, $sb, $system, $relation, $table, $timezone) = @_;
+	my $rows = $node->safe_psql('postgres',
+		"SET TimeZone = '$timezone'; SELECT row_to_json(t) FROM $relation t");
+	my $file = tempdir(CLEANUP => 1) . "/$table.jsonl";
+	open(my $fh, '>:raw', $file) or die "$file: $!";
+	print $fh $rows;
+	close $fh;
+	my ($out, $err);
+	my $ok = IPC::Run::run([ 'python3', "$root/test/check_fullscan.py", $system, $sb->{url}, $table, $file ],
+		'>', \$out, '2>', \$err);
+	ok($ok, "full scan of $table equals the sandbox's data") or diag("$out$err");
+	return $rows;
+}
+
 # A started node with unified_fdw created in database postgres.
 sub new_node
 {
@@ -117,6 +138,29 @@ sub bc_connect
 			allow_insecure 'true'$page);
 		CREATE USER MAPPING FOR CURRENT_USER SERVER $name OPTIONS (
 			client_id 'sandbox-client-id', client_secret '$secret');
+		CREATE SCHEMA $name;
+		IMPORT FOREIGN SCHEMA unified FROM SERVER $name INTO $name;
+	});
+}
+
+# Creates server $name for the SAP sandbox, a user mapping and schema $name
+# with the imported tables.  Options: auth ('basic' (default), 'api_key',
+# 'oauth'), page_size, sap_client.
+sub sap_connect
+{
+	my ($node, $sb, $name, %o) = @_;
+	my $auth = $o{auth} // 'basic';
+	my $opts = '';
+	$opts .= ", page_size '$o{page_size}'" if $o{page_size};
+	$opts .= ", sap_client '$o{sap_client}'" if $o{sap_client};
+	my $cred =
+	    $auth eq 'api_key' ? "api_key 'sandbox-api-key'"
+	  : $auth eq 'oauth' ? "client_id 'sandbox-client-id', client_secret 'sandbox-client-secret'"
+	  : "username 'sandbox-user', password 'sandbox-password'";
+	$node->safe_psql('postgres', qq{
+		CREATE SERVER $name FOREIGN DATA WRAPPER unified_fdw OPTIONS (
+			system 'sap_s4hana', instance_url '$sb->{url}', allow_insecure 'true'$opts);
+		CREATE USER MAPPING FOR CURRENT_USER SERVER $name OPTIONS ($cred);
 		CREATE SCHEMA $name;
 		IMPORT FOREIGN SCHEMA unified FROM SERVER $name INTO $name;
 	});
