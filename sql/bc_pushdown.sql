@@ -17,9 +17,7 @@ CREATE SCHEMA bcp;
 IMPORT FOREIGN SCHEMA unified FROM SERVER bcp INTO bcp;
 SET TimeZone = 'America/New_York';
 
-\getenv abs_srcdir PG_ABS_SRCDIR
-\set helper :abs_srcdir '/test/regress_decode_url.sql'
-\i :helper
+\i sql/upstream_helpers.psql
 -- the native request of a query (no network I/O), sandbox URL as <bc>,
 -- the query options percent-decoded for reading
 CREATE FUNCTION native(query text) RETURNS SETOF text

@@ -17,8 +17,7 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER sq OPTIONS (token 't');
 CREATE SCHEMA sq;
 IMPORT FOREIGN SCHEMA unified FROM SERVER sq INTO sq;
 
-\set helper :abs_srcdir '/test/regress_decode_url.sql'
-\i :helper
+\i sql/upstream_helpers.psql
 -- the native request of a query, query options percent-decoded
 CREATE FUNCTION rendered(query text) RETURNS SETOF text
 LANGUAGE plpgsql AS $$
