@@ -19,7 +19,7 @@ EXTENSION = unified_fdw
 DATA = sql/unified_fdw--0.1.sql
 PGFILEDESC = "unified_fdw - purchasing data from ERP APIs"
 
-REGRESS = options connectors bc_scan bc_pushdown dialects connector_types errors netsuite sap_scan sap_errors sap_values
+REGRESS = options connectors bc_scan bc_pushdown dialects errors netsuite sap_scan sap_errors sap_values
 REGRESS_OPTS = --load-extension=unified_fdw
 
 PKG_CONFIG ?= pkg-config

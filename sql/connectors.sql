@@ -29,6 +29,14 @@ SELECT f, check_fixture(f || '.json')
                     'unknown_table', 'unknown_dialect', 'undeclared_option',
                     'expr_outside_suiteql', 'suiteql_mixed_case_alias', 'duplicate_key', 'not_json', 'missing']) AS f;
 
+-- native_type (pushdown) is checked against the model type, the value map,
+-- the mapping form and the dialect
+SELECT f, check_fixture(f || '.json')
+  FROM unnest(ARRAY['native_type_type_mismatch', 'native_type_map_not_enum',
+                    'native_type_enum_without_map', 'native_type_unknown_type',
+                    'native_type_not_a_field', 'native_type_datetime_suiteql',
+                    'native_type_guid_suiteql', 'native_type_not_a_string']) AS f;
+
 -- any role may see the systems and the model; only roles that may read
 -- server files can check connector files
 CREATE ROLE regress_ufdw_author;
