@@ -1343,7 +1343,9 @@ ufdw_render_filter(const UfdwConnector *conn, const UfdwTableMap *tm, List *filt
  * enums in their own order).  OData has no NULLs: what PostgreSQL sees as
  * NULL (0001-01-01) sorts first in ascending order, so NULLS FIRST with
  * ascending, NULLS LAST with descending, unless the column is known not
- * NULL.  SuiteQL (Oracle) sorts NULLs like PostgreSQL's defaults.
+ * NULL.  SuiteQL (Oracle) sorts NULLs like PostgreSQL's defaults.  OData
+ * V2 (SAP) may send JSON null, whose place in a sort is not documented:
+ * only columns a condition makes non-NULL.
  */
 bool
 ufdw_sortable(const UfdwConnector *conn, const UfdwTableMap *tm, int column,
@@ -1367,6 +1369,9 @@ ufdw_sortable(const UfdwConnector *conn, const UfdwTableMap *tm, int column,
 	}
 	if (conn->dialect == UFDW_DIALECT_SUITEQL)
 		return known_not_null || nulls_first == desc;
+	/* OData V2 services may send JSON null; where it sorts is not known */
+	if (conn->dialect == UFDW_DIALECT_ODATA_V2)
+		return known_not_null;
 	memset(&r, 0, sizeof(r));
 	r.conn = conn;
 	r.dialect = conn->dialect;
