@@ -53,8 +53,10 @@ SELECT rendered($$SELECT number FROM v2.purchase_orders WHERE currency IS NOT NU
 -- a column without native_type (vendor_name) and a concatenated id stay local
 SELECT rendered($$SELECT number FROM v2.purchase_orders WHERE vendor_name = 'x'$$);
 SELECT rendered($$SELECT quantity FROM v2.purchase_order_lines WHERE id = '4500000001/10'$$);
--- sort and limit: $top is what the LIMIT needs
-SELECT rendered($$SELECT updated_at FROM v2.purchase_orders WHERE updated_at > '2024-01-01' ORDER BY updated_at DESC, order_date LIMIT 3 OFFSET 1$$);
+-- sort and limit: $top is what the LIMIT needs; V2 may send JSON null, so
+-- only columns a condition makes non-NULL are sorted upstream
+SELECT rendered($$SELECT updated_at FROM v2.purchase_orders WHERE updated_at > '2024-01-01' AND order_date IS NOT NULL ORDER BY updated_at DESC, order_date LIMIT 3 OFFSET 1$$);
+SELECT rendered($$SELECT quantity FROM v2.purchase_order_lines WHERE quantity >= 0 ORDER BY quantity LIMIT 10$$);
 SELECT rendered($$SELECT quantity FROM v2.purchase_order_lines ORDER BY quantity LIMIT 10$$);
 
 -- SuiteQL: values are bound parameters; NULLs are real

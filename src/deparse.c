@@ -20,9 +20,10 @@
  * locally anyway; exactness only decides whether a LIMIT may be sent.
  *
  * What is never exact, or never sent:
- *	 - text is compared case-insensitively by Business Central (and assumed
- *	   so everywhere): equality, IN and prefixes narrow but are not exact;
- *	   <>, NOT IN and text ranges are not sent;
+ *	 - text is compared case-insensitively by Business Central, and
+ *	   case-sensitively by SAP: equality, IN and prefixes narrow in both
+ *	   cases but are not exact; <>, NOT IN and text ranges are not sent;
+ *	   ILIKE only to Business Central;
  *	 - values that mean NULL (the connector's null_values, e.g. '' or
  *	   0001-01-01) are excluded explicitly from ranges and <>, and IS NULL
  *	   becomes "field in (null values)";
@@ -967,10 +968,14 @@ render_leaf(RenderCtx *r, const UfdwFilter *flt)
 
 				if (t != UFDW_NATIVE_STRING)
 					return no_piece();
-				/* case folding beyond ASCII may differ from PostgreSQL's */
+				/*
+				 * ILIKE: only where the upstream compares text without case
+				 * (Business Central); SAP's startswith is case-sensitive.
+				 * Case folding beyond ASCII may differ from PostgreSQL's.
+				 */
 				if (flt->icase)
 				{
-					if (r->dialect == UFDW_DIALECT_SUITEQL)
+					if (r->dialect != UFDW_DIALECT_ODATA_V4)
 						return no_piece();
 					for (const char *s = v; *s; s++)
 						if (IS_HIGHBIT_SET(*s))
