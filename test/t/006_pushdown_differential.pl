@@ -1,4 +1,4 @@
-# Pushdown never changes a result, for Business Central and SAP: a seeded,
+# Pushdown never changes a result, for Business Central, SAP and NetSuite: a seeded,
 # deterministic set of generated
 # queries (every pushed operator, AND/OR/NOT nesting, awkward literals,
 # boundary dates and instants, ORDER BY with LIMIT/OFFSET, aggregates and
@@ -476,5 +476,24 @@ prepare('sap', 'lcsap', qw(purchase_order_lines purchase_orders vendors));
 generate('sap');
 differential('sap', 'lcsap', 'SAP');
 traffic_check('sap', 'SAP', 15, 25);
+
+# ---------------------------------------------------------------------
+# NetSuite (SuiteQL with bound parameters): the same generator
+# ---------------------------------------------------------------------
+my $ns = start_sandbox('netsuite', '--orders', '60');
+$node->safe_psql('postgres', qq{
+	CREATE SERVER ns FOREIGN DATA WRAPPER unified_fdw OPTIONS (
+		system 'netsuite', instance_url '$ns->{url}', account_id '1234567_SB1',
+		allow_insecure 'true', page_size '100');
+	CREATE USER MAPPING FOR CURRENT_USER SERVER ns OPTIONS (
+		consumer_key 'sandbox-consumer-key', consumer_secret 'sandbox-consumer-secret',
+		token_id 'sandbox-token-id', token_secret 'sandbox token/secret+1');
+	CREATE SCHEMA ns;
+	IMPORT FOREIGN SCHEMA unified FROM SERVER ns INTO ns;
+});
+prepare('ns', 'lcns', sort keys %all_columns);
+generate('ns');
+differential('ns', 'lcns', 'NetSuite');
+traffic_check('ns', 'NetSuite', 10, 15);
 
 done_testing();
