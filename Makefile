@@ -11,7 +11,9 @@ OBJS = \
 	src/http.o \
 	src/auth.o \
 	src/upstream_json.o \
-	src/import.o
+	src/import.o \
+	src/connect.o \
+	src/status.o
 
 EXTENSION = unified_fdw
 DATA = sql/unified_fdw--0.1.sql

@@ -85,6 +85,14 @@ token_entry(Oid umid)
 	return entry;
 }
 
+/* Drops the cached token of one user mapping (InvalidOid: unified.connect's check). */
+void
+ufdw_forget_token(Oid umid)
+{
+	if (token_cache != NULL)
+		forget_token(token_entry(umid));
+}
+
 static void
 append_form(StringInfo buf, const char *name, const char *value)
 {

@@ -327,6 +327,7 @@ ufdw_http_start(const UfdwRequest *req, const UfdwRequestContext *rctx,
 	x->url = pstrdup(req->url);
 	x->secrets = rctx->secrets;
 	make_request_id(x->request_id);
+	ufdw_status_request(rctx->server_name, x->request_id);
 	x->cleanup.func = transfer_cleanup;
 	x->cleanup.arg = x;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &x->cleanup);
@@ -523,6 +524,7 @@ ufdw_http_finish(UfdwTransfer *xfer)
 		bool		overflow = xfer->overflow;
 
 		transfer_cleanup(xfer);
+		ufdw_status_failure(xfer->server_name, NULL, 0, xfer->request_id, safe_why);
 		if (blocked)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -676,6 +678,8 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 	else
 		sqlstate = ERRCODE_FDW_ERROR;
 
+	ufdw_status_failure(rctx->server_name, rctx->table_name, resp->status,
+						resp->request_id, detail.data);
 	errcb.callback = request_context_cb;
 	errcb.arg = psprintf("%s %s", req->method, ufdw_redact(req->url, rctx->secrets, 1000));
 	errcb.previous = error_context_stack;

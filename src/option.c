@@ -57,6 +57,7 @@ static const OptDef option_defs[] = {
 	{"token_url", ForeignServerRelationId, OPT_URL, false},
 	{"page_size", ForeignServerRelationId, OPT_POSINT, false},
 	{"allow_insecure", ForeignServerRelationId, OPT_BOOL, true},
+	{"disconnected", ForeignServerRelationId, OPT_BOOL, false},
 	{"table", ForeignTableRelationId, OPT_TABLE, false},
 	{"page_size", ForeignTableRelationId, OPT_POSINT, false},
 	{"username", UserMappingRelationId, OPT_SECRET, false},
@@ -80,6 +81,7 @@ static const char *const credential_groups[][5] = {
 };
 
 bool		ufdw_pushdown_enabled = true;
+int			ufdw_connection_credits = 10;
 
 PG_FUNCTION_INFO_V1(unified_fdw_validator);
 
@@ -95,6 +97,14 @@ ufdw_define_gucs(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("unified_fdw.connection_credits",
+							"Number of connections unified.connect() may hold at once in a database.",
+							"A connection holds a credit from unified.connect() until unified.disconnect().",
+							&ufdw_connection_credits,
+							10, 0, 100000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("unified_fdw");
 }
 

@@ -107,11 +107,16 @@ static int
 foreign_table_model(Oid relid, const char *relname, const UfdwConnector **conn_out)
 {
 	ForeignTable *ft = GetForeignTable(relid);
-	ForeignServer *server = GetForeignServer(ft->serverid);
+	ForeignServer *server;
 	char	   *table = ufdw_option_value(ft->options, "table");
-	char	   *system = ufdw_option_value(server->options, "system");
-	const UfdwConnector *conn = system ? ufdw_connector(system) : NULL;
+	char	   *system;
+	const UfdwConnector *conn;
 	int			ti;
+
+	ufdw_check_connected(ft->serverid);
+	server = GetForeignServer(ft->serverid);
+	system = ufdw_option_value(server->options, "system");
+	conn = system ? ufdw_connector(system) : NULL;
 
 	if (table == NULL)
 		ereport(ERROR,
@@ -226,7 +231,7 @@ unifiedBeginForeignScan(ForeignScanState *node, int eflags)
 	UfdwScanState *st;
 	ForeignTable *ft = GetForeignTable(RelationGetRelid(rel));
 	ForeignServer *server = GetForeignServer(ft->serverid);
-	UserMapping *um = GetUserMapping(ufdw_scan_user(fsplan, estate), server->serverid);
+	UserMapping *um;
 	const UfdwConnector *conn;
 	int			ti;
 	int		   *attr_column;
@@ -242,6 +247,7 @@ unifiedBeginForeignScan(ForeignScanState *node, int eflags)
 	old = MemoryContextSwitchTo(st->scan_cxt);
 
 	ti = foreign_table_model(RelationGetRelid(rel), RelationGetRelationName(rel), &conn);
+	um = GetUserMapping(ufdw_scan_user(fsplan, estate), server->serverid);
 	st->opts = ufdw_get_options(server, um);
 	if ((table_page_size = ufdw_option_value(ft->options, "page_size")) != NULL)
 		st->opts->page_size = atoi(table_page_size);
@@ -379,7 +385,11 @@ unifiedEndForeignScan(ForeignScanState *node)
 	UfdwScanState *st = node->fdw_state;
 
 	if (st)
+	{
 		drop_request(st);
+		if (st->page_no > 0)
+			ufdw_status_success(st->opts->server_name);
+	}
 }
 
 static void

@@ -6,7 +6,9 @@
  * The code has three layers and data flows through them in one direction:
  *
  *	 glue       unified_fdw.c (FDW callbacks, EXPLAIN), option.c (validator,
- *	            GUCs), import.c (IMPORT FOREIGN SCHEMA, column comments)
+ *	            GUCs), import.c (IMPORT FOREIGN SCHEMA, column comments),
+ *	            connect.c (unified.connect, disconnect, status probe),
+ *	            status.c (connection status written outside the transaction)
  *	 engine     connector.c (loading connector files), request.c (scans to
  *	            native requests), page.c (page bodies to rows)
  *	 transport  http.c (libcurl multi, latch waits, HTTP errors), auth.c
@@ -203,6 +205,7 @@ typedef struct UfdwOptions
 } UfdwOptions;
 
 extern bool ufdw_pushdown_enabled;
+extern int	ufdw_connection_credits;
 
 extern void ufdw_define_gucs(void);
 extern UfdwOptions *ufdw_get_options(ForeignServer *server, UserMapping *um);
@@ -333,6 +336,20 @@ extern UfdwResponse *ufdw_finish_authenticated(UfdwTransfer *xfer,
 											   const UfdwRequestContext *rctx,
 											   Oid umid);
 extern void ufdw_auth_init(void);
+extern void ufdw_forget_token(Oid umid);
+
+/* ----------------------------------------------------------------
+ * Connection status outside the transaction (status.c)
+ * ----------------------------------------------------------------
+ */
+
+extern void ufdw_status_request(const char *server, const char *request_id);
+extern void ufdw_status_success(const char *server);
+extern void ufdw_status_failure(const char *server, const char *table,
+								long http_status, const char *request_id,
+								const char *what);
+extern void ufdw_status_sync(void);
+extern void ufdw_check_connected(Oid serverid);
 
 /* ----------------------------------------------------------------
  * Small JSON documents with jansson (upstream_json.c)
