@@ -24,6 +24,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "commands/dbcommands.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_foreign_server.h"
 #include "catalog/pg_type.h"
@@ -163,6 +164,7 @@ check_credentials(const UfdwConnector *conn, List *creds)
 	int			best_hits = 0;
 	StringInfoData missing;
 	StringInfoData unexpected;
+	int			nunexpected = 0;
 
 	foreach(lc, creds)
 	{
@@ -217,8 +219,11 @@ check_credentials(const UfdwConnector *conn, List *creds)
 			for (int f = 0; auth_fields[best].fields[f]; f++)
 				in_best = in_best || strcmp(auth_fields[best].fields[f], d->defname) == 0;
 		if (!in_best)
+		{
 			appendStringInfo(&unexpected, "%s\"%s\"", unexpected.len ? ", " : "",
 							 d->defname);
+			nunexpected++;
+		}
 	}
 	if (best >= 0 && missing.len > 0)
 		ereport(ERROR,
@@ -229,7 +234,8 @@ check_credentials(const UfdwConnector *conn, List *creds)
 						 accepted_credentials(conn))));
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unexpected credential fields %s for %s", unexpected.data, conn->name),
+			 errmsg("%s does not accept credential field%s %s", conn->name,
+					nunexpected == 1 ? "" : "s", unexpected.data),
 			 errhint("%s accepts credentials %s.", conn->name,
 					 accepted_credentials(conn))));
 	return NULL;				/* keep compiler quiet */
@@ -439,6 +445,7 @@ unified_connect(PG_FUNCTION_ARGS)
 	int			guclevel;
 	const char *volatile probed = NULL;
 	ErrorContextCallback errcb;
+	MemoryContext oldcxt = CurrentMemoryContext;
 	StringInfoData tables;
 	Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, OIDOID};
 	Datum		values[4];
@@ -479,7 +486,6 @@ unified_connect(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 
 	/* 1. inputs, before anything is created */
-	method = check_credentials(conn, creds);
 	foreach(lc, options)
 	{
 		DefElem    *d = lfirst(lc);
@@ -499,6 +505,7 @@ unified_connect(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("option \"disconnected\" is set by unified.disconnect() only")));
 	}
+	method = check_credentials(conn, creds);
 	srv_options = list_concat(list_make2(makeDefElem("system", (Node *) makeString(system), -1),
 										 makeDefElem("instance_url", (Node *) makeString(instance_url), -1)),
 							  options);
@@ -510,6 +517,16 @@ unified_connect(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for foreign-data wrapper unified_fdw"),
 				 errhint("A superuser can GRANT USAGE ON FOREIGN DATA WRAPPER unified_fdw TO %s.",
+						 quote_identifier(GetUserNameFromId(GetUserId(), false)))));
+	if (!DatumGetBool(DirectFunctionCall2(has_database_privilege_id,
+										  ObjectIdGetDatum(MyDatabaseId),
+										  CStringGetTextDatum("CREATE"))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to create schemas in database \"%s\"",
+						get_database_name(MyDatabaseId)),
+				 errhint("A connection gets a schema of its own: a superuser or the database owner can GRANT CREATE ON DATABASE %s TO %s.",
+						 quote_identifier(get_database_name(MyDatabaseId)),
 						 quote_identifier(GetUserNameFromId(GetUserId(), false)))));
 	/* the validator: option names, values, superuser-only options */
 	(void) transformGenericOptions(ForeignServerRelationId, (Datum) 0, srv_options,
@@ -554,11 +571,21 @@ unified_connect(PG_FUNCTION_ARGS)
 	{
 		probed = probe(&fake_server, &fake_um);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
+		ErrorData  *edata;
+
 		ufdw_forget_token(InvalidOid);
+		/* the transport's advice is about user mappings, which do not exist yet */
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		if (edata->hint && strstr(edata->hint, "USER MAPPING"))
+			edata->hint = pstrdup("The upstream rejected the credentials given to unified.connect(): check them (secrets expire, and some are shown only once, when created) and call unified.connect() again.");
+		ReThrowError(edata);
 	}
 	PG_END_TRY();
+	ufdw_forget_token(InvalidOid);
 	error_context_stack = errcb.previous;
 	ereport(NOTICE,
 			(errmsg("%s accepted the credentials (read 1 record of %s)", conn->name, probed)));

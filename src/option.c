@@ -141,7 +141,8 @@ valid_options(Oid context)
 
 	initStringInfo(&buf);
 	for (const OptDef *d = option_defs; d->name; d++)
-		if (d->context == context)
+		/* "disconnected" is set by unified.disconnect(), not by hand */
+		if (d->context == context && strcmp(d->name, "disconnected") != 0)
 			appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", d->name);
 	return buf.len ? buf.data : pstrdup("(none)");
 }

@@ -53,11 +53,18 @@
 #define STATUS_ERROR_LEN 600
 #define STATUS_REQUEST_ID_LEN 40
 
+typedef enum StatusKind
+{
+	STATUS_SUCCESS,				/* a scan or probe succeeded */
+	STATUS_FAILURE,				/* an upstream failure was raised */
+	STATUS_COUNT				/* only requests to count */
+} StatusKind;
+
 /* One status change for one connection, as written by the worker. */
 typedef struct StatusEvent
 {
 	char		name[NAMEDATALEN];	/* connection (= server) name */
-	bool		success;		/* a successful scan, else a failure */
+	StatusKind	kind;
 	TimestampTz at;				/* when it happened */
 	int64		requests;		/* requests sent since the previous event */
 	int32		http_status;	/* 0: no HTTP response */
@@ -232,7 +239,7 @@ flush_pending(void)
 		if (!e->success && e->requests == 0)
 			continue;
 		fill_event(&events[n], e);
-		events[n].success = e->success;
+		events[n].kind = e->success ? STATUS_SUCCESS : STATUS_COUNT;
 		events[n].at = e->success ? e->success_at : GetCurrentTimestamp();
 		events[n].http_status = e->success ? 200 : 0;
 		n++;
@@ -297,14 +304,14 @@ ufdw_status_failure(const char *server, const char *table, long http_status,
 	if (e->success)
 	{
 		fill_event(&events[n], e);
-		events[n].success = true;
+		events[n].kind = STATUS_SUCCESS;
 		events[n].at = e->success_at;
 		events[n].http_status = 200;
 		events[n].requests = 0;
 		n++;
 	}
 	fill_event(&events[n], e);
-	events[n].success = false;
+	events[n].kind = STATUS_FAILURE;
 	events[n].at = GetCurrentTimestamp();
 	events[n].http_status = (int32) http_status;
 	if (request_id)
@@ -437,7 +444,10 @@ ufdw_status_worker_main(Datum arg)
 			if (ev->request_id[0] == '\0')
 				nulls[2] = 'n';
 			values[3] = TimestampTzGetDatum(ev->at);
-			values[4] = BoolGetDatum(ev->success);
+			/* $5: true success, false failure, NULL only a request count */
+			values[4] = BoolGetDatum(ev->kind == STATUS_SUCCESS);
+			if (ev->kind == STATUS_COUNT)
+				nulls[4] = 'n';
 			values[5] = CStringGetTextDatum(ev->error);
 			values[6] = Int32GetDatum(ev->http_status);
 			if (ev->http_status == 0)

@@ -1,0 +1,153 @@
+--
+-- Connection lifecycle against the sandbox Business Central: inputs are
+-- checked before anything is created, the credentials are checked live,
+-- a failure leaves nothing behind, and status, disconnect and credits.
+--
+\getenv bc UFDW_BC_URL
+SET unified_regress.bc = :'bc';
+\set instance_url :bc '/v2.0/lifecycle-tenant/production'
+\set good '{"client_id": "sandbox-client-id", "client_secret": "sandbox-client-secret"}'
+SELECT format('{"company_id": "bb6d48b6-c7b2-4a38-9a93-ad5506407f12", "token_url": "%s/lifecycle-tenant/oauth2/v2.0/token", "allow_insecure": true}',
+              :'bc') AS opts \gset
+
+-- Everything a connect could leave behind (objects named lc*, dynamics365_bc*).
+CREATE FUNCTION leftovers(OUT servers bigint, OUT mappings bigint, OUT schemas bigint,
+                          OUT connections bigint, OUT credits_used integer)
+LANGUAGE sql AS $$
+  SELECT (SELECT count(*) FROM pg_foreign_server
+           WHERE srvname LIKE 'lc%' OR srvname LIKE 'dynamics365_bc%'),
+         (SELECT count(*) FROM pg_user_mappings
+           WHERE srvname LIKE 'lc%' OR srvname LIKE 'dynamics365_bc%'),
+         (SELECT count(*) FROM pg_namespace
+           WHERE nspname LIKE 'lc%' OR nspname LIKE 'dynamics365_bc%'),
+         (SELECT count(*) FROM unified.connections),
+         (SELECT used FROM unified.credits)
+$$;
+
+-- An error with its SQLSTATE; request ids become <uuid>, the sandbox URL <bc>.
+CREATE FUNCTION show_error(query text) RETURNS SETOF text
+LANGUAGE plpgsql AS $$
+DECLARE
+  st text; msg text; det text; hint text; ctx text;
+BEGIN
+  EXECUTE query;
+  RETURN NEXT 'no error';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+    det = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT, ctx = PG_EXCEPTION_CONTEXT;
+  RETURN NEXT 'sqlstate: ' || st;
+  RETURN NEXT 'message: ' || msg;
+  RETURN NEXT 'detail: ' || regexp_replace(coalesce(det, ''),
+    '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'g');
+  RETURN NEXT 'hint: ' || coalesce(hint, '');
+  -- the test's own statement text (which holds the secret) is not shown
+  ctx := array_to_string(array(SELECT l FROM unnest(string_to_array(coalesce(ctx, ''), E'\n')) l
+                               WHERE l !~ '^(SQL statement|PL/pgSQL function)'), ' | ');
+  RETURN NEXT 'context: ' || replace(ctx, current_setting('unified_regress.bc'), '<bc>');
+  RETURN NEXT 'secret shown: ' || (concat(msg, det, hint, ctx) LIKE '%canary%')::text;
+END
+$$;
+
+SELECT * FROM unified.credits;
+SELECT * FROM leftovers();
+
+-- bad inputs: rejected before anything is created, values never echoed
+SELECT unified.connect('sap_r3', :'instance_url', :'good', 'lc_bad', :'opts');
+SELECT unified.connect('dynamics365_bc', NULL, :'good', 'lc_bad', :'opts');
+SELECT unified.connect('dynamics365_bc', :'instance_url', NULL, 'lc_bad', :'opts');
+SELECT unified.connect('dynamics365_bc', :'instance_url', '{"client_id": "canary-id"}', 'lc_bad', :'opts');
+SELECT unified.connect('dynamics365_bc', :'instance_url',
+  '{"client_id": "x", "client_secret": "canary-1", "tenant_id": "t"}', 'lc_bad', :'opts');
+SELECT unified.connect('dynamics365_bc', :'instance_url', '{"api_key": "canary-key"}', 'lc_bad', :'opts');
+SELECT unified.connect('dynamics365_bc', :'instance_url', '{}', 'lc_bad', :'opts');
+SELECT unified.connect('dynamics365_bc', :'instance_url', '["canary"]', 'lc_bad', :'opts');
+SELECT unified.connect('dynamics365_bc', :'instance_url', '{"client_id": "x", "client_secret": {"v": 1}}', 'lc_bad', :'opts');
+SELECT unified.connect('dynamics365_bc', :'instance_url', '{"client_id": "x"}',
+  'lc_bad', '{"client_secret": "canary-2", "company_id": "c"}');
+SELECT unified.connect('dynamics365_bc', :'instance_url', :'good', 'lc_bad',
+  :'opts'::jsonb || '{"system": "netsuite"}');
+SELECT unified.connect('dynamics365_bc', :'instance_url', :'good', 'lc_bad',
+  :'opts'::jsonb || '{"colour": "blue"}');
+SELECT unified.connect('dynamics365_bc', :'instance_url', :'good', 'lc_bad',
+  :'opts'::jsonb || '{"page_size": "lots"}');
+SELECT unified.connect('dynamics365_bc', :'instance_url', :'good', 'lc_bad',
+  :'opts'::jsonb - 'company_id');
+SELECT unified.connect('dynamics365_bc', :'instance_url', :'good', 'lc_bad',
+  :'opts'::jsonb - 'allow_insecure');
+SELECT unified.connect('dynamics365_bc', 'https://user:canary@example.com/v2.0/t/production',
+  :'good', 'lc_bad', :'opts');
+SELECT unified.connect('dynamics365_bc', :'instance_url', :'good', 'Bad-Name', :'opts');
+SELECT unified.connect('dynamics365_bc', :'instance_url', :'good', 'public', :'opts');
+SELECT * FROM leftovers();
+
+-- the live check: wrong secret, unknown company; nothing is left behind
+SELECT * FROM show_error(format(
+  'SELECT unified.connect(%L, %L, %L, %L, %L)', 'dynamics365_bc', :'instance_url',
+  '{"client_id": "sandbox-client-id", "client_secret": "canary-wrong-secret"}', 'lc_bad', :'opts'));
+SELECT * FROM show_error(format(
+  'SELECT unified.connect(%L, %L, %L, %L, %L)', 'dynamics365_bc', :'instance_url', :'good',
+  'lc_bad', :'opts'::jsonb || '{"company_id": "11111111-2222-4333-8444-555555555555"}'));
+SELECT * FROM leftovers();
+
+-- a good connection: each step is reported
+SELECT name, system, instance_url = :'instance_url' AS url_kept, owner, status,
+       disconnected_at IS NULL AS connected, created_at = last_success_at AS checked_now
+  FROM unified.connect('dynamics365_bc', :'instance_url', :'good', 'lc_one', :'opts');
+SELECT * FROM leftovers();
+SELECT count(*) AS orders FROM lc_one.purchase_orders;
+SELECT count(*) AS vendors FROM lc_one.vendors WHERE status = 'active';
+SELECT srvname, array_to_string(array(SELECT option_name FROM pg_options_to_table(srvoptions)
+         ORDER BY 1), ', ') AS server_options
+  FROM pg_foreign_server WHERE srvname = 'lc_one';
+SELECT array_to_string(array(SELECT option_name FROM pg_options_to_table(umoptions)
+         ORDER BY 1), ', ') AS mapping_options
+  FROM pg_user_mappings WHERE srvname = 'lc_one';
+-- names are never reused
+SELECT unified.connect('dynamics365_bc', :'instance_url', :'good', 'lc_one', :'opts');
+-- no name: the system id
+SELECT name FROM unified.connect('dynamics365_bc', :'instance_url', :'good', NULL, :'opts');
+
+-- status, live: the upstream answers
+SELECT name, system, status, disconnected_at IS NULL AS connected
+  FROM unified.status();
+SELECT name, status, last_http_status, last_request_id ~ '^[0-9a-f-]{36}$' AS has_request_id,
+       requests > 0 AS counted, last_error
+  FROM unified.status('lc_one', live => true);
+SELECT count(*) FROM unified.status('nonexistent');
+
+-- the pool runs out
+SET unified_fdw.connection_credits = 2;
+SELECT * FROM unified.credits;
+SELECT unified.connect('dynamics365_bc', :'instance_url', :'good', 'lc_two', :'opts');
+SELECT * FROM leftovers();
+RESET unified_fdw.connection_credits;
+
+-- disconnect: credentials gone, schema, foreign tables and local data kept
+CREATE TABLE lc_one.snapshot AS SELECT number FROM lc_one.purchase_orders LIMIT 3;
+SELECT name, status, disconnected_at IS NOT NULL AS disconnected
+  FROM unified.disconnect('lc_one');
+SELECT * FROM show_error('SELECT count(*) FROM lc_one.vendors');
+SELECT count(*) AS kept_rows FROM lc_one.snapshot;
+SELECT relname, relkind FROM pg_class WHERE relnamespace = 'lc_one'::regnamespace ORDER BY 1;
+SELECT count(*) AS mappings FROM pg_user_mappings WHERE srvname = 'lc_one';
+SELECT name, status, disconnected_at IS NOT NULL AS disconnected FROM unified.status();
+SELECT name, status FROM unified.status('lc_one', live => true);
+SELECT * FROM unified.credits;
+SELECT unified.disconnect('lc_one');
+SELECT unified.disconnect('nonexistent');
+-- a disconnected server stays disconnected in the scan too
+SELECT * FROM show_error('EXPLAIN SELECT * FROM lc_one.items');
+
+-- a transaction that rolls back takes its connect with it
+BEGIN;
+SELECT name FROM unified.connect('dynamics365_bc', :'instance_url', :'good', 'lc_rolled_back', :'opts');
+SELECT used FROM unified.credits;
+ROLLBACK;
+SELECT * FROM leftovers();
+
+SELECT name, status FROM unified.disconnect('dynamics365_bc');
+DROP SCHEMA lc_one, dynamics365_bc CASCADE;
+DROP SERVER lc_one, dynamics365_bc CASCADE;
+DELETE FROM unified.connections;
+DROP FUNCTION leftovers();
+DROP FUNCTION show_error(text);
