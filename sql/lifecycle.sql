@@ -24,27 +24,25 @@ LANGUAGE sql AS $$
          (SELECT used FROM unified.credits)
 $$;
 
--- An error with its SQLSTATE; request ids become <uuid>, the sandbox URL <bc>.
-CREATE FUNCTION show_error(query text) RETURNS SETOF text
+-- The error a statement raises, one field per column (shown with \x);
+-- request ids become <uuid>, the sandbox URL <bc>, and the test's own
+-- statement text (which holds the secret) is left out of the context.
+CREATE FUNCTION error_of(query text, OUT state text, OUT message text, OUT detail text,
+                         OUT hint text, OUT context text, OUT secret_shown boolean)
 LANGUAGE plpgsql AS $$
-DECLARE
-  st text; msg text; det text; hint text; ctx text;
 BEGIN
   EXECUTE query;
-  RETURN NEXT 'no error';
+  state := 'no error';
 EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-    det = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT, ctx = PG_EXCEPTION_CONTEXT;
-  RETURN NEXT 'sqlstate: ' || st;
-  RETURN NEXT 'message: ' || msg;
-  RETURN NEXT 'detail: ' || regexp_replace(coalesce(det, ''),
+  GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+    detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT, context = PG_EXCEPTION_CONTEXT;
+  detail := regexp_replace(detail,
     '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'g');
-  RETURN NEXT 'hint: ' || coalesce(hint, '');
-  -- the test's own statement text (which holds the secret) is not shown
-  ctx := array_to_string(array(SELECT l FROM unnest(string_to_array(coalesce(ctx, ''), E'\n')) l
-                               WHERE l !~ '^(SQL statement|PL/pgSQL function)'), ' | ');
-  RETURN NEXT 'context: ' || replace(ctx, current_setting('unified_regress.bc'), '<bc>');
-  RETURN NEXT 'secret shown: ' || (concat(msg, det, hint, ctx) LIKE '%canary%')::text;
+  context := replace(array_to_string(array(
+      SELECT l FROM unnest(string_to_array(context, E'\n')) l
+       WHERE l !~ '^(SQL statement|PL/pgSQL function)'), E'\n'),
+    current_setting('unified_regress.bc'), '<bc>');
+  secret_shown := concat(message, detail, hint, context) LIKE '%canary%';
 END
 $$;
 
@@ -81,12 +79,14 @@ SELECT unified.connect('dynamics365_bc', :'instance_url', :'good', 'public', :'o
 SELECT * FROM leftovers();
 
 -- the live check: wrong secret, unknown company; nothing is left behind
-SELECT * FROM show_error(format(
+\x on
+SELECT * FROM error_of(format(
   'SELECT unified.connect(%L, %L, %L, %L, %L)', 'dynamics365_bc', :'instance_url',
   '{"client_id": "sandbox-client-id", "client_secret": "canary-wrong-secret"}', 'lc_bad', :'opts'));
-SELECT * FROM show_error(format(
+SELECT * FROM error_of(format(
   'SELECT unified.connect(%L, %L, %L, %L, %L)', 'dynamics365_bc', :'instance_url', :'good',
   'lc_bad', :'opts'::jsonb || '{"company_id": "11111111-2222-4333-8444-555555555555"}'));
+\x off
 SELECT * FROM leftovers();
 
 -- a good connection: each step is reported
@@ -126,7 +126,9 @@ RESET unified_fdw.connection_credits;
 CREATE TABLE lc_one.snapshot AS SELECT number FROM lc_one.purchase_orders LIMIT 3;
 SELECT name, status, disconnected_at IS NOT NULL AS disconnected
   FROM unified.disconnect('lc_one');
-SELECT * FROM show_error('SELECT count(*) FROM lc_one.vendors');
+\x on
+SELECT * FROM error_of('SELECT count(*) FROM lc_one.vendors');
+\x off
 SELECT count(*) AS kept_rows FROM lc_one.snapshot;
 SELECT relname, relkind FROM pg_class WHERE relnamespace = 'lc_one'::regnamespace ORDER BY 1;
 SELECT count(*) AS mappings FROM pg_user_mappings WHERE srvname = 'lc_one';
@@ -136,7 +138,9 @@ SELECT * FROM unified.credits;
 SELECT unified.disconnect('lc_one');
 SELECT unified.disconnect('nonexistent');
 -- a disconnected server stays disconnected in the scan too
-SELECT * FROM show_error('EXPLAIN SELECT * FROM lc_one.items');
+\x on
+SELECT * FROM error_of('EXPLAIN SELECT * FROM lc_one.items');
+\x off
 
 -- a transaction that rolls back takes its connect with it
 BEGIN;
@@ -150,4 +154,4 @@ DROP SCHEMA lc_one, dynamics365_bc CASCADE;
 DROP SERVER lc_one, dynamics365_bc CASCADE;
 DELETE FROM unified.connections;
 DROP FUNCTION leftovers();
-DROP FUNCTION show_error(text);
+DROP FUNCTION error_of(text);
