@@ -75,6 +75,7 @@ SELECT unified.connect('dynamics365_bc', :'instance_url', :'good', 'lc_bad',
 SELECT unified.connect('dynamics365_bc', 'https://user:canary@example.com/v2.0/t/production',
   :'good', 'lc_bad', :'opts');
 SELECT unified.connect('dynamics365_bc', :'instance_url', :'good', 'Bad-Name', :'opts');
+SELECT unified.connect('dynamics365_bc', :'instance_url', :'good', 'pg_bc', :'opts');
 SELECT unified.connect('dynamics365_bc', :'instance_url', :'good', 'public', :'opts');
 SELECT * FROM leftovers();
 

@@ -320,11 +320,12 @@ check_name(const char *name)
 {
 	if (name[0] == '\0' || strlen(name) >= NAMEDATALEN ||
 		!(name[0] == '_' || (name[0] >= 'a' && name[0] <= 'z')) ||
-		strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(name))
+		strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(name) ||
+		strncmp(name, "pg_", 3) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
 				 errmsg("invalid connection name \"%s\"", name),
-				 errhint("Use lower-case letters, digits and underscores, starting with a letter, at most %d characters: the name is used for the server and the schema.",
+				 errhint("Use lower-case letters, digits and underscores, starting with a letter and not with \"pg_\", at most %d characters: the name is used for the server and the schema.",
 						 NAMEDATALEN - 1)));
 	if (connection_row_exists(name))
 		ereport(ERROR,
@@ -684,6 +685,10 @@ unified_disconnect(PG_FUNCTION_ARGS)
 	server = GetForeignServerByName(name, true);
 	if (server)
 	{
+		Oid			srvtype[1] = {OIDOID};
+		Datum		srvid[1] = {ObjectIdGetDatum(server->serverid)};
+		SPITupleTable *maps;
+
 		if (SPI_execute(psprintf("ALTER SERVER %s OPTIONS (ADD disconnected 'true')",
 								 quote_identifier(name)), false, 0) != SPI_OK_UTILITY)
 			elog(ERROR, "could not mark server \"%s\" disconnected", name);
@@ -692,22 +697,17 @@ unified_disconnect(PG_FUNCTION_ARGS)
 						name)));
 		if (SPI_execute_with_args("SELECT CASE WHEN umuser = 0 THEN 'PUBLIC' ELSE quote_ident(usename::text) END "
 								  "FROM pg_user_mappings WHERE srvid = $1",
-								  1, (Oid[]) {OIDOID},
-								  (Datum[]) {ObjectIdGetDatum(server->serverid)},
-								  NULL, true, 0) != SPI_OK_SELECT)
+								  1, srvtype, srvid, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not list the user mappings of server \"%s\"", name);
 		nmappings = SPI_processed;
+		maps = SPI_tuptable;
+		for (uint64 i = 0; i < nmappings; i++)
 		{
-			SPITupleTable *maps = SPI_tuptable;
+			char	   *who = SPI_getvalue(maps->vals[i], maps->tupdesc, 1);
 
-			for (uint64 i = 0; i < nmappings; i++)
-			{
-				char	   *who = SPI_getvalue(maps->vals[i], maps->tupdesc, 1);
-
-				if (SPI_execute(psprintf("DROP USER MAPPING FOR %s SERVER %s", who,
-										 quote_identifier(name)), false, 0) != SPI_OK_UTILITY)
-					elog(ERROR, "could not drop a user mapping of server \"%s\"", name);
-			}
+			if (SPI_execute(psprintf("DROP USER MAPPING FOR %s SERVER %s", who,
+									 quote_identifier(name)), false, 0) != SPI_OK_UTILITY)
+				elog(ERROR, "could not drop a user mapping of server \"%s\"", name);
 		}
 		ereport(NOTICE,
 				(errmsg("dropped the credentials: " UINT64_FORMAT " user mapping(s) of server \"%s\"",

@@ -176,6 +176,7 @@ launch_worker(StatusEvent *events, int n)
 	if (n == 0 || !IsUnderPostmaster || !OidIsValid(MyDatabaseId) ||
 		RecoveryInProgress())
 		return false;
+	(void) reap_workers();
 	seg = dsm_create(size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
 	if (seg == NULL)
 		return false;
