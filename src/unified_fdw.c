@@ -68,6 +68,7 @@ typedef struct UfdwRelInfo
 typedef struct UfdwScanState
 {
 	UfdwOptions *opts;
+	Oid			serverid;		/* checked before every request (disconnect) */
 	Oid			umid;
 	UfdwScanSpec spec;
 	UfdwConverter *conv;
@@ -252,6 +253,7 @@ unifiedBeginForeignScan(ForeignScanState *node, int eflags)
 	if ((table_page_size = ufdw_option_value(ft->options, "page_size")) != NULL)
 		st->opts->page_size = atoi(table_page_size);
 	st->umid = um->umid;
+	st->serverid = server->serverid;
 
 	st->spec.connector = conn;
 	st->spec.table = conn->tables[ti];
@@ -285,6 +287,7 @@ start_request(UfdwScanState *st)
 	st->xfer_cxt = AllocSetContextCreate(st->scan_cxt, "unified_fdw request",
 										 ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(st->xfer_cxt);
+	ufdw_check_connected(st->serverid);
 	st->inflight = ufdw_start_authenticated(st->cur_req, st->opts, &st->rctx, st->umid);
 	st->requests++;
 	MemoryContextSwitchTo(old);

@@ -29,10 +29,11 @@ sub connect_sql
 	my ($name, $secret, %o) = @_;
 	my $host = $o{host} // $sb->{url};
 	my $insecure = $o{insecure} // 1 ? ', "allow_insecure": true' : '';
+	my $page = $o{page_size} ? qq{, "page_size": $o{page_size}} : '';
 	return qq{SELECT name, status FROM unified.connect('dynamics365_bc',
 		'$host/v2.0/tap/production',
 		'{"client_id": "sandbox-client-id", "client_secret": "$secret"}', '$name',
-		'{"company_id": "@{[bc_company]}", "token_url": "$host/tap/oauth2/v2.0/token"$insecure}')};
+		'{"company_id": "@{[bc_company]}", "token_url": "$host/tap/oauth2/v2.0/token"$insecure$page}')};
 }
 
 # psql as $user; returns (exit status, stdout, stderr) and keeps the output
@@ -90,7 +91,7 @@ my ($credits) = bq($s2, 'SELECT used FROM unified.credits');
 is($credits, '0', 'another session sees no credit used');
 
 # ---- good credentials
-($out, $err) = bq($s1, connect_sql('acme', $canary));
+($out, $err) = bq($s1, connect_sql('acme', $canary, page_size => 10));
 is($out, 'acme|active', 'connect returns the active connection');
 like($err,
 	qr/checked the inputs.*reserved a connection credit.*accepted the credentials.*created server "acme".*created the user mapping.*created schema "acme".*is active/s,
@@ -140,6 +141,11 @@ is($out, 't', 'session 1 has a cached token');
 bq($s2, 'BEGIN');
 ($out) = bq($s2, 'SELECT count(*) > 0 FROM acme.items');
 is($out, 't', 'session 2 has an open transaction that read the connection');
+my $s3 = $node->background_psql('postgres', on_error_stop => 0);
+bq($s3, 'BEGIN');
+bq($s3, 'DECLARE c CURSOR FOR SELECT number FROM acme.purchase_orders');
+($out) = bq($s3, 'FETCH 5 FROM c');
+is(scalar(split /\n/, $out), 5, 'session 3 is in the middle of a scan (pages of 10)');
 clear_sandbox_requests($sb);
 ($ret, $out, $err) = run(q{SELECT name, status FROM unified.disconnect('acme')});
 is($out, 'acme|disconnected', 'disconnect returns the disconnected connection');
@@ -152,7 +158,14 @@ like($err, qr/HINT:  Reconnect with unified\.connect/, 'with a hint to reconnect
 like($err, qr/ERROR:  connection "acme" is disconnected/,
 	'session 2: the next query of the open transaction fails too');
 bq($s2, 'ROLLBACK');
-is(scalar(@{ sandbox_requests($sb) }), 0, 'no request reached the upstream after the disconnect');
+($out, $err) = bq($s3, 'FETCH 50 FROM c');
+like($err, qr/ERROR:  connection "acme" is disconnected/,
+	'session 3: the scan in progress fails at its next page request');
+bq($s3, 'ROLLBACK');
+$s3->quit;
+my @after = grep { $_->{path} !~ m{/_sandbox/} } @{ sandbox_requests($sb) };
+cmp_ok(scalar(@after), '<=', 1,
+	'at most the page already in flight (prefetched before the disconnect) reached the upstream');
 is(q1(q{SELECT used FROM unified.credits}), '0', 'the credit is returned');
 is( q1(q{SELECT count(*) FILTER (WHERE relkind = 'f') || ' ' || count(*) FILTER (WHERE relkind = 'r')
 		FROM pg_class WHERE relnamespace = 'acme'::regnamespace}),
