@@ -10,6 +10,7 @@ OBJS = \
 	src/page.o \
 	src/http.o \
 	src/auth.o \
+	src/oauth1.o \
 	src/upstream_json.o \
 	src/import.o \
 	src/connect.o \
@@ -19,7 +20,7 @@ EXTENSION = unified_fdw
 DATA = sql/unified_fdw--0.1.sql
 PGFILEDESC = "unified_fdw - purchasing data from ERP APIs"
 
-REGRESS = options bc_scan errors lifecycle
+REGRESS = options connectors bc_scan errors netsuite lifecycle
 REGRESS_OPTS = --load-extension=unified_fdw
 
 PKG_CONFIG ?= pkg-config

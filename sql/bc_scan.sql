@@ -16,20 +16,10 @@ CREATE SCHEMA bc;
 IMPORT FOREIGN SCHEMA unified FROM SERVER bc INTO bc;
 SET TimeZone = 'UTC';
 
--- EXPLAIN ANALYZE VERBOSE with the sandbox's URL (its port varies) shown as <bc>
-CREATE FUNCTION explain_upstream(query text) RETURNS SETOF text
-LANGUAGE plpgsql AS $$
-DECLARE
-  line text;
-BEGIN
-  FOR line IN EXECUTE 'EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || query
-  LOOP
-    -- byte counts include the URLs in the pages, so they vary with the port
-    RETURN NEXT regexp_replace(replace(line, current_setting('unified_regress.bc'), '<bc>'),
-                               'Upstream Bytes: [0-9]+', 'Upstream Bytes: <n>');
-  END LOOP;
-END
-$$;
+-- explain_upstream(): EXPLAIN ANALYZE VERBOSE with the sandbox's URL shown as <bc>
+\set ECHO none
+\i sql/upstream_helpers.psql
+\set ECHO all
 
 SELECT count(*) FROM bc.purchase_orders;
 SELECT status, count(*) FROM bc.purchase_orders GROUP BY status ORDER BY status;

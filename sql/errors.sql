@@ -7,29 +7,11 @@ SET unified_regress.bc = :'bc';
 \set instance_url :bc '/v2.0/regress-tenant/production'
 \set token_url :bc '/regress-tenant/oauth2/v2.0/token'
 
--- Shows an error with its SQLSTATE, with request ids replaced by <uuid>,
--- and says whether the canary secret appears anywhere in it.
-CREATE FUNCTION show_error(query text) RETURNS SETOF text
-LANGUAGE plpgsql AS $$
-DECLARE
-  st text; msg text; det text; hint text; ctx text;
-BEGIN
-  EXECUTE query;
-  RETURN NEXT 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-    det = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT, ctx = PG_EXCEPTION_CONTEXT;
-  RETURN NEXT 'sqlstate: ' || st;
-  RETURN NEXT 'message: ' || msg;
-  RETURN NEXT 'detail: ' || regexp_replace(regexp_replace(coalesce(det, ''),
-    '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'g'),
-    ' after [0-9]+ ms', ' after <n> ms', 'g');
-  RETURN NEXT 'hint: ' || coalesce(hint, '');
-  RETURN NEXT 'context: ' || replace(split_part(coalesce(ctx, ''), E'\n', 1),
-    current_setting('unified_regress.bc'), '<bc>');
-  RETURN NEXT 'secret shown: ' || (concat(msg, det, hint, ctx) LIKE '%canary%')::text;
-END
-$$;
+-- show_error(): an error with its SQLSTATE, request ids shown as <uuid>, and
+-- whether a secret appears anywhere in it
+\set ECHO none
+\i sql/upstream_helpers.psql
+\set ECHO all
 
 -- a wrong client secret
 CREATE SERVER bad_secret FOREIGN DATA WRAPPER unified_fdw

@@ -116,6 +116,17 @@ SELECT name, status, last_http_status, last_request_id ~ '^[0-9a-f-]{36}$' AS ha
   FROM unified.status('lc_one', live => true);
 SELECT count(*) FROM unified.status('nonexistent');
 
+-- the same call for NetSuite (token-based authentication, four fields)
+\getenv ns UFDW_NETSUITE_URL
+SELECT unified.connect('netsuite', :'ns', '{"consumer_key": "k", "token_id": "t"}', 'lc_ns',
+  '{"account_id": "1234567_SB1", "allow_insecure": true}');
+SELECT name, system, status FROM unified.connect('netsuite', :'ns',
+  '{"consumer_key": "sandbox-consumer-key", "consumer_secret": "sandbox-consumer-secret",
+    "token_id": "sandbox-token-id", "token_secret": "sandbox token/secret+1"}', 'lc_ns',
+  '{"account_id": "1234567_SB1", "allow_insecure": true}');
+SELECT count(*) AS ns_orders FROM lc_ns.purchase_orders;
+SELECT name, status FROM unified.disconnect('lc_ns');
+
 -- the pool runs out
 SET unified_fdw.connection_credits = 2;
 SELECT * FROM unified.credits;
@@ -151,8 +162,9 @@ ROLLBACK;
 SELECT * FROM leftovers();
 
 SELECT name, status FROM unified.disconnect('dynamics365_bc');
-DROP SCHEMA lc_one, dynamics365_bc CASCADE;
-DROP SERVER lc_one, dynamics365_bc CASCADE;
+SET client_min_messages = warning;
+DROP SCHEMA lc_one, lc_ns, dynamics365_bc CASCADE;
+DROP SERVER lc_one, lc_ns, dynamics365_bc CASCADE;
 DELETE FROM unified.connections;
 DROP FUNCTION leftovers();
 DROP FUNCTION error_of(text);

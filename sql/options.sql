@@ -103,6 +103,10 @@ EXPLAIN (VERBOSE, COSTS OFF)
   SELECT number, vendor_name FROM imp.purchase_orders WHERE status = 'open';
 EXPLAIN (VERBOSE, COSTS OFF) SELECT count(*) FROM imp.vendors;
 EXPLAIN (VERBOSE, COSTS OFF) SELECT * FROM imp.items;
+-- EXPLAIN needs no user mapping (nothing is sent); running the query does
+DROP USER MAPPING FOR CURRENT_USER SERVER s;
+EXPLAIN (VERBOSE, COSTS OFF) SELECT id, name FROM imp.vendors;
+SELECT id, name FROM imp.vendors;
 
 -- settings
 SHOW unified_fdw.pushdown;

@@ -27,6 +27,13 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'unified_model_columns'
 LANGUAGE C STRICT STABLE;
 
+-- Validates a connector definition file; returns its system id.
+CREATE FUNCTION check_connector(path text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'unified_check_connector'
+LANGUAGE C STRICT VOLATILE;
+REVOKE ALL ON FUNCTION check_connector(text) FROM PUBLIC;
+
 -- One row per installed connector (connectors/*.json).
 CREATE FUNCTION _systems(
     OUT system text, OUT name text, OUT auth_methods text[],
@@ -37,6 +44,11 @@ LANGUAGE C STRICT STABLE;
 
 CREATE VIEW systems AS SELECT * FROM _systems();
 COMMENT ON VIEW systems IS 'the systems unified_fdw can connect to, with set-up guidance';
+
+-- Everyone may look at the model and the systems; creating servers and
+-- user mappings stays governed by USAGE on the wrapper and the servers.
+GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
+GRANT SELECT ON systems TO PUBLIC;
 
 /*
  * CREATE FOREIGN TABLE cannot carry comments, so tables made by
@@ -82,6 +94,17 @@ $$;
 CREATE EVENT TRIGGER unified_fdw_import_comments ON ddl_command_end
   WHEN TAG IN ('IMPORT FOREIGN SCHEMA')
   EXECUTE FUNCTION _comment_imported_tables();
+
+-- Internal, for the regression tests only: the OAuth 1.0a (NetSuite TBA)
+-- signature base string, signature and Authorization header value of a
+-- request, computed by the same code that signs real requests.
+CREATE FUNCTION _oauth1_signature(
+    method text, url text, consumer_key text, consumer_secret text,
+    token text, token_secret text, nonce text, "timestamp" text, realm text,
+    OUT base_string text, OUT signature text, OUT header text)
+AS 'MODULE_PATHNAME', 'unified_oauth1_signature'
+LANGUAGE C STRICT IMMUTABLE;
+REVOKE ALL ON FUNCTION _oauth1_signature(text, text, text, text, text, text, text, text, text) FROM PUBLIC;
 
 /*
  * Connection lifecycle (DESIGN.md §2): unified.connect() creates a server,

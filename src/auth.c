@@ -3,6 +3,8 @@
  * auth.c
  *		Credentials on requests, and OAuth 2.0 access tokens.
  *
+ * NetSuite TBA requests are signed here (oauth1.c) anew for every attempt.
+ *
  * Credentials come from the user mapping each time a scan starts; only
  * derived access tokens are cached, per user mapping OID, in backend
  * memory.  Any change to a server or user mapping drops every cached
@@ -166,6 +168,37 @@ oauth2_token(const UfdwOptions *opts, const UfdwRequestContext *rctx, Oid umid,
 	return entry->access_token;
 }
 
+/*
+ * The OAuth 1.0a Authorization header for req (NetSuite TBA), signed with
+ * a fresh nonce and timestamp: called again for every attempt, so a retry
+ * is never a replay.  The realm is the server's account_id.
+ */
+static char *
+tba_header(const UfdwRequest *req, const UfdwOptions *opts)
+{
+	const char *account_id = ufdw_option_value(opts->server_options, "account_id");
+	UfdwOAuth1Params p;
+	char		nonce[UFDW_OAUTH1_NONCE_LEN + 1];
+	char		timestamp[21];
+
+	if (account_id == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("server \"%s\" needs option \"account_id\" for token-based authentication",
+						opts->server_name),
+				 errhint("Set the NetSuite account id, e.g. ALTER SERVER %s OPTIONS (ADD account_id '1234567_SB1').",
+						 opts->server_name)));
+	ufdw_oauth1_fresh(nonce, timestamp);
+	p.consumer_key = opts->consumer_key;
+	p.consumer_secret = opts->consumer_secret;
+	p.token = opts->token_id;
+	p.token_secret = opts->token_secret;
+	p.realm = ufdw_netsuite_realm(account_id);
+	p.nonce = nonce;
+	p.timestamp = timestamp;
+	return ufdw_oauth1_header(req->method, req->url, &p);
+}
+
 /* Sends req with the credentials of opts; force renews an OAuth token. */
 static UfdwTransfer *
 start_with_credentials(const UfdwRequest *req, const UfdwOptions *opts,
@@ -189,9 +222,8 @@ start_with_credentials(const UfdwRequest *req, const UfdwOptions *opts,
 										  oauth2_token(opts, rctx, umid, force)));
 			break;
 		case UFDW_AUTH_TBA:
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("token-based authentication is not supported yet")));
+			headers = list_make1(tba_header(req, opts));
+			break;
 	}
 	return ufdw_http_start(req, rctx, headers, NULL, NULL);
 }
@@ -202,6 +234,23 @@ ufdw_start_authenticated(const UfdwRequest *req, const UfdwOptions *opts,
 						 const UfdwRequestContext *rctx, Oid umid)
 {
 	return start_with_credentials(req, opts, rctx, umid, false);
+}
+
+/*
+ * True for application/json and application/<anything>+json (RFC 6839),
+ * e.g. NetSuite's "application/vnd.oracle.resource+json; type=collection",
+ * with or without parameters.
+ */
+static bool
+is_json_content_type(const char *ct)
+{
+	size_t		len;
+
+	if (ct == NULL || pg_strncasecmp(ct, "application/", 12) != 0)
+		return false;
+	len = strcspn(ct, "; \t");
+	return (len == 16 && pg_strncasecmp(ct + 12, "json", 4) == 0) ||
+		(len > 17 && pg_strncasecmp(ct + len - 5, "+json", 5) == 0);
 }
 
 /*
@@ -228,17 +277,14 @@ ufdw_finish_authenticated(UfdwTransfer *xfer, const UfdwRequest *req,
 			erctx.secrets = lappend(list_copy(rctx->secrets), entry->access_token);
 		ufdw_http_raise(&erctx, req, resp);
 	}
-	if (resp->content_type == NULL ||
-		pg_strncasecmp(resp->content_type, "application/json", 16) != 0 ||
-		(resp->content_type[16] != '\0' && resp->content_type[16] != ';' &&
-		 resp->content_type[16] != ' ' && resp->content_type[16] != '\t'))
+	if (!is_json_content_type(resp->content_type))
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
 				 errmsg("unexpected content type from server \"%s\"%s%s%s",
 						rctx->server_name, rctx->table_name ? " for \"" : "",
 						rctx->table_name ? rctx->table_name : "",
 						rctx->table_name ? "\"" : ""),
-				 errdetail("Expected application/json, got \"%s\" (request id %s).",
+				 errdetail("Expected application/json or a +json type, got \"%s\" (request id %s).",
 						   resp->content_type ? ufdw_redact(resp->content_type, NIL, 100) : "none",
 						   resp->request_id),
 				 errhint("A proxy or login page may be answering instead of the API: check instance_url.")));

@@ -97,4 +97,13 @@
 	((long) ((allow_http) ? (CURLPROTO_HTTP | CURLPROTO_HTTPS) : CURLPROTO_HTTPS))
 #endif
 
+/* pg_b64_encode takes uint8 source bytes from PostgreSQL 18 on. */
+#if PG_VERSION_NUM >= 180000
+#define ufdw_b64_encode(src, len, dst, dstlen) \
+	pg_b64_encode((const uint8 *) (src), (len), (dst), (dstlen))
+#else
+#define ufdw_b64_encode(src, len, dst, dstlen) \
+	pg_b64_encode((const char *) (src), (len), (dst), (dstlen))
+#endif
+
 #endif							/* UFDW_COMPAT_H */

@@ -381,6 +381,15 @@ parse_field(const LoadPos *pos, json_t *v, UfdwField *f, UfdwDialect dialect)
 		load_error(pos, "field name must not be empty", NULL);
 	if (f->expr && dialect != UFDW_DIALECT_SUITEQL)
 		load_error(pos, "\"expr\" is only valid for the suiteql dialect", NULL);
+	if (dialect == UFDW_DIALECT_SUITEQL)
+	{
+		/* the alias: NetSuite lower-cases result keys, so "vendorName" would never match */
+		if (!(f->name[0] >= 'a' && f->name[0] <= 'z'))
+			load_error(pos, "a SuiteQL field name must start with a lower-case letter", NULL);
+		for (const char *c = f->name; *c; c++)
+			if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
+				load_error(pos, "a SuiteQL field name may only hold lower-case letters, digits and \"_\" (NetSuite lower-cases the keys of result rows)", NULL);
+	}
 }
 
 static void
@@ -674,6 +683,10 @@ ufdw_load_connector_file(const char *path, const UfdwModel *model,
 	pos.file = path;
 	pos.path[0] = '\0';
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL && jerr.line < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("could not read connector file \"%s\": %s", path, jerr.text)));
 	if (root == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),

@@ -15,15 +15,19 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "foreign/foreign.h"
 #include "funcapi.h"
 #include "nodes/parsenodes.h"
 #include "utils/array.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 
 #include "unified_fdw.h"
 
+PG_FUNCTION_INFO_V1(unified_check_connector);
 PG_FUNCTION_INFO_V1(unified_model_columns);
 PG_FUNCTION_INFO_V1(unified_systems);
 
@@ -109,6 +113,27 @@ ufdw_import_foreign_schema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 		commands = lappend(commands, cmd.data);
 	}
 	return commands;
+}
+
+/*
+ * unified.check_connector(path): loads a connector file the way the
+ * extension would, against the installed model, and returns its system id;
+ * an invalid file raises the loader's error, which names the place.  For
+ * connector authors; reading server files needs pg_read_server_files.
+ */
+Datum
+unified_check_connector(PG_FUNCTION_ARGS)
+{
+	char	   *path = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	UfdwConnector *conn = NULL;
+
+	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to read connector files"),
+				 errhint("Only roles with privileges of pg_read_server_files may check connector files.")));
+	ufdw_load_connector_file(path, ufdw_model(), &conn, NULL);
+	PG_RETURN_TEXT_P(cstring_to_text(conn->system));
 }
 
 /*

@@ -295,6 +295,64 @@ validate_value(const OptDef *def, DefElem *elem)
 	}
 }
 
+#define NETSUITE_HOST_SUFFIX ".suitetalk.api.netsuite.com"
+#define ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+/*
+ * NetSuite account ids: "1234567", "1234567_SB1" (sandbox), "TSTDRV123456",
+ * "1234567_RP" (release preview): letters and digits with at most one
+ * "_" (or "-") suffix.  The OAuth realm is the id in upper case with "_";
+ * the host name is <id in lower case with "-">.suitetalk.api.netsuite.com.
+ * An instance_url on that domain must belong to account_id.
+ */
+static void
+validate_account_id(const char *account_id, const char *url)
+{
+	size_t		n = strspn(account_id, ALNUM);
+	const char *suffix = account_id + n + 1;
+	CURLU	   *u;
+	char	   *host = NULL;
+
+	if (n == 0 || (account_id[n] != '\0' &&
+				   ((account_id[n] != '_' && account_id[n] != '-') || *suffix == '\0' ||
+					strspn(suffix, ALNUM) != strlen(suffix))))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid value for option \"account_id\""),
+				 errdetail("A NetSuite account id is letters and digits with an optional suffix such as \"_SB1\", e.g. \"1234567\" or \"1234567_SB1\"."),
+				 errhint("Find it under Setup > Company > Company Information (Account ID).")));
+	if (url == NULL || (u = curl_url()) == NULL)
+		return;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+		curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host)
+	{
+		size_t		hlen = strlen(host);
+		size_t		slen = strlen(NETSUITE_HOST_SUFFIX);
+
+		if (hlen > slen && pg_strcasecmp(host + hlen - slen, NETSUITE_HOST_SUFFIX) == 0)
+		{
+			char	   *want = pstrdup(account_id);
+			bool		same = strlen(want) == hlen - slen;
+
+			for (char *c = want; *c; c++)
+				*c = (*c == '_') ? '-' : pg_tolower((unsigned char) *c);
+			same = same && pg_strncasecmp(host, want, hlen - slen) == 0;
+			curl_free(host);
+			curl_url_cleanup(u);
+			if (!same)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("option \"instance_url\" does not belong to NetSuite account \"%s\"",
+								account_id),
+						 errhint("For account \"%s\" the instance_url is \"https://%s%s\" (lower case, \"-\" for \"_\").",
+								 account_id, want, NETSUITE_HOST_SUFFIX)));
+			return;
+		}
+	}
+	curl_free(host);
+	curl_url_cleanup(u);
+}
+
 /* Server checks that need the whole option list. */
 static void
 validate_server(List *options)
@@ -332,6 +390,8 @@ validate_server(List *options)
 					(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
 					 errmsg("option \"%s\" is required for system \"%s\"",
 							(char *) lfirst(lc), system)));
+	if (ufdw_option_value(options, "account_id"))
+		validate_account_id(ufdw_option_value(options, "account_id"), url);
 	(void) check_url(url, &is_http);
 	if (is_http && !insecure)
 		ereport(ERROR,
@@ -433,13 +493,15 @@ ufdw_option_value(List *options, const char *name)
 
 /*
  * Collects everything a scan needs from the server and the user mapping,
- * and picks the authentication method from the credentials given.
+ * and picks the authentication method from the credentials given.  um may
+ * be NULL when nothing will be sent (EXPLAIN without ANALYZE): then no
+ * credentials are read or required.
  */
 UfdwOptions *
 ufdw_get_options(ForeignServer *server, UserMapping *um)
 {
 	UfdwOptions *o = palloc0(sizeof(UfdwOptions));
-	List	   *uo = um->options;
+	List	   *uo = um ? um->options : NIL;
 	char	   *system = ufdw_option_value(server->options, "system");
 	char	   *v;
 
@@ -482,7 +544,8 @@ ufdw_get_options(ForeignServer *server, UserMapping *um)
 	else if (o->username)
 		o->auth_method = UFDW_AUTH_BASIC;
 
-	if (o->auth_method == 0 || !(o->connector->auth_methods & o->auth_method))
+	if (um != NULL &&
+		(o->auth_method == 0 || !(o->connector->auth_methods & o->auth_method)))
 	{
 		StringInfoData accepted;
 		static const struct

@@ -14,8 +14,9 @@
  *	 odata_v2   GET base/entity?$select=…&$top=N&$skip=K; follows __next
  *	            when the server sends it, else advances $skip.
  *	 suiteql    POST …/services/rest/query/v1/suiteql?limit=N&offset=K with
- *	            {"q": "SELECT …"} and Prefer: transient; offset advances by
- *	            limit (always a multiple of it) while hasMore is true.
+ *	            {"q": "SELECT … ORDER BY <id fields>"} and Prefer: transient;
+ *	            offset advances by limit (always a multiple of it) while
+ *	            hasMore is true.
  *
  *-------------------------------------------------------------------------
  */
@@ -251,6 +252,21 @@ suiteql_query(const UfdwScanSpec *spec)
 	appendStringInfo(&q, " FROM %s", tm->entity);
 	if (tm->where)
 		appendStringInfo(&q, " WHERE %s", tm->where);
+
+	/*
+	 * Offset paging is only exact over a total order: without ORDER BY the
+	 * database may return rows in a different order for every page.  Order
+	 * by the fields of the unique "id" column.
+	 */
+	for (int c = 0; c < tm->model->ncolumns; c++)
+		if (strcmp(tm->model->columns[c].name, "id") == 0)
+			for (int f = 0; f < tm->columns[c].nfields; f++)
+			{
+				const UfdwField *fld = &tm->columns[c].fields[f];
+
+				appendStringInfoString(&q, f == 0 ? " ORDER BY " : ", ");
+				appendStringInfoString(&q, fld->expr ? fld->expr : fld->name);
+			}
 	return q.data;
 }
 

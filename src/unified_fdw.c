@@ -232,7 +232,7 @@ unifiedBeginForeignScan(ForeignScanState *node, int eflags)
 	UfdwScanState *st;
 	ForeignTable *ft = GetForeignTable(RelationGetRelid(rel));
 	ForeignServer *server = GetForeignServer(ft->serverid);
-	UserMapping *um;
+	UserMapping *um = NULL;
 	const UfdwConnector *conn;
 	int			ti;
 	int		   *attr_column;
@@ -248,12 +248,16 @@ unifiedBeginForeignScan(ForeignScanState *node, int eflags)
 	old = MemoryContextSwitchTo(st->scan_cxt);
 
 	ti = foreign_table_model(RelationGetRelid(rel), RelationGetRelationName(rel), &conn);
-	um = GetUserMapping(ufdw_scan_user(fsplan, estate), server->serverid);
+	/* EXPLAIN without ANALYZE shows the request but sends nothing: no mapping needed */
+	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY))
+	{
+		um = GetUserMapping(ufdw_scan_user(fsplan, estate), server->serverid);
+		st->umid = um->umid;
+	}
+	st->serverid = server->serverid;
 	st->opts = ufdw_get_options(server, um);
 	if ((table_page_size = ufdw_option_value(ft->options, "page_size")) != NULL)
 		st->opts->page_size = atoi(table_page_size);
-	st->umid = um->umid;
-	st->serverid = server->serverid;
 
 	st->spec.connector = conn;
 	st->spec.table = conn->tables[ti];

@@ -12,8 +12,8 @@
  *	 engine     connector.c (loading connector files), request.c (scans to
  *	            native requests), page.c (page bodies to rows)
  *	 transport  http.c (libcurl multi, latch waits, HTTP errors), auth.c
- *	            (credentials, OAuth tokens), upstream_json.c (token and error
- *	            bodies)
+ *	            (credentials, OAuth tokens), oauth1.c (NetSuite TBA request
+ *	            signing), upstream_json.c (token and error bodies)
  *
  * Files that use jansson (connector.c, upstream_json.c) must never include
  * utils/builtins.h: both declare json_object (see STYLE.md).  This header
@@ -350,6 +350,34 @@ extern void ufdw_status_failure(const char *server, const char *table,
 								const char *what);
 extern void ufdw_status_sync(void);
 extern void ufdw_check_connected(Oid serverid);
+
+/* ----------------------------------------------------------------
+ * OAuth 1.0a signing for NetSuite TBA (oauth1.c); pure functions
+ * ----------------------------------------------------------------
+ */
+
+#define UFDW_OAUTH1_NONCE_LEN 32
+
+/* What one signature covers; every member is required. */
+typedef struct UfdwOAuth1Params
+{
+	const char *consumer_key;
+	const char *consumer_secret;
+	const char *token;			/* the token id */
+	const char *token_secret;
+	const char *realm;			/* sent, but not signed */
+	const char *nonce;
+	const char *timestamp;		/* Unix seconds, as text */
+} UfdwOAuth1Params;
+
+extern char *ufdw_oauth1_base_string(const char *method, const char *url,
+									 const UfdwOAuth1Params *p);
+extern char *ufdw_oauth1_signature(const char *base, const char *consumer_secret,
+								   const char *token_secret);
+extern char *ufdw_oauth1_header(const char *method, const char *url,
+								const UfdwOAuth1Params *p);
+extern void ufdw_oauth1_fresh(char *nonce, char *timestamp);
+extern char *ufdw_netsuite_realm(const char *account_id);
 
 /* ----------------------------------------------------------------
  * Small JSON documents with jansson (upstream_json.c)

@@ -6,7 +6,7 @@ the native records the sandbox serves (GET /_sandbox/export/...) and the
 mapping of DESIGN.md section 3.  The actual rows come from psql as one
 row_to_json() object per line (run with TimeZone=UTC).
 
-usage: check_fullscan.py SYSTEM SANDBOX_URL TABLE ACTUAL_FILE
+usage: check_fullscan.py SYSTEM SANDBOX_URL TABLE ACTUAL_FILE   (SYSTEM: bc, netsuite)
 Prints one line per table and exits 1 on any difference.
 """
 import datetime
@@ -65,7 +65,75 @@ BC_ENTITY = {"purchase_orders": "purchaseOrders", "purchase_order_lines": "purch
              "vendors": "vendors", "items": "items"}
 
 
+NS_PO_STATUS = {"A": "pending_approval", "B": "open", "C": "rejected", "D": "partially_received",
+                "E": "partially_received", "F": "received", "G": "closed", "H": "closed"}
+NS_ITEM_TYPE = {"InvtPart": "inventory", "Service": "service", "NonInvtPart": "non_inventory"}
+
+
+def ns_export(url, table):
+    with urllib.request.urlopen(f"{url}/_sandbox/export/{table}") as f:
+        return loads(f.read().decode())["items"]
+
+
+def ns_rows(url, table):
+    """NetSuite: the native tables joined here as DESIGN.md section 3 says;
+    NULL stays NULL, ids are text, numbers exact."""
+    s = lambda v: None if v is None else str(v)  # noqa: E731
+    symbol = {c["id"]: c["symbol"] for c in ns_export(url, "currency")}
+    out = []
+    if table == "purchase_orders":
+        names = {v["id"]: v["companyname"] for v in ns_export(url, "vendor")}
+        for t in ns_export(url, "transaction"):
+            if t["type"] != "PurchOrd":
+                continue
+            out.append({"id": s(t["id"]), "number": t["tranid"], "status": NS_PO_STATUS.get(t["status"]),
+                        "vendor_id": s(t["entity"]), "vendor_name": names.get(t["entity"]),
+                        "order_date": t["trandate"], "currency": symbol.get(t["currency"]),
+                        "total_amount": num(t["foreigntotal"]), "company_id": s(t["subsidiary"]),
+                        "created_at": t["createddate"], "updated_at": t["lastmodifieddate"]})
+    elif table == "purchase_order_lines":
+        pos = {t["id"] for t in ns_export(url, "transaction") if t["type"] == "PurchOrd"}
+        units = {u["internalid"]: u["unitname"] for u in ns_export(url, "unitstypeuom")}
+        for tl in ns_export(url, "transactionline"):
+            if tl["transaction"] not in pos or tl["mainline"] != "F":
+                continue
+            out.append({"id": f"{tl['transaction']}/{tl['id']}", "purchase_order_id": s(tl["transaction"]),
+                        "line_number": num(tl["linesequencenumber"]), "item_id": s(tl["item"]),
+                        "description": tl["memo"], "quantity": num(tl["quantity"]),
+                        "unit_price": num(tl["rate"]), "amount": num(tl["foreignamount"]),
+                        "unit_of_measure": units.get(tl["units"]),
+                        "received_quantity": num(tl["quantityshiprecv"])})
+    elif table == "vendors":
+        for v in ns_export(url, "vendor"):
+            out.append({"id": s(v["id"]), "number": v["entityid"], "name": v["companyname"],
+                        "email": v["email"], "phone": v["phone"], "currency": symbol.get(v["currency"]),
+                        "status": "blocked" if v["isinactive"] == "T" else "active",
+                        "updated_at": v["lastmodifieddate"]})
+    elif table == "items":
+        units = {u["internalid"]: u["unitname"] for u in ns_export(url, "unitstypeuom")}
+        for i in ns_export(url, "item"):
+            out.append({"id": s(i["id"]), "number": i["itemid"], "name": i["displayname"],
+                        "type": NS_ITEM_TYPE.get(i["itemtype"]), "unit_of_measure": units.get(i["purchaseunit"]),
+                        "unit_cost": num(i["cost"]), "updated_at": i["lastmodifieddate"]})
+    else:
+        raise SystemExit(f"unknown table {table}")
+    return out
+
+
+def num(v):
+    return None if v is None else decimal.Decimal(str(v))
+
+
+def ns_raw_ok(row):
+    """raw is the SuiteQL row: "links": [] and every other value a string."""
+    raw = row.get("raw")
+    return (isinstance(raw, dict) and raw.get("links") == [] and raw.get("id", raw.get("transaction")) is not None
+            and all(isinstance(v, str) for k, v in raw.items() if k != "links"))
+
+
 def expected(system, url, table):
+    if system == "netsuite":
+        return ns_rows(url, table)
     if system != "bc":
         raise SystemExit(f"unknown system {system}")
     with urllib.request.urlopen(f"{url}/_sandbox/export/{BC_ENTITY[table]}?company={BC_COMPANY}") as f:
@@ -101,6 +169,8 @@ def main():
         for col, v in want[k].items():
             if normalise(col, v) != normalise(col, got[k].get(col)):
                 problems.append(f"row {k} column {col}: expected {v!r}, got {got[k].get(col)!r}")
+        if system == "netsuite" and not ns_raw_ok(got[k]):
+            problems.append(f"row {k} column raw: not a SuiteQL row: {got[k].get('raw')!r}")
         if len(problems) > 10:
             break
     if problems:

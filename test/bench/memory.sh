@@ -30,32 +30,19 @@ CREATE SCHEMA bc;
 IMPORT FOREIGN SCHEMA unified FROM SERVER bc INTO bc;
 SQL
 
-hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
-
-printf '\n%-10s %10s %12s %14s %10s\n' rows page_size seconds "peak growth" rows/s
+printf '\n%-10s %10s %12s %16s %10s\n' rows page_size seconds "peak growth kB" rows/s
 for n in 10000 100000; do
-    # one fresh backend per measurement; it reports its pid, then waits on
-    # a fifo so the peak can be read after the scan, before it exits
-    fifo="$UFDW_WORK/fifo.$n"
-    mkfifo "$fifo"
-    out="$UFDW_WORK/out.$n"
-    ( psql -X -At -v ON_ERROR_STOP=1 <"$fifo" >"$out" ) &
-    exec 9>"$fifo"
-    echo "SELECT pg_backend_pid();" >&9
-    for _ in $(seq 1 100); do [ -s "$out" ] && break; sleep 0.05; done
-    pid=$(head -1 "$out")
-    # warm up the backend (catalog caches, the connector files, the token)
-    echo "SELECT count(*) FROM (SELECT * FROM bc.purchase_orders LIMIT 10) s;" >&9
-    sleep 1
-    before=$(hwm_kb "$pid")
-    start=$(date +%s.%N)
-    echo "SELECT count(*), sum(total_amount), max(raw::text) FROM (SELECT * FROM bc.purchase_orders LIMIT $n) s;" >&9
-    echo "SELECT 'done';" >&9
-    until grep -q '^done$' "$out"; do sleep 0.02; done
-    end=$(date +%s.%N)
-    after=$(hwm_kb "$pid")
-    exec 9>&-
-    wait
-    awk -v n="$n" -v p="$PAGE_SIZE" -v s="$start" -v e="$end" -v g="$((after - before))" \
-        'BEGIN { printf "%-10s %10s %12.2f %11s kB %10.0f\n", n, p, e - s, g, n / (e - s) }'
+    # a fresh backend per size: warm it up (catalog caches, connector files,
+    # the OAuth token), then read its peak resident set before and after
+    psql -X -At -v ON_ERROR_STOP=1 -v n="$n" -v page="$PAGE_SIZE" <<'SQL'
+SELECT count(*) FROM (SELECT * FROM bc.purchase_orders LIMIT 10) s \g /dev/null
+SELECT substring(pg_read_file('/proc/self/status') FROM 'VmHWM:\s+(\d+)')::bigint AS hwm0,
+       clock_timestamp() AS t0 \gset
+SELECT count(*), sum(total_amount), max(length(raw::text))
+  FROM (SELECT * FROM bc.purchase_orders LIMIT :n) s \g /dev/null
+SELECT format('%-10s %10s %12s %16s %10s', :n, :page,
+              round(extract(epoch FROM clock_timestamp() - :'t0')::numeric, 2),
+              substring(pg_read_file('/proc/self/status') FROM 'VmHWM:\s+(\d+)')::bigint - :hwm0,
+              round(:n / extract(epoch FROM clock_timestamp() - :'t0')::numeric));
+SQL
 done

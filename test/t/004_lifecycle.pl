@@ -202,7 +202,6 @@ is(leftovers('delta'), '0', 'the refused connect left nothing behind');
 
 # ---- a non-superuser
 q1(q{CREATE ROLE alice LOGIN;
-	GRANT USAGE ON SCHEMA unified TO alice;
 	GRANT USAGE ON FOREIGN DATA WRAPPER unified_fdw TO alice;
 	GRANT CREATE ON DATABASE postgres TO alice});
 ($ret, $out, $err) = run(q{SELECT count(*) FROM unified.status()}, 'alice');

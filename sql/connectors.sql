@@ -1,0 +1,45 @@
+--
+-- Connector files: the installed ones load, and the loader is strict with
+-- errors that name the file and the place (fixtures in test/fixtures).
+--
+\getenv fixtures UFDW_FIXTURES
+SET unified_regress.fixtures = :'fixtures';
+
+SELECT system, name, auth_methods, required_options, tables, cardinality(setup_steps) > 0 AS guided
+  FROM unified.systems ORDER BY system;
+SELECT table_name, count(*) AS columns, string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal)
+  FROM unified.model_columns() GROUP BY table_name ORDER BY table_name;
+
+-- Checks a fixture file; shows the error with the fixture directory masked.
+CREATE FUNCTION check_fixture(file text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  st text; msg text; det text;
+BEGIN
+  RETURN 'ok: ' || unified.check_connector(current_setting('unified_regress.fixtures') || '/' || file);
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL;
+  RETURN st || ': ' || replace(msg, current_setting('unified_regress.fixtures'), '<fixtures>')
+         || coalesce(' (' || nullif(det, '') || ')', '');
+END
+$$;
+
+SELECT f, check_fixture(f || '.json')
+  FROM unnest(ARRAY['valid', 'unknown_key', 'wrong_type', 'unknown_column', 'unmapped_column',
+                    'unknown_table', 'unknown_dialect', 'undeclared_option',
+                    'expr_outside_suiteql', 'suiteql_mixed_case_alias', 'duplicate_key', 'not_json', 'missing']) AS f;
+
+-- any role may see the systems and the model; only roles that may read
+-- server files can check connector files
+CREATE ROLE regress_ufdw_author;
+SET ROLE regress_ufdw_author;
+SELECT count(*) FROM unified.systems;
+SELECT count(*) FROM unified.model_columns();
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION unified.check_connector(text) TO regress_ufdw_author;
+SET ROLE regress_ufdw_author;
+SELECT unified.check_connector('/etc/passwd');
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION unified.check_connector(text) FROM regress_ufdw_author;
+DROP ROLE regress_ufdw_author;
+DROP FUNCTION check_fixture(text);
