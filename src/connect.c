@@ -16,7 +16,9 @@
  * Secrets: the user mapping is created with CreateUserMapping() on a
  * statement built here, never through SQL text, so no error context, log
  * line or debug_print_* output can carry the credentials.  Errors name
- * credential fields, never their values.
+ * credential fields, never their values.  The calling statement's own text
+ * (which holds them) is replaced in pg_stat_activity, and kept out of the
+ * log when the call fails by raising log_min_error_statement for the call.
  *
  *-------------------------------------------------------------------------
  */
@@ -34,6 +36,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "pgstat.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -452,6 +455,18 @@ unified_connect(PG_FUNCTION_ARGS)
 	Datum		values[4];
 	HeapTupleHeader result;
 
+	/*
+	 * The calling statement holds the credentials as text: keep it out of
+	 * pg_stat_activity, and out of the server log when this call fails
+	 * (log_min_error_statement would log it with any ERROR raised here).
+	 * Both settings are restored when the call returns or fails.
+	 */
+	pgstat_report_activity(STATE_RUNNING,
+						   "SELECT unified.connect(...)  -- statement text hidden by unified_fdw: it holds credentials");
+	guclevel = pin_search_path();
+	(void) set_config_option("log_min_error_statement", "panic", PGC_SUSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -482,7 +497,6 @@ unified_connect(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(4))
 		options = jsonb_options(PG_GETARG_JSONB_P(4), "options");
 
-	guclevel = pin_search_path();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
