@@ -18,8 +18,10 @@
  * Cost on the hot path: a hash lookup per request.  Failures start a worker
  * at once (they are rare and must not be lost); successes are coalesced: a
  * worker is started at scan end only when this backend last wrote another
- * state for the connection, or when at least STATUS_FLUSH_INTERVAL_MS have
- * passed and the previous worker of this backend has finished.  Request
+ * state for the connection (or nothing yet), or when at least
+ * STATUS_FLUSH_INTERVAL_MS have passed and the previous worker of this
+ * backend has finished.  Workers share max_worker_processes with parallel
+ * query, hence the long interval.  Request
  * counts not yet written when a backend exits are lost, so "requests" is a
  * lower bound.  Events are applied in timestamp order whatever order the
  * workers run in.  Nothing is recorded on a standby.
@@ -49,7 +51,7 @@
 
 #include "unified_fdw.h"
 
-#define STATUS_FLUSH_INTERVAL_MS 1000
+#define STATUS_FLUSH_INTERVAL_MS 10000
 #define STATUS_ERROR_LEN 600
 #define STATUS_REQUEST_ID_LEN 40
 
