@@ -57,6 +57,8 @@ SELECT unified.connect('dynamics365_bc', :'instance_url', '{"client_id": "canary
 SELECT unified.connect('dynamics365_bc', :'instance_url',
   '{"client_id": "x", "client_secret": "canary-1", "tenant_id": "t"}', 'lc_bad', :'opts');
 SELECT unified.connect('dynamics365_bc', :'instance_url', '{"api_key": "canary-key"}', 'lc_bad', :'opts');
+SELECT unified.connect('dynamics365_bc', :'instance_url',
+  '{"client_id": "x", "client_secret": "canary-3", "username": "u", "password": "canary-4"}', 'lc_bad', :'opts');
 SELECT unified.connect('dynamics365_bc', :'instance_url', '{}', 'lc_bad', :'opts');
 SELECT unified.connect('dynamics365_bc', :'instance_url', '["canary"]', 'lc_bad', :'opts');
 SELECT unified.connect('dynamics365_bc', :'instance_url', '{"client_id": "x", "client_secret": {"v": 1}}', 'lc_bad', :'opts');

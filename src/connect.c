@@ -235,6 +235,14 @@ check_credentials(const UfdwConnector *conn, List *creds)
 				 unexpected.len ? errdetail("Unexpected besides: %s.", unexpected.data) : 0,
 				 errhint("%s accepts credentials %s.", conn->name,
 						 accepted_credentials(conn))));
+	if (best >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("credentials for %s have unexpected field%s %s", auth_fields[best].name,
+						nunexpected == 1 ? "" : "s", unexpected.data),
+				 errdetail("Give the fields of one authentication method only."),
+				 errhint("%s accepts credentials %s.", conn->name,
+						 accepted_credentials(conn))));
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("%s does not accept credential field%s %s", conn->name,
