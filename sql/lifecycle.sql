@@ -129,6 +129,14 @@ SELECT name, system, status FROM unified.connect('netsuite', :'ns',
 SELECT count(*) AS ns_orders FROM lc_ns.purchase_orders;
 SELECT name, status FROM unified.disconnect('lc_ns');
 
+-- and for SAP S/4HANA (HTTP Basic; SAP provides every table but items)
+\getenv sap UFDW_SAP_URL
+SELECT name, system, status FROM unified.connect('sap_s4hana', :'sap',
+  '{"username": "sandbox-user", "password": "sandbox-password"}', 'lc_sap',
+  '{"sap_client": "100", "allow_insecure": true}');
+SELECT count(*) AS sap_orders FROM lc_sap.purchase_orders;
+SELECT name, status FROM unified.disconnect('lc_sap');
+
 -- the pool runs out
 SET unified_fdw.connection_credits = 2;
 SELECT * FROM unified.credits;
@@ -165,8 +173,8 @@ SELECT * FROM leftovers();
 
 SELECT name, status FROM unified.disconnect('dynamics365_bc');
 SET client_min_messages = warning;
-DROP SCHEMA lc_one, lc_ns, dynamics365_bc CASCADE;
-DROP SERVER lc_one, lc_ns, dynamics365_bc CASCADE;
+DROP SCHEMA lc_one, lc_ns, lc_sap, dynamics365_bc CASCADE;
+DROP SERVER lc_one, lc_ns, lc_sap, dynamics365_bc CASCADE;
 DELETE FROM unified.connections;
 DROP FUNCTION leftovers();
 DROP FUNCTION error_of(text);

@@ -35,6 +35,10 @@
 
 #define MAX_ENVELOPE_DEPTH 4
 
+/* milliseconds from 1970-01-01 (OData V2) to 2000-01-01 (PostgreSQL) */
+#define UNIX_TO_POSTGRES_MS \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000)
+
 /* Where a dialect puts its records and paging members. */
 typedef struct Envelope
 {
@@ -252,7 +256,6 @@ odata_v2_date(UfdwConverter *conv, const char *token, UfdwColType type)
 	const char *p = token + 6;
 	char	   *end;
 	int64		ms;
-	int64		usecs;
 	TimestampTz ts;
 
 	errno = 0;
@@ -267,13 +270,16 @@ odata_v2_date(UfdwConverter *conv, const char *token, UfdwColType type)
 	}
 	if (strcmp(end, ")/") != 0)
 		bad_date(conv, token);
-	/* the range check also keeps the arithmetic below from overflowing */
-	if (ms < -210866803200000LL || ms > 9224318016000000LL / 1000)
+	/*
+	 * PostgreSQL's timestamp range (MIN_TIMESTAMP .. END_TIMESTAMP) in Unix
+	 * milliseconds; the check also keeps the arithmetic below from
+	 * overflowing, which is why the epoch is moved before scaling.
+	 */
+	if (ms < INT64CONST(-210866803200000) || ms > INT64CONST(9224318016000000))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("OData date value \"%.100s\" is out of range", token)));
-	usecs = ms * 1000;
-	ts = usecs - ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+	ts = (ms - UNIX_TO_POSTGRES_MS) * 1000;
 	if (!IS_VALID_TIMESTAMP(ts))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),

@@ -393,5 +393,14 @@ ufdw_next_request(const UfdwScanSpec *spec, const UfdwOptions *opts,
 	req->headers = prev->headers;
 	req->offset = prev->offset + page->nrecords;
 	req->limit = prev->limit;
+
+	/*
+	 * OData V2: a server that caps $top answers with part of the records
+	 * and a __next link for the rest of them.  The link asks for what the
+	 * $top still owes, so that where the chain ends a full $top (more may
+	 * follow: advance $skip) can be told from a short one (the end).
+	 */
+	if (opts->connector->dialect == UFDW_DIALECT_ODATA_V2 && prev->limit > 0)
+		req->limit = Max(prev->limit - page->nrecords, 0);
 	return req;
 }

@@ -125,6 +125,8 @@ correlation_id(const char *message)
  *	 OAuth 2.0		{"error": "invalid_client", "error_description",
  *					 "correlation_id"}
  *	 NetSuite		{"title", "o:errorDetails": [{"detail", "o:errorCode"}]}
+ *	 API gateways	{"fault": {"faultstring", "detail": {"errorcode"}}} (Apigee,
+ *					 e.g. SAP's API hub rejecting an APIKey)
  */
 void
 ufdw_parse_error_body(const char *body, size_t len, UfdwUpstreamError *out)
@@ -138,6 +140,7 @@ ufdw_parse_error_body(const char *body, size_t len, UfdwUpstreamError *out)
 	{
 		json_t	   *err = json_object_get(root, "error");
 		json_t	   *details = json_object_get(root, "o:errorDetails");
+		json_t	   *fault = json_object_get(root, "fault");
 
 		if (json_is_object(err))
 		{
@@ -173,6 +176,14 @@ ufdw_parse_error_body(const char *body, size_t len, UfdwUpstreamError *out)
 			out->message = string_member(first, "detail");
 			if (out->message == NULL)
 				out->message = string_member(root, "title");
+		}
+		else if (json_is_object(fault))
+		{
+			json_t	   *fdetail = json_object_get(fault, "detail");
+
+			out->message = string_member(fault, "faultstring");
+			if (json_is_object(fdetail))
+				out->code = string_member(fdetail, "errorcode");
 		}
 		else if (json_object_get(root, "title"))
 			out->message = string_member(root, "title");

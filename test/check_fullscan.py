@@ -61,6 +61,52 @@ def bc_rows(table, records):
     return out
 
 
+SAP_STATUS = {"01": "draft", "02": "open", "03": "pending_approval", "05": "open", "08": "rejected"}
+SAP_ENTITY = {"purchase_orders": "A_PurchaseOrder", "purchase_order_lines": "A_PurchaseOrderItem",
+              "vendors": "A_Supplier"}
+
+
+def sap_date(v, date_only):
+    """OData V2 "/Date(ms)/" or "/Date(ms+hhmm)/" (UTC milliseconds) as ISO text."""
+    if v is None:
+        return None
+    ms = int(v[len("/Date("):].split(")")[0].split("+")[0])
+    t = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(milliseconds=ms)
+    return t.date().isoformat() if date_only else t.isoformat()
+
+
+def sap_rows(table, records):
+    """SAP has no NULL text: an empty string means "no value"; decimals arrive as strings."""
+    out = []
+    for r in records:
+        g = lambda k: None if r.get(k) in (None, "") else r[k]
+        num = lambda k: None if g(k) is None else decimal.Decimal(g(k))
+        if table == "purchase_orders":
+            row = {"id": g("PurchaseOrder"), "number": g("PurchaseOrder"),
+                   "status": SAP_STATUS.get(g("PurchasingProcessingStatus")),
+                   "vendor_id": g("Supplier"), "vendor_name": g("AddressName"),
+                   "order_date": sap_date(g("PurchaseOrderDate"), True), "currency": g("DocumentCurrency"),
+                   "total_amount": None, "company_id": g("CompanyCode"),
+                   "created_at": sap_date(g("CreationDate"), False),
+                   "updated_at": sap_date(g("LastChangeDateTime"), False)}
+        elif table == "purchase_order_lines":
+            row = {"id": f"{r['PurchaseOrder']}/{r['PurchaseOrderItem']}", "purchase_order_id": g("PurchaseOrder"),
+                   "line_number": int(r["PurchaseOrderItem"]), "item_id": g("Material"),
+                   "description": g("PurchaseOrderItemText"), "quantity": num("OrderQuantity"),
+                   "unit_price": num("NetPriceAmount"), "amount": None,
+                   "unit_of_measure": g("PurchaseOrderQuantityUnit"), "received_quantity": None}
+        elif table == "vendors":
+            row = {"id": g("Supplier"), "number": g("Supplier"), "name": g("SupplierName"), "email": None,
+                   "phone": None, "currency": None,
+                   "status": "blocked" if r["PostingIsBlocked"] or r["PurchasingIsBlocked"] else "active",
+                   "updated_at": None}
+        else:
+            raise SystemExit(f"unknown SAP table {table}")
+        row["raw"] = r
+        out.append(row)
+    return out
+
+
 BC_ENTITY = {"purchase_orders": "purchaseOrders", "purchase_order_lines": "purchaseOrderLines",
              "vendors": "vendors", "items": "items"}
 
@@ -132,6 +178,9 @@ def ns_raw_ok(row):
 
 
 def expected(system, url, table):
+    if system == "sap":
+        with urllib.request.urlopen(f"{url}/_sandbox/export/{SAP_ENTITY[table]}") as f:
+            return sap_rows(table, loads(f.read().decode())["value"])
     if system == "netsuite":
         return ns_rows(url, table)
     if system != "bc":

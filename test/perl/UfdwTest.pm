@@ -16,7 +16,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT = qw(start_sandbox sandbox_call new_node bc_connect
+our @EXPORT = qw(start_sandbox sandbox_call new_node bc_connect sap_connect
   bc_company sandbox_requests clear_sandbox_requests check_fullscan);
 
 my $root = $ENV{UFDW_ROOT} // '.';
@@ -138,6 +138,29 @@ sub bc_connect
 			allow_insecure 'true'$page);
 		CREATE USER MAPPING FOR CURRENT_USER SERVER $name OPTIONS (
 			client_id 'sandbox-client-id', client_secret '$secret');
+		CREATE SCHEMA $name;
+		IMPORT FOREIGN SCHEMA unified FROM SERVER $name INTO $name;
+	});
+}
+
+# Creates server $name for the SAP sandbox, a user mapping and schema $name
+# with the imported tables.  Options: auth ('basic' (default), 'api_key',
+# 'oauth'), page_size, sap_client.
+sub sap_connect
+{
+	my ($node, $sb, $name, %o) = @_;
+	my $auth = $o{auth} // 'basic';
+	my $opts = '';
+	$opts .= ", page_size '$o{page_size}'" if $o{page_size};
+	$opts .= ", sap_client '$o{sap_client}'" if $o{sap_client};
+	my $cred =
+	    $auth eq 'api_key' ? "api_key 'sandbox-api-key'"
+	  : $auth eq 'oauth' ? "client_id 'sandbox-client-id', client_secret 'sandbox-client-secret'"
+	  : "username 'sandbox-user', password 'sandbox-password'";
+	$node->safe_psql('postgres', qq{
+		CREATE SERVER $name FOREIGN DATA WRAPPER unified_fdw OPTIONS (
+			system 'sap_s4hana', instance_url '$sb->{url}', allow_insecure 'true'$opts);
+		CREATE USER MAPPING FOR CURRENT_USER SERVER $name OPTIONS ($cred);
 		CREATE SCHEMA $name;
 		IMPORT FOREIGN SCHEMA unified FROM SERVER $name INTO $name;
 	});

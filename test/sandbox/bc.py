@@ -57,7 +57,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (ZERO_GUID, Buyer, PurchasingDataset,  # noqa: E402
                     BoundedCache, Request, Response, SandboxApp, ScrambledGuids, _mix64,
                     _salt64, add_common_arguments, decimal_text, json_string, main,
-                    named_guid)
+                    named_guid, odata_string)
+from common import FilterToken as _Tok  # noqa: E402
 
 # --------------------------------------------------------------------------
 # Fixed identities
@@ -335,13 +336,6 @@ _KNOWN_ODATA_FUNCS = {"length", "indexof", "concat", "trim", "year", "month", "d
                       "totaloffsetminutes", "maxdatetime", "mindatetime", "any", "all"}
 
 
-class _Tok:
-    __slots__ = ("kind", "value", "pos", "end")
-
-    def __init__(self, kind: str, value: Any, pos: int, end: int):
-        self.kind, self.value, self.pos, self.end = kind, value, pos, end
-
-
 def _tokenize(text: str) -> list[_Tok]:
     toks: list[_Tok] = []
     i, n = 0, len(text)
@@ -355,20 +349,12 @@ def _tokenize(text: str) -> list[_Tok]:
             i += 1
             continue
         if ch == "'":
-            j, buf = i + 1, []
-            while True:
-                k = text.find("'", j)
-                if k < 0:
-                    raise _syntax(f"There is an unterminated string literal at position {i} "
-                                  f"in '{text}'.")
-                buf.append(text[j:k])
-                if k + 1 < n and text[k + 1] == "'":
-                    buf.append("'")
-                    j = k + 2
-                    continue
-                toks.append(_Tok("str", "".join(buf), i, k + 1))
-                i = k + 1
-                break
+            lit = odata_string(text, i)
+            if lit is None:
+                raise _syntax(f"There is an unterminated string literal at position {i} "
+                              f"in '{text}'.")
+            toks.append(_Tok("str", lit[0], i, lit[1]))
+            i = lit[1]
             continue
         for kind, rx in _TOKEN_RES:
             m = rx.match(text, i)
@@ -1609,12 +1595,7 @@ class BcApp(SandboxApp):
                                                     f'error_description="{reason}"')])
             return
         if scheme == "basic" and (not ctx.online or cfg["online_basic_auth"]):
-            try:
-                user, _, password = base64.b64decode(cred.strip(), validate=True) \
-                    .decode("utf-8").partition(":")
-            except (ValueError, UnicodeDecodeError):
-                user, password = "", None
-            if user == cfg["basic_user"] and password == cfg["basic_password"]:
+            if req.basic_credentials() == (cfg["basic_user"], cfg["basic_password"]):
                 return
         raise BcError(401, "Authentication_InvalidCredentials",
                       "The server has rejected the client credentials.",
@@ -1639,16 +1620,7 @@ class BcApp(SandboxApp):
         if req.method != "POST":
             return self._entra_error(req, 405, "invalid_request", 900561,
                                      "The endpoint only accepts POST requests.")
-        ctype = (req.header("Content-Type") or "").split(";")[0].strip().lower()
-        form = req.form() if ctype == "application/x-www-form-urlencoded" else {}
-        basic = req.header("Authorization") or ""
-        if basic.lower().startswith("basic "):     # client_secret_basic
-            try:
-                cid, _, csec = base64.b64decode(basic[6:].strip()).decode().partition(":")
-                form.setdefault("client_id", urllib.parse.unquote_plus(cid))
-                form.setdefault("client_secret", urllib.parse.unquote_plus(csec))
-            except (ValueError, UnicodeDecodeError):
-                pass
+        form = req.token_form()
         for field in ("grant_type",):
             if not form.get(field):
                 return self._entra_error(req, 400, "invalid_request", 900144,

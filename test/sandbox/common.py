@@ -34,6 +34,7 @@ bounded (faults are capped at ``MAX_FAULT_SECONDS``).
 from __future__ import annotations
 
 import argparse
+import base64
 import bisect
 import collections
 import dataclasses
@@ -66,7 +67,7 @@ __all__ = [
     "RawJSON", "dumps", "decimal_text", "json_string", "utc_now_iso",
     "BoundedCache", "PurchasingDataset", "Vendor", "Item", "Order", "OrderLine", "Buyer",
     "ORDER_STATUSES", "ScrambledGuids", "named_guid", "ZERO_GUID",
-    "add_common_arguments", "main",
+    "add_common_arguments", "main", "odata_string", "FilterToken",
 ]
 
 #: Upper bound for every fault-induced wait (stall, delay, slow drip).
@@ -175,6 +176,31 @@ def _dump_into(obj: Any, out: list[str]) -> None:
 # Requests and responses
 # --------------------------------------------------------------------------
 
+class FilterToken:
+    """A token of a $filter expression: kind, value, start and end offsets."""
+    __slots__ = ("kind", "value", "pos", "end")
+
+    def __init__(self, kind: str, value: Any, pos: int, end: int):
+        self.kind, self.value, self.pos, self.end = kind, value, pos, end
+
+
+def odata_string(text: str, start: int) -> Optional[tuple[str, int]]:
+    """The OData string literal (V2 and V4: single quotes, ``''`` for a quote)
+    that opens at ``text[start]``: (value, index after it), or None when it
+    is not terminated."""
+    j, buf, n = start + 1, [], len(text)
+    while True:
+        k = text.find("'", j)
+        if k < 0:
+            return None
+        buf.append(text[j:k])
+        if k + 1 < n and text[k + 1] == "'":
+            buf.append("'")
+            j = k + 2
+            continue
+        return "".join(buf), k + 1
+
+
 class HttpError(Exception):
     """Raised by application code to produce a ready-made response."""
 
@@ -214,6 +240,30 @@ class Request:
         """The body parsed as application/x-www-form-urlencoded (last wins)."""
         return dict(urllib.parse.parse_qsl(self.body.decode("utf-8", "replace"),
                                            keep_blank_values=True))
+
+    def basic_credentials(self) -> Optional[tuple[str, str]]:
+        """(user, password) of an ``Authorization: Basic`` header, or None
+        (no such header, or not valid base64 "user:password")."""
+        scheme, _, cred = (self.header("Authorization") or "").strip().partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            user, sep, password = base64.b64decode(cred.strip(), validate=True) \
+                .decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return (user, password) if sep else None
+
+    def token_form(self) -> dict[str, str]:
+        """An OAuth 2.0 token request's form; client_id and client_secret may
+        also come as HTTP Basic (client_secret_basic, RFC 6749 2.3.1)."""
+        ctype = (self.header("Content-Type") or "").split(";")[0].strip().lower()
+        form = self.form() if ctype == "application/x-www-form-urlencoded" else {}
+        basic = self.basic_credentials()
+        if basic:
+            form.setdefault("client_id", urllib.parse.unquote_plus(basic[0]))
+            form.setdefault("client_secret", urllib.parse.unquote_plus(basic[1]))
+        return form
 
     @property
     def base_url(self) -> str:
