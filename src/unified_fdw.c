@@ -26,6 +26,7 @@
 #include <math.h>
 
 #include "access/table.h"
+#include "common/hashfn.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
@@ -84,6 +85,7 @@ typedef struct UfdwScanState
 	int			next_row;
 	Datum	  **values;
 	bool	  **nulls;
+	HTAB	   *seen_urls;		/* hashes of the page URLs requested */
 	/* EXPLAIN ANALYZE figures */
 	int64		requests;
 	int64		records;
@@ -100,6 +102,7 @@ _PG_init(void)
 {
 	ufdw_define_gucs();
 	ufdw_auth_init();
+	ufdw_http_init();
 }
 
 /* The model table a foreign table reads, checked against its connector. */
@@ -261,7 +264,7 @@ unifiedBeginForeignScan(ForeignScanState *node, int eflags)
 	st->rctx.server_name = st->opts->server_name;
 	st->rctx.table_name = pstrdup(RelationGetRelationName(rel));
 	st->rctx.secrets = ufdw_secrets(st->opts);
-	st->rctx.allow_insecure = st->opts->allow_insecure;
+	ufdw_transport_context(st->opts, &st->rctx);
 
 	st->first_req = ufdw_first_request(&st->spec, st->opts);
 	st->cur_req = st->first_req;
@@ -291,6 +294,61 @@ drop_request(UfdwScanState *st)
 		MemoryContextDelete(st->xfer_cxt);	/* cancels a transfer in flight */
 	st->xfer_cxt = NULL;
 	st->inflight = NULL;
+}
+
+/* A 64-bit hash of a request's URL and body. */
+static uint64
+request_hash(const UfdwRequest *req)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) req->url,
+										strlen(req->url), 0);
+
+	if (req->body)
+		h ^= hash_bytes_extended((const unsigned char *) req->body,
+								 strlen(req->body), 1);
+	return h;
+}
+
+/*
+ * Checks that next, the request for page st->page_no + 1, stays within the
+ * server's max_pages and does not revisit a page of this scan (a next link
+ * cycle A -> B -> A); raises an ERROR otherwise.  URLs are remembered as
+ * 64-bit hashes, so memory stays small for long scans.
+ */
+static void
+check_next_page(UfdwScanState *st, const UfdwRequest *next)
+{
+	uint64		h;
+	bool		found;
+
+	if (st->page_no >= st->opts->max_pages)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("page limit exceeded reading \"%s\" from server \"%s\"",
+						st->rctx.table_name, st->opts->server_name),
+				 errdetail("The upstream offered more than %d pages.", st->opts->max_pages),
+				 errhint("Raise the server's max_pages option, or raise page_size.")));
+	if (st->seen_urls == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(uint64);
+		ctl.hcxt = st->scan_cxt;
+		st->seen_urls = hash_create("unified_fdw page urls", 64, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		h = request_hash(st->first_req);
+		(void) hash_search(st->seen_urls, &h, HASH_ENTER, NULL);
+	}
+	h = request_hash(next);
+	(void) hash_search(st->seen_urls, &h, HASH_ENTER, &found);
+	if (found)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("pagination loop reading \"%s\" from server \"%s\"",
+						st->rctx.table_name, st->opts->server_name),
+				 errdetail("Page %d linked back to a page already read; paging stopped.",
+						   st->page_no)));
 }
 
 /*
@@ -331,6 +389,7 @@ fetch_page(UfdwScanState *st)
 		st->last_page = true;
 	else
 	{
+		check_next_page(st, next);
 		st->cur_req = next;
 		start_request(st);
 	}
@@ -371,6 +430,9 @@ unifiedReScanForeignScan(ForeignScanState *node)
 	st->nrows = st->next_row = 0;
 	st->page_no = 0;
 	st->last_page = false;
+	if (st->seen_urls)
+		hash_destroy(st->seen_urls);
+	st->seen_urls = NULL;
 }
 
 static void
