@@ -17,6 +17,8 @@ ALTER SERVER t OPTIONS (SET max_response_bytes '1023');
 ALTER SERVER t OPTIONS (SET max_response_bytes '99999999999999999999');
 ALTER SERVER t OPTIONS (SET max_pages '');
 ALTER SERVER t OPTIONS (SET low_speed_limit '1e3');
+ALTER SERVER t OPTIONS (ADD max_concurrency '17');
+ALTER SERVER t OPTIONS (ADD max_concurrency '4');
 -- zero retries and zero backoff budget are allowed
 ALTER SERVER t OPTIONS (SET max_retries '0', SET retry_max_wait '0');
 -- transport options belong to the server

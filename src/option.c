@@ -68,6 +68,7 @@ static const OptDef option_defs[] = {
 	{"retry_max_wait", ForeignServerRelationId, OPT_LIMIT, false},
 	{"max_response_bytes", ForeignServerRelationId, OPT_LIMIT, false},
 	{"max_pages", ForeignServerRelationId, OPT_LIMIT, false},
+	{"max_concurrency", ForeignServerRelationId, OPT_LIMIT, false},
 	{"table", ForeignTableRelationId, OPT_TABLE, false},
 	{"page_size", ForeignTableRelationId, OPT_POSINT, false},
 	{"username", UserMappingRelationId, OPT_SECRET, false},
@@ -105,6 +106,8 @@ static const TransportLimit transport_limits[] = {
 	{"retry_max_wait", 0, 3600, 60, "seconds"},
 	{"max_response_bytes", 1024, INT64CONST(1073741824), INT64CONST(268435456), "bytes"},
 	{"max_pages", 1, 10000000, 100000, "pages"},
+	/* offset-paged dialects only; 1 = the next page only (prefetch) */
+	{"max_concurrency", 1, 16, 1, "requests"},
 };
 
 /* Credential options that must be given together. */
@@ -509,6 +512,7 @@ get_transport_options(UfdwOptions *o, List *options)
 	o->retry_max_wait_s = (int) LIMIT("retry_max_wait");
 	o->max_response_bytes = LIMIT("max_response_bytes");
 	o->max_pages = (int) LIMIT("max_pages");
+	o->max_concurrency = (int) LIMIT("max_concurrency");
 #undef LIMIT
 }
 

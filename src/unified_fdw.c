@@ -46,6 +46,9 @@
 
 PG_MODULE_MAGIC;
 
+/* Most requests one scan keeps in flight (max_concurrency's upper bound). */
+#define UFDW_MAX_AHEAD 16
+
 /* Default planner figures: every request is expensive. */
 #define DEFAULT_ROWS 1000
 #define REQUEST_COST 1000.0
@@ -64,6 +67,14 @@ typedef struct UfdwRelInfo
 	int		   *attr_column;	/* per attribute: model column, -1 if unneeded */
 	int			natts;
 } UfdwRelInfo;
+
+/* A request sent ahead of the page after the current one. */
+typedef struct UfdwAhead
+{
+	UfdwRequest *req;
+	UfdwTransfer *xfer;
+	MemoryContext cxt;			/* owns xfer; deleting it cancels the transfer */
+} UfdwAhead;
 
 /* Executor state of one scan. */
 typedef struct UfdwScanState
@@ -86,6 +97,9 @@ typedef struct UfdwScanState
 	Datum	  **values;
 	bool	  **nulls;
 	HTAB	   *seen_urls;		/* hashes of the page URLs requested */
+	/* offset-paged dialects: further pages in flight, in offset order */
+	int			nahead;
+	UfdwAhead	ahead[UFDW_MAX_AHEAD];
 	/* EXPLAIN ANALYZE figures */
 	int64		requests;
 	int64		records;
@@ -296,6 +310,88 @@ drop_request(UfdwScanState *st)
 	st->inflight = NULL;
 }
 
+/* Cancels the requests sent ahead. */
+static void
+drop_ahead(UfdwScanState *st)
+{
+	for (int i = 0; i < st->nahead; i++)
+		MemoryContextDelete(st->ahead[i].cxt);
+	st->nahead = 0;
+}
+
+/*
+ * Sends next, the request for the page after the current one: it is the
+ * first request sent ahead if that one asked for the same page (it then
+ * becomes the request in flight), else it is sent now and whatever was
+ * sent ahead is cancelled (the upstream paged differently than guessed).
+ */
+static void
+advance_request(UfdwScanState *st, UfdwRequest *next)
+{
+	if (st->nahead > 0 && st->ahead[0].req->offset == next->offset &&
+		strcmp(st->ahead[0].req->url, next->url) == 0)
+	{
+		st->cur_req = st->ahead[0].req;
+		st->inflight = st->ahead[0].xfer;
+		st->xfer_cxt = st->ahead[0].cxt;
+		memmove(&st->ahead[0], &st->ahead[1], sizeof(UfdwAhead) * (st->nahead - 1));
+		st->nahead--;
+		return;
+	}
+	drop_ahead(st);
+	st->cur_req = next;
+	start_request(st);
+}
+
+/*
+ * Offset-paged dialects (OData V2 $skip, SuiteQL offset): keeps up to
+ * max_concurrency requests in flight by sending the requests for the pages
+ * after the one in flight, as if every page were full.  Stops at the
+ * upstream's total count when a page gave it, and does nothing when the
+ * upstream pages by links (the guess would be wrong).  A page that turns
+ * out to be the last cancels the rest (advance_request, fetch_page).
+ */
+static void
+fill_ahead(UfdwScanState *st, const UfdwPageInfo *info)
+{
+	int			want = Min(st->opts->max_concurrency, UFDW_MAX_AHEAD + 1) - 1;
+
+	if (st->spec.connector->dialect == UFDW_DIALECT_ODATA_V4 ||
+		info->next_link != NULL || st->inflight == NULL || st->cur_req->limit <= 0)
+		return;
+	while (st->nahead < want)
+	{
+		UfdwRequest *last = st->nahead > 0 ? st->ahead[st->nahead - 1].req : st->cur_req;
+		UfdwPageInfo full = {0};
+		UfdwRequest *req;
+		UfdwAhead  *a;
+		MemoryContext old;
+
+		if (info->total_count >= 0 && last->offset + last->limit >= info->total_count)
+			break;
+		if (st->page_no + 1 + st->nahead >= st->opts->max_pages)
+			break;
+		full.nrecords = last->limit;
+		full.has_more = true;
+		full.total_count = info->total_count;
+		old = MemoryContextSwitchTo(st->scan_cxt);
+		req = ufdw_next_request(&st->spec, st->opts, last, st->page_no + 1 + st->nahead,
+								&full);
+		MemoryContextSwitchTo(old);
+		if (req == NULL || req->offset <= last->offset)
+			break;
+		a = &st->ahead[st->nahead];
+		a->req = req;
+		a->cxt = AllocSetContextCreate(st->scan_cxt, "unified_fdw request ahead",
+									   ALLOCSET_SMALL_SIZES);
+		old = MemoryContextSwitchTo(a->cxt);
+		a->xfer = ufdw_start_authenticated(req, st->opts, &st->rctx, st->umid);
+		MemoryContextSwitchTo(old);
+		st->nahead++;
+		st->requests++;
+	}
+}
+
 /* A 64-bit hash of a request's URL and body. */
 static uint64
 request_hash(const UfdwRequest *req)
@@ -386,12 +482,15 @@ fetch_page(UfdwScanState *st)
 	next = ufdw_next_request(&st->spec, st->opts, st->cur_req, st->page_no, &info);
 	MemoryContextSwitchTo(old);
 	if (next == NULL)
+	{
 		st->last_page = true;
+		drop_ahead(st);
+	}
 	else
 	{
 		check_next_page(st, next);
-		st->cur_req = next;
-		start_request(st);
+		advance_request(st, next);
+		fill_ahead(st, &info);
 	}
 }
 
@@ -425,6 +524,7 @@ unifiedReScanForeignScan(ForeignScanState *node)
 	UfdwScanState *st = node->fdw_state;
 
 	drop_request(st);
+	drop_ahead(st);
 	MemoryContextReset(st->page_cxt);
 	st->cur_req = st->first_req;
 	st->nrows = st->next_row = 0;
@@ -441,7 +541,10 @@ unifiedEndForeignScan(ForeignScanState *node)
 	UfdwScanState *st = node->fdw_state;
 
 	if (st)
+	{
 		drop_request(st);
+		drop_ahead(st);
+	}
 }
 
 static void
