@@ -689,7 +689,10 @@ ufdw_http_finish(UfdwTransfer *xfer)
 		bool		blocked = xfer->blocked;
 		bool		overflow = xfer->overflow || result == CURLE_FILESIZE_EXCEEDED;
 		char	   *after = attempts_note(xfer->attempts);
+		double		pretransfer = 0;
 
+		/* zero if the request was never sent: DNS, connect or TLS failed */
+		curl_easy_getinfo(xfer->easy, CURLINFO_PRETRANSFER_TIME, &pretransfer);
 		transfer_cleanup(xfer);
 		if (blocked)
 			ereport(ERROR,
@@ -706,6 +709,12 @@ ufdw_http_finish(UfdwTransfer *xfer)
 					 errdetail("%s %s; the limit applies to the decompressed body.",
 							   xfer->method, where),
 					 errhint("Lower the page_size option, or raise the server's max_response_bytes option.")));
+		if (result == CURLE_OPERATION_TIMEDOUT && pretransfer <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+					 errmsg("could not connect to server \"%s\": timed out", xfer->server_name),
+					 errdetail("%s (%s %s)", safe_why, xfer->method, where),
+					 errhint("Check that the upstream is reachable, or raise the server's connect_timeout option.")));
 		if (result == CURLE_OPERATION_TIMEDOUT)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_ERROR),

@@ -4,6 +4,7 @@
 # phase (token fetch, waiting for an answer, receiving a body, retry backoff).
 use strict;
 use warnings;
+use IO::Socket::INET;
 use IPC::Run;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -73,6 +74,7 @@ sub run_fault
 	$r{sqlstate} = $1 if $err =~ /ERROR:\s+([0-9A-Z]{5}):/;
 	$r{next_ok} = $out =~ /^next-query-ok\|25$/m ? 1 : 0;
 	$r{end} = time;
+	$r{trigger_to_exit} = $r{end} - $t_trigger if defined $t_trigger;
 	# server clock, same host: from the trigger to the failed statement's end
 	$r{trigger_elapsed} = $2 - $t_trigger
 	  if defined $t_trigger && $out =~ /^start\|([\d.]+)\n.*^end\|([\d.]+)\n/ms;
@@ -249,6 +251,44 @@ set_faults({ match => 'purchaseOrders', status => 302,
 $r = run_fault($Q);
 check('redirect to another port', $r, 'HV000', qr/redirects are not followed/, 5);
 is(scalar @{ sandbox_requests($other) }, 0, 'the other server received nothing');
+
+# ---- TLS handshake that never completes: a listener that accepts TCP
+# (the kernel does) and never answers ----
+my $listener = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+	Listen => 16, Proto => 'tcp', ReuseAddr => 1) or die "listen: $!";
+my $tls_port = $listener->sockport;
+$node->safe_psql('postgres', qq{
+	CREATE SERVER tls FOREIGN DATA WRAPPER unified_fdw OPTIONS (
+		system 'dynamics365_bc', instance_url 'https://127.0.0.1:$tls_port/BC',
+		company_id '@{[bc_company]}', allow_insecure 'true');
+	CREATE USER MAPPING FOR CURRENT_USER SERVER tls OPTIONS (
+		username 'sandbox-user', password 'sandbox-password');
+	CREATE SCHEMA tls;
+	IMPORT FOREIGN SCHEMA unified LIMIT TO (vendors) FROM SERVER tls INTO tls;
+});
+my $TQ = 'SELECT count(*) FROM tls.vendors;';
+$r = run_fault($TQ, setup => "SET statement_timeout = '300ms';");
+check('statement_timeout during a TLS handshake', $r, '57014', qr/statement timeout/, 1.0);
+$r = run_fault($TQ, trigger => $cancel);
+is($r->{sqlstate} // 'none', '57014', 'cancel during a TLS handshake: SQLSTATE 57014');
+ok(defined $r->{trigger_elapsed} && $r->{trigger_elapsed} < 1.0,
+	sprintf('cancel during a TLS handshake: took effect in %.2f s (< 1 s)', $r->{trigger_elapsed} // -1));
+ok($r->{next_ok}, 'cancel during a TLS handshake: the session then runs a normal query');
+$node->safe_psql('postgres', "ALTER SERVER tls OPTIONS (ADD connect_timeout '1')");
+$r = run_fault($TQ);
+check('connect_timeout during a TLS handshake', $r, 'HV00N', qr/could not connect.*timed out/, 3);
+
+# ---- pg_terminate_backend while waiting: the backend exits cleanly ----
+set_faults({ match => 'purchaseOrders', stall => 20, times => -1 });
+$r = run_fault($Q, trigger => sub { $node->safe_psql('postgres', "SELECT pg_terminate_backend($_[0])") });
+like($r->{err}, qr/57P01|terminating connection due to administrator command/,
+	'terminate while waiting: the client is told');
+ok(!$r->{next_ok}, 'terminate while waiting: the session is gone');
+ok(defined $r->{trigger_to_exit} && $r->{trigger_to_exit} < 1.0,
+	sprintf('terminate while waiting: psql saw the end in %.2f s (< 1 s)', $r->{trigger_to_exit} // -1));
+my $log = slurp_file($node->logfile);
+unlike($log, qr/terminated by signal|server process .* was terminated|PANIC/,
+	'terminate while waiting: no crash in the server log');
 
 set_faults();
 is($node->safe_psql('postgres', 'SELECT count(*) FROM bc.purchase_orders'), '60',
