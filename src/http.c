@@ -501,7 +501,7 @@ drive(long max_wait_ms)
 			AddWaitEventToSet(set, ev, watched[i].fd, NULL, NULL);
 		}
 		nevents = WaitEventSetWait(set, timeout, events, lengthof(events),
-								   PG_WAIT_EXTENSION);
+								   ufdw_upstream_wait_event());
 		FreeWaitEventSet(set);
 	}
 
@@ -652,7 +652,7 @@ ufdw_http_sleep(long ms)
 		else
 		{
 			int			rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-									   Min(left, 1000), PG_WAIT_EXTENSION);
+									   Min(left, 1000), ufdw_upstream_wait_event());
 
 			if (rc & WL_LATCH_SET)
 				ResetLatch(MyLatch);
