@@ -21,6 +21,13 @@
  * inside a libcurl callback; callbacks set flags that are checked after
  * libcurl returns.
  *
+ * Limits come from the request context (the server's options): connect,
+ * whole-request and low-speed timeouts, and a cap on the body enforced in
+ * the write callback on decompressed bytes.  Retries are decided by the
+ * caller (auth.c) with the helpers below; their backoff sleeps on the latch
+ * like every other wait.  Any ALTER or DROP of a server or user mapping
+ * drops the connection cache before the next request.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -16,6 +16,9 @@
  * its own, deleted when its response has been read.  So one page is held
  * at a time (plus the next one arriving: the next request is sent as soon
  * as a page is parsed, and transfers progress while rows are returned).
+ * Offset-paged dialects may have up to max_concurrency requests in flight,
+ * each in a context of its own (fill_ahead); their bodies are held by
+ * libcurl until they are read.
  *
  * All quals are evaluated locally; only the column list is sent upstream.
  *
@@ -46,7 +49,7 @@
 
 PG_MODULE_MAGIC;
 
-/* Most requests one scan keeps in flight (max_concurrency's upper bound). */
+/* Most requests one scan sends ahead (max_concurrency is at most 16). */
 #define UFDW_MAX_AHEAD 16
 
 /* Default planner figures: every request is expensive. */

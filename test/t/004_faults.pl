@@ -5,6 +5,7 @@
 use strict;
 use warnings;
 use IO::Socket::INET;
+use POSIX ();
 use IPC::Run;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -140,6 +141,27 @@ ok(@req >= 2 && $req[0]{status} == 429, '429 with Retry-After: 2: first answer 4
 my $gap = @req >= 2 ? $req[1]{time} - $req[0]{time} : 0;
 cmp_ok($gap, '>=', 2.0, sprintf('429 with Retry-After: 2: retried after %.2f s', $gap));
 
+# Retry-After as an HTTP date, unreadable, and huge (clamped to retry_max_wait)
+sub retry_gap
+{
+	my @req = @{ data_requests() };
+	return @req >= 2 ? $req[1]{time} - $req[0]{time} : -1;
+}
+my $date = POSIX::strftime('%a, %d %b %Y %H:%M:%S GMT', gmtime(time + 3));
+set_faults({ match => 'purchaseOrders', status => 429, retry_after => $date });
+$r = run_fault($Q);
+check('Retry-After as an HTTP date', $r, 'none', undef, 10);
+cmp_ok(retry_gap(), '>=', 1.9, sprintf('Retry-After as an HTTP date: retried after %.2f s', retry_gap()));
+set_faults({ match => 'purchaseOrders', status => 503, retry_after => 'abc' });
+$r = run_fault($Q);
+check('unreadable Retry-After: backoff instead', $r, 'none', undef, 3);
+alter_server("ADD retry_max_wait '1'");
+set_faults({ match => 'purchaseOrders', status => 429, retry_after => '999999999' });
+$r = run_fault($Q);
+check('Retry-After 999999999 clamped to retry_max_wait 1', $r, 'none', undef, 3);
+cmp_ok(retry_gap(), '>=', 0.95, sprintf('clamped Retry-After: retried after %.2f s', retry_gap()));
+alter_server("DROP retry_max_wait");
+
 set_faults({ match => 'purchaseOrders', status => 503 });
 $r = run_fault($Q);
 check('503 then success', $r, 'none', undef, 10);
@@ -161,11 +183,12 @@ check('retries exhausted', $r, 'HV000', qr/HTTP status 503 after 3 attempts/, 10
 is(scalar @{ data_requests() }, 3, 'retries exhausted: the sandbox saw 3 attempts');
 alter_server("DROP max_retries");
 
-# Retry-After beyond the budget: no sleep at all
+# Retry-After beyond the budget, every time: clamped to it once, then the
+# budget is spent
 alter_server("ADD retry_max_wait '1'");
 set_faults({ match => 'purchaseOrders', status => 429, retry_after => '20', times => -1 });
 $r = run_fault($Q);
-check('Retry-After beyond retry_max_wait', $r, 'HV000', qr/HTTP status 429/, 3);
+check('Retry-After beyond retry_max_wait', $r, 'HV000', qr/HTTP status 429 after 2 attempts/, 3);
 alter_server("DROP retry_max_wait");
 
 # ---- timeouts ----
