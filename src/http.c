@@ -41,6 +41,7 @@
 #include "pgstat.h"
 #include "common/pg_prng.h"
 #include "mb/pg_wchar.h"
+#include "storage/fd.h"
 #include "storage/latch.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
@@ -70,6 +71,7 @@ struct UfdwTransfer
 	size_t		max_bytes;		/* body cap (after decompression) */
 	bool		overflow;		/* body exceeded max_bytes */
 	bool		blocked;		/* connect refused by the address check */
+	bool		no_fd;			/* no file descriptor left for a socket */
 	bool		allow_insecure;
 	bool		done;
 	CURLcode	result;
@@ -259,12 +261,37 @@ opensocket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
 {
 	UfdwTransfer *x = clientp;
 
+	curl_socket_t fd;
+
 	if (!x->allow_insecure && address_is_internal(&addr->addr))
 	{
 		x->blocked = true;
 		return CURL_SOCKET_BAD;
 	}
-	return socket(addr->family, addr->socktype, addr->protocol);
+	/* sockets count against max_files_per_process, like postgres_fdw's */
+	if (!AcquireExternalFD())
+	{
+		x->no_fd = true;
+		return CURL_SOCKET_BAD;
+	}
+	fd = socket(addr->family, addr->socktype, addr->protocol);
+	if (fd == CURL_SOCKET_BAD)
+		ReleaseExternalFD();
+	return fd;
+}
+
+/*
+ * Closes a socket opened by opensocket_cb.  It may be called after the
+ * transfer that opened it is gone (cached connections), so clientp is not
+ * used.
+ */
+static int
+closesocket_cb(void *clientp, curl_socket_t fd)
+{
+	int			rc = close(fd);
+
+	ReleaseExternalFD();
+	return rc;
 }
 
 /* ---- lifecycle ---- */
@@ -399,6 +426,7 @@ ufdw_http_start(const UfdwRequest *req, const UfdwRequestContext *rctx,
 	SETOPT(CURLOPT_HEADERDATA, x);
 	SETOPT(CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
 	SETOPT(CURLOPT_OPENSOCKETDATA, x);
+	SETOPT(CURLOPT_CLOSESOCKETFUNCTION, closesocket_cb);
 	SETOPT(UFDW_CURLOPT_PROTOCOLS, UFDW_CURL_PROTOCOLS(rctx->allow_insecure));
 	SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
 	SETOPT(CURLOPT_CONNECTTIMEOUT_MS, rctx->connect_timeout_ms > 0 ?
@@ -694,6 +722,7 @@ ufdw_http_finish(UfdwTransfer *xfer)
 		char	   *where = ufdw_redact(url_without_query(xfer->url), xfer->secrets, 300);
 		CURLcode	result = xfer->result;
 		bool		blocked = xfer->blocked;
+		bool		no_fd = xfer->no_fd;
 		bool		overflow = xfer->overflow || result == CURLE_FILESIZE_EXCEEDED;
 		char	   *after = attempts_note(xfer->attempts);
 		double		pretransfer = 0;
@@ -701,6 +730,12 @@ ufdw_http_finish(UfdwTransfer *xfer)
 		/* zero if the request was never sent: DNS, connect or TLS failed */
 		curl_easy_getinfo(xfer->easy, CURLINFO_PRETRANSFER_TIME, &pretransfer);
 		transfer_cleanup(xfer);
+		if (no_fd)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("could not connect to server \"%s\": too many open files",
+							xfer->server_name),
+					 errhint("Raise max_files_per_process, or run fewer foreign scans at once.")));
 		if (blocked)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -320,4 +320,11 @@ unlike($log, qr/terminated by signal|server process .* was terminated|PANIC/,
 set_faults();
 is($node->safe_psql('postgres', 'SELECT count(*) FROM bc.purchase_orders'), '60',
 	'scans work once the faults are cleared');
+
+# Sockets are accounted as external FDs and released when closed: 400 new
+# connections in one backend (each ALTER SERVER drops the connection cache)
+# stay within max_files_per_process's share for them.
+$r = $node->safe_psql('postgres', join('',
+	map { "ALTER SERVER bc OPTIONS (SET page_size '100');\nSELECT count(*) FROM bc.vendors;\n" } 1 .. 400));
+is(scalar(grep { $_ eq '25' } split /\n/, $r), 400, '400 connections opened and closed in one backend');
 done_testing();
