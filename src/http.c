@@ -51,7 +51,10 @@
 #include "unified_fdw.h"
 
 #define UFDW_MAX_SOCKETS 64
-/* defaults for request contexts that do not set the limits (option.c has the server defaults) */
+/*
+ * Defaults for request contexts that leave a limit at zero; the server
+ * options' defaults are in option.c.
+ */
 #define UFDW_MAX_RESPONSE_BYTES ((int64) 256 * 1024 * 1024)
 #define UFDW_CONNECT_TIMEOUT_MS 30000L
 #define UFDW_REQUEST_TIMEOUT_MS 300000L
