@@ -105,3 +105,120 @@ CREATE FUNCTION _oauth1_signature(
 AS 'MODULE_PATHNAME', 'unified_oauth1_signature'
 LANGUAGE C STRICT IMMUTABLE;
 REVOKE ALL ON FUNCTION _oauth1_signature(text, text, text, text, text, text, text, text, text) FROM PUBLIC;
+
+/*
+ * Connection lifecycle (DESIGN.md §2): unified.connect() creates a server,
+ * a user mapping for the caller, a schema with the imported tables and a
+ * row here; unified.disconnect() drops the credentials and returns the
+ * credit.  Status columns are written by a background worker in a
+ * transaction of its own (src/status.c), so they outlive the querying
+ * transaction.  Callers have no privileges on the table itself: the
+ * functions write it as its owner, and unified.status() shows the rows of
+ * connections made by roles the caller is a member of.
+ */
+CREATE TABLE connections (
+    name text PRIMARY KEY,
+    system text NOT NULL,
+    instance_url text NOT NULL,
+    owner regrole NOT NULL,
+    status text NOT NULL DEFAULT 'active'
+        CHECK (status IN ('active', 'reauthorization_required', 'error', 'disconnected')),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    disconnected_at timestamptz,
+    last_success_at timestamptz,
+    last_error_at timestamptz,
+    last_error text,
+    last_http_status integer,
+    last_request_id text,
+    requests bigint NOT NULL DEFAULT 0
+);
+REVOKE ALL ON connections FROM PUBLIC;
+COMMENT ON TABLE connections IS 'connections made with unified.connect(); read them with unified.status()';
+SELECT pg_catalog.pg_extension_config_dump('connections', '');
+
+CREATE FUNCTION connect(system text, instance_url text, credentials jsonb,
+                        name text DEFAULT NULL, options jsonb DEFAULT '{}')
+RETURNS connections
+AS 'MODULE_PATHNAME', 'unified_connect'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION connect(text, text, jsonb, text, jsonb) IS
+  'checks the inputs and the credentials live, then creates server, user mapping, schema and tables';
+
+CREATE FUNCTION disconnect(name text)
+RETURNS connections
+AS 'MODULE_PATHNAME', 'unified_disconnect'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION disconnect(text) IS
+  'drops the connection''s credentials and returns its credit; keeps the schema and its tables';
+
+CREATE FUNCTION _probe(name text) RETURNS void
+AS 'MODULE_PATHNAME', 'unified_probe'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION _status_sync() RETURNS void
+AS 'MODULE_PATHNAME', 'unified_status_sync'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION _credit_total() RETURNS integer
+AS 'MODULE_PATHNAME', 'unified_credit_total'
+LANGUAGE C STRICT STABLE;
+
+-- the rows the caller may see: connections made by roles it is a member of
+CREATE VIEW _visible_connections WITH (security_barrier) AS
+  SELECT c.* FROM connections c WHERE pg_catalog.pg_has_role(c.owner, 'USAGE');
+GRANT SELECT ON _visible_connections TO PUBLIC;
+
+-- live => true: probes each visible, connected connection and waits until
+-- the outcome has been written
+CREATE FUNCTION _refresh(conn_name text, live boolean) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    IF NOT live THEN
+        RETURN;
+    END IF;
+    FOR r IN SELECT c.name FROM @extschema@._visible_connections c
+              WHERE c.disconnected_at IS NULL AND (conn_name IS NULL OR c.name = conn_name)
+              ORDER BY c.name
+    LOOP
+        BEGIN
+            PERFORM @extschema@._probe(r.name);
+        EXCEPTION WHEN OTHERS THEN
+            -- the failure itself is recorded in the status columns
+            RAISE WARNING 'live check of connection "%" failed: %', r.name, SQLERRM;
+        END;
+    END LOOP;
+    PERFORM @extschema@._status_sync();
+END
+$$;
+
+CREATE FUNCTION status(name text DEFAULT NULL, live boolean DEFAULT false)
+RETURNS TABLE (name text, system text, instance_url text, status text,
+               created_at timestamptz, disconnected_at timestamptz,
+               last_success_at timestamptz, last_error_at timestamptz,
+               last_error text, last_http_status integer, last_request_id text,
+               requests bigint)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._refresh($1, $2);
+    SELECT c.name, c.system, c.instance_url, c.status, c.created_at,
+           c.disconnected_at, c.last_success_at, c.last_error_at, c.last_error,
+           c.last_http_status, c.last_request_id, c.requests
+      FROM @extschema@._visible_connections c
+     WHERE $1 IS NULL OR c.name = $1
+     ORDER BY c.name;
+$$;
+COMMENT ON FUNCTION status(text, boolean) IS
+  'one row per connection you may see; live => true checks each against its upstream first';
+
+CREATE VIEW credits AS
+  SELECT t.total, u.used, greatest(t.total - u.used, 0) AS available
+    FROM (SELECT @extschema@._credit_total() AS total) t,
+         (SELECT count(*)::integer AS used FROM @extschema@.connections
+           WHERE disconnected_at IS NULL) u;
+GRANT SELECT ON credits TO PUBLIC;
+COMMENT ON VIEW credits IS 'the connection credit pool (setting unified_fdw.connection_credits)';

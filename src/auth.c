@@ -12,6 +12,14 @@
  * on the next request.  A token is refreshed ahead of its expiry, and once
  * more when the upstream answers 401 (it may have been revoked).
  *
+ * Retries: a request that only reads (GET, a SuiteQL POST, a token request)
+ * is sent again after 429, 502, 503, 504 or a connection reset, up to the
+ * server's max_retries, waiting Retry-After or an exponential backoff with
+ * jitter, never more than retry_max_wait in total.  Every attempt goes
+ * through start_with_credentials(), so credentials are applied (and, for
+ * signing methods, a request is signed) afresh each time.  Requests that
+ * may change upstream state are never retried.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -24,6 +32,9 @@
 #include "unified_fdw.h"
 
 #define DEFAULT_TOKEN_LIFETIME_S 3600
+
+/* Starts one attempt of a request; see finish_with_retries(). */
+typedef UfdwTransfer *(*AttemptStarter) (void *arg);
 
 typedef struct TokenEntry
 {
@@ -87,6 +98,103 @@ token_entry(Oid umid)
 	return entry;
 }
 
+/* Drops the cached token of one user mapping (InvalidOid: unified.connect's check). */
+void
+ufdw_forget_token(Oid umid)
+{
+	if (token_cache != NULL)
+		forget_token(token_entry(umid));
+}
+
+/* Whether req may be sent again: it only reads. */
+static bool
+request_is_read(const UfdwRequest *req)
+{
+	return strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0 ||
+		req->read_only;
+}
+
+/*
+ * Milliseconds to wait before retry number retry (1, 2, ...) of req, or -1
+ * if it must not be retried: not a read, retries used up, or the wait
+ * would exceed what is left of retry_max_wait (a longer Retry-After is
+ * clamped to retry_max_wait first).
+ */
+static long
+retry_wait(const UfdwRequest *req, const UfdwRequestContext *rctx,
+		   const UfdwResponse *resp, int retry, long slept_ms)
+{
+	long		delay;
+
+	if (!request_is_read(req) || retry > rctx->max_retries)
+		return -1;
+	delay = Min(ufdw_http_retry_delay(resp, retry), rctx->retry_max_wait_ms);
+	if (slept_ms + delay > rctx->retry_max_wait_ms)
+		return -1;
+	return delay;
+}
+
+/*
+ * Waits for xfer and returns its response, retrying as the file header
+ * says: start(arg) sends each further attempt.  Transport failures that
+ * are not retried raise an ERROR; HTTP statuses are left to the caller
+ * (the last response is returned when retries are used up).
+ */
+static UfdwResponse *
+finish_with_retries(UfdwTransfer *xfer, const UfdwRequest *req,
+					const UfdwRequestContext *rctx, AttemptStarter start, void *arg)
+{
+	long		slept_ms = 0;
+
+	for (int attempt = 1;; attempt++)
+	{
+		UfdwResponse *resp = NULL;
+		long		delay;
+
+		ufdw_http_set_attempts(xfer, attempt);
+		ufdw_http_wait(xfer);
+		if (ufdw_http_failed_retryably(xfer))
+		{
+			delay = retry_wait(req, rctx, NULL, attempt, slept_ms);
+			if (delay < 0)
+				(void) ufdw_http_finish(xfer);	/* raises the failure */
+			ufdw_http_cancel(xfer);
+		}
+		else
+		{
+			resp = ufdw_http_finish(xfer);
+			if (!ufdw_http_retryable_status(resp->status))
+				return resp;
+			delay = retry_wait(req, rctx, resp, attempt, slept_ms);
+			if (delay < 0)
+				return resp;
+		}
+		ereport(DEBUG1,
+				(errmsg_internal("unified_fdw: retrying %s request to server \"%s\" in %ld ms (attempt %d, %s)",
+								 req->method, rctx->server_name, delay, attempt + 1,
+								 resp ? psprintf("HTTP status %ld", resp->status) :
+								 "connection lost")));
+		ufdw_http_sleep(delay);
+		slept_ms += delay;
+		xfer = start(arg);
+	}
+}
+
+/* A token request's attempt: the credentials are in its body. */
+typedef struct TokenAttempt
+{
+	const UfdwRequest *req;
+	const UfdwRequestContext *rctx;
+} TokenAttempt;
+
+static UfdwTransfer *
+start_token_attempt(void *arg)
+{
+	TokenAttempt *t = arg;
+
+	return ufdw_http_start(t->req, t->rctx, NIL, NULL, NULL);
+}
+
 static void
 append_form(StringInfo buf, const char *name, const char *value)
 {
@@ -110,6 +218,7 @@ oauth2_token(const UfdwOptions *opts, const UfdwRequestContext *rctx, Oid umid,
 	UfdwTokenResponse tok;
 	int64		lifetime;
 	bool		missing = false;
+	TokenAttempt starter;
 
 	if (!force && entry->access_token && GetCurrentTimestamp() < entry->refresh_at)
 		return entry->access_token;
@@ -134,9 +243,13 @@ oauth2_token(const UfdwOptions *opts, const UfdwRequestContext *rctx, Oid umid,
 	if (opts->connector->scope)
 		append_form(&body, "scope", opts->connector->scope);
 	req.body = body.data;
+	req.read_only = true;		/* a new token changes nothing upstream */
 
 	trctx.table_name = NULL;
-	resp = ufdw_http_finish(ufdw_http_start(&req, &trctx, NIL, NULL, NULL));
+	starter.req = &req;
+	starter.rctx = &trctx;
+	resp = finish_with_retries(start_token_attempt(&starter), &req, &trctx,
+							   start_token_attempt, &starter);
 	explicit_bzero(body.data, body.len);
 	if (resp->status != 200)
 		ufdw_http_raise(&trctx, &req, resp);
@@ -220,6 +333,26 @@ start_with_credentials(const UfdwRequest *req, const UfdwOptions *opts,
 	return ufdw_http_start(req, rctx, headers, NULL, NULL);
 }
 
+/* An attempt of a request with credentials. */
+typedef struct DataAttempt
+{
+	const UfdwRequest *req;
+	const UfdwOptions *opts;
+	const UfdwRequestContext *rctx;
+	Oid			umid;
+	bool		renew;			/* renew the OAuth token on the next attempt */
+} DataAttempt;
+
+static UfdwTransfer *
+start_data_attempt(void *arg)
+{
+	DataAttempt *a = arg;
+	bool		renew = a->renew;
+
+	a->renew = false;
+	return start_with_credentials(a->req, a->opts, a->rctx, a->umid, renew);
+}
+
 /* Starts req with credentials; finish it with ufdw_finish_authenticated(). */
 UfdwTransfer *
 ufdw_start_authenticated(const UfdwRequest *req, const UfdwOptions *opts,
@@ -255,10 +388,16 @@ ufdw_finish_authenticated(UfdwTransfer *xfer, const UfdwRequest *req,
 						  const UfdwOptions *opts, const UfdwRequestContext *rctx,
 						  Oid umid)
 {
-	UfdwResponse *resp = ufdw_http_finish(xfer);
+	UfdwResponse *resp;
+	DataAttempt attempt = {req, opts, rctx, umid, false};
 
+	resp = finish_with_retries(xfer, req, rctx, start_data_attempt, &attempt);
 	if (resp->status == 401 && opts->auth_method == UFDW_AUTH_OAUTH2_CC)
-		resp = ufdw_http_finish(start_with_credentials(req, opts, rctx, umid, true));
+	{
+		attempt.renew = true;
+		resp = finish_with_retries(start_data_attempt(&attempt), req, rctx,
+								   start_data_attempt, &attempt);
+	}
 	if (resp->status < 200 || resp->status > 299)
 	{
 		UfdwRequestContext erctx = *rctx;

@@ -58,6 +58,18 @@
  */
 #if PG_VERSION_NUM >= 170000
 #define UFDW_HAVE_CUSTOM_WAIT_EVENTS 1
+/* "UnifiedFdwUpstream", registered on first use (compiled only on 17+) */
+static inline uint32
+ufdw_upstream_wait_event(void)
+{
+	static uint32 wait_event = 0;
+
+	if (wait_event == 0)
+		wait_event = WaitEventExtensionNew("UnifiedFdwUpstream");
+	return wait_event;
+}
+#else
+#define ufdw_upstream_wait_event() PG_WAIT_EXTENSION
 #endif
 
 /* create_foreignscan_path gained fdw_restrictinfo in 17. */

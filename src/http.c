@@ -21,6 +21,13 @@
  * inside a libcurl callback; callbacks set flags that are checked after
  * libcurl returns.
  *
+ * Limits come from the request context (the server's options): connect,
+ * whole-request and low-speed timeouts, and a cap on the body enforced in
+ * the write callback on decompressed bytes.  Retries are decided by the
+ * caller (auth.c) with the helpers below; their backoff sleeps on the latch
+ * like every other wait.  Any ALTER or DROP of a server or user mapping
+ * drops the connection cache before the next request.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -34,17 +41,28 @@
 #include "pgstat.h"
 #include "common/pg_prng.h"
 #include "mb/pg_wchar.h"
+#include "storage/fd.h"
 #include "storage/latch.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 
 #include "compat.h"
 #include "unified_fdw.h"
 
 #define UFDW_MAX_SOCKETS 64
-#define UFDW_MAX_RESPONSE_BYTES ((size_t) 256 * 1024 * 1024)
+/*
+ * Defaults for request contexts that leave a limit at zero; the server
+ * options' defaults are in option.c.
+ */
+#define UFDW_MAX_RESPONSE_BYTES ((int64) 256 * 1024 * 1024)
 #define UFDW_CONNECT_TIMEOUT_MS 30000L
+#define UFDW_REQUEST_TIMEOUT_MS 300000L
 #define UFDW_LOW_SPEED_TIME_S 60L
 #define UFDW_HEADER_MAX 256
+/* retry backoff: first delay, cap; each delay is jittered to 50-100% */
+#define UFDW_BACKOFF_BASE_MS 500L
+#define UFDW_BACKOFF_MAX_MS 30000L
 
 struct UfdwTransfer
 {
@@ -53,8 +71,10 @@ struct UfdwTransfer
 	char	   *buf;			/* response body, malloc'd */
 	size_t		len;
 	size_t		cap;
-	bool		overflow;		/* body exceeded UFDW_MAX_RESPONSE_BYTES */
+	size_t		max_bytes;		/* body cap (after decompression) */
+	bool		overflow;		/* body exceeded max_bytes */
 	bool		blocked;		/* connect refused by the address check */
+	bool		no_fd;			/* no file descriptor left for a socket */
 	bool		allow_insecure;
 	bool		done;
 	CURLcode	result;
@@ -62,7 +82,10 @@ struct UfdwTransfer
 	char		content_type[UFDW_HEADER_MAX];
 	char		upstream_id[UFDW_HEADER_MAX];
 	char		www_authenticate[UFDW_HEADER_MAX];
+	char		retry_after[UFDW_HEADER_MAX];
+	char		location[UFDW_HEADER_MAX];
 	char		request_id[40];
+	int			attempts;		/* for messages: attempts made so far */
 	TimestampTz started;
 	/* for messages raised by ufdw_http_finish */
 	const char *server_name;
@@ -85,6 +108,7 @@ static int	nwatched = 0;
 static bool watch_overflow = false;
 static TimestampTz timer_deadline = 0;	/* 0: no timer */
 static int	active_transfers = 0;
+static bool connections_stale = false;	/* a server or user mapping changed */
 
 /* ---- libcurl callbacks: record only, never raise ---- */
 
@@ -132,7 +156,7 @@ write_cb(char *data, size_t size, size_t nmemb, void *userp)
 	UfdwTransfer *x = userp;
 	size_t		n = size * nmemb;
 
-	if (x->len + n > UFDW_MAX_RESPONSE_BYTES)
+	if (x->len + n > x->max_bytes)
 	{
 		x->overflow = true;
 		return 0;
@@ -183,10 +207,13 @@ header_cb(char *line, size_t size, size_t nmemb, void *userp)
 	{
 		/* a new response (after 100 Continue, say): forget the old headers */
 		x->content_type[0] = x->upstream_id[0] = x->www_authenticate[0] = '\0';
+		x->retry_after[0] = x->location[0] = '\0';
 		return len;
 	}
 	capture_header(line, len, "content-type", x->content_type);
 	capture_header(line, len, "www-authenticate", x->www_authenticate);
+	capture_header(line, len, "retry-after", x->retry_after);
+	capture_header(line, len, "location", x->location);
 	/* upstream request ids: Business Central, SAP, NetSuite, generic */
 	capture_header(line, len, "request-id", x->upstream_id);
 	capture_header(line, len, "x-request-id", x->upstream_id);
@@ -237,12 +264,37 @@ opensocket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
 {
 	UfdwTransfer *x = clientp;
 
+	curl_socket_t fd;
+
 	if (!x->allow_insecure && address_is_internal(&addr->addr))
 	{
 		x->blocked = true;
 		return CURL_SOCKET_BAD;
 	}
-	return socket(addr->family, addr->socktype, addr->protocol);
+	/* sockets count against max_files_per_process, like postgres_fdw's */
+	if (!AcquireExternalFD())
+	{
+		x->no_fd = true;
+		return CURL_SOCKET_BAD;
+	}
+	fd = socket(addr->family, addr->socktype, addr->protocol);
+	if (fd == CURL_SOCKET_BAD)
+		ReleaseExternalFD();
+	return fd;
+}
+
+/*
+ * Closes a socket opened by opensocket_cb.  It may be called after the
+ * transfer that opened it is gone (cached connections), so clientp is not
+ * used.
+ */
+static int
+closesocket_cb(void *clientp, curl_socket_t fd)
+{
+	int			rc = close(fd);
+
+	ReleaseExternalFD();
+	return rc;
 }
 
 /* ---- lifecycle ---- */
@@ -265,11 +317,38 @@ transfer_cleanup(void *arg)
 	x->buf = NULL;
 }
 
+/*
+ * Syscache callback: a server or user mapping changed (ALTER, DROP, a new
+ * ca_file, new credentials).  Cached connections were made under the old
+ * settings, so the connection cache is dropped before the next request.
+ */
+static void
+invalidate_connections(Datum arg, int cacheid, uint32 hashvalue)
+{
+	connections_stale = true;
+}
+
+void
+ufdw_http_init(void)
+{
+	CacheRegisterSyscacheCallback(FOREIGNSERVEROID, invalidate_connections, (Datum) 0);
+	CacheRegisterSyscacheCallback(USERMAPPINGOID, invalidate_connections, (Datum) 0);
+}
+
 static void
 ensure_multi(void)
 {
+	/* drop the connection cache once nothing uses it */
+	if (multi && connections_stale && active_transfers == 0)
+	{
+		curl_multi_cleanup(multi);
+		multi = NULL;
+		nwatched = 0;
+		timer_deadline = 0;
+	}
 	if (multi)
 		return;
+	connections_stale = false;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
@@ -322,11 +401,15 @@ ufdw_http_start(const UfdwRequest *req, const UfdwRequestContext *rctx,
 	ensure_multi();
 	x = palloc0(sizeof(UfdwTransfer));
 	x->allow_insecure = rctx->allow_insecure;
+	x->max_bytes = rctx->max_response_bytes > 0 ?
+		(size_t) rctx->max_response_bytes : (size_t) UFDW_MAX_RESPONSE_BYTES;
+	x->attempts = 1;
 	x->server_name = pstrdup(rctx->server_name);
 	x->method = req->method;
 	x->url = pstrdup(req->url);
 	x->secrets = rctx->secrets;
 	make_request_id(x->request_id);
+	ufdw_status_request(rctx->server_name, x->request_id);
 	x->cleanup.func = transfer_cleanup;
 	x->cleanup.arg = x;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &x->cleanup);
@@ -347,11 +430,22 @@ ufdw_http_start(const UfdwRequest *req, const UfdwRequestContext *rctx,
 	SETOPT(CURLOPT_HEADERDATA, x);
 	SETOPT(CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
 	SETOPT(CURLOPT_OPENSOCKETDATA, x);
+	SETOPT(CURLOPT_CLOSESOCKETFUNCTION, closesocket_cb);
 	SETOPT(UFDW_CURLOPT_PROTOCOLS, UFDW_CURL_PROTOCOLS(rctx->allow_insecure));
 	SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
-	SETOPT(CURLOPT_CONNECTTIMEOUT_MS, UFDW_CONNECT_TIMEOUT_MS);
-	SETOPT(CURLOPT_LOW_SPEED_LIMIT, 1L);
-	SETOPT(CURLOPT_LOW_SPEED_TIME, UFDW_LOW_SPEED_TIME_S);
+	SETOPT(CURLOPT_CONNECTTIMEOUT_MS, rctx->connect_timeout_ms > 0 ?
+		   rctx->connect_timeout_ms : UFDW_CONNECT_TIMEOUT_MS);
+	SETOPT(CURLOPT_TIMEOUT_MS, rctx->request_timeout_ms > 0 ?
+		   rctx->request_timeout_ms : UFDW_REQUEST_TIMEOUT_MS);
+	SETOPT(CURLOPT_LOW_SPEED_LIMIT, rctx->low_speed_limit > 0 ? rctx->low_speed_limit : 1L);
+	SETOPT(CURLOPT_LOW_SPEED_TIME, rctx->low_speed_time_s > 0 ?
+		   rctx->low_speed_time_s : UFDW_LOW_SPEED_TIME_S);
+	/* a declared Content-Length over the cap fails before the body is read */
+	SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) x->max_bytes);
+	SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
+	SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
+	if (rctx->ca_file)
+		SETOPT(CURLOPT_CAINFO, rctx->ca_file);
 	SETOPT(CURLOPT_ACCEPT_ENCODING, "");
 	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
 	SETOPT(CURLOPT_USERAGENT, "unified_fdw/0.1");
@@ -446,7 +540,7 @@ drive(long max_wait_ms)
 			AddWaitEventToSet(set, ev, watched[i].fd, NULL, NULL);
 		}
 		nevents = WaitEventSetWait(set, timeout, events, lengthof(events),
-								   PG_WAIT_EXTENSION);
+								   ufdw_upstream_wait_event());
 		FreeWaitEventSet(set);
 	}
 
@@ -499,19 +593,131 @@ url_without_query(const char *url)
 	return q ? pnstrdup(url, q - url) : pstrdup(url);
 }
 
+/* Waits until xfer has finished (successfully or not). */
+void
+ufdw_http_wait(UfdwTransfer *xfer)
+{
+	while (!xfer->done)
+		drive(1000);
+}
+
+/*
+ * True if xfer failed in a way worth retrying for a request that only
+ * reads: the connection was reset or closed before a complete response
+ * arrived (a stale keep-alive connection, a restarting load balancer).
+ * Timeouts are not retried: the time budget is the user's.
+ */
+bool
+ufdw_http_failed_retryably(UfdwTransfer *xfer)
+{
+	if (!xfer->done || xfer->blocked || xfer->overflow)
+		return false;
+	return xfer->result == CURLE_RECV_ERROR || xfer->result == CURLE_SEND_ERROR ||
+		xfer->result == CURLE_GOT_NOTHING;
+}
+
+/* Records how many attempts led to xfer, for its error messages. */
+void
+ufdw_http_set_attempts(UfdwTransfer *xfer, int attempts)
+{
+	xfer->attempts = attempts;
+}
+
+/* HTTP statuses that say "try again later": throttling and gateway trouble. */
+bool
+ufdw_http_retryable_status(long status)
+{
+	return status == 429 || status == 502 || status == 503 || status == 504;
+}
+
+/*
+ * Milliseconds to wait before retry number attempt (1, 2, ...): the
+ * response's Retry-After when it is valid (delta-seconds or an HTTP-date;
+ * a date in the past means now), else exponential backoff with jitter.
+ * The caller clamps the result to its budget.
+ */
+long
+ufdw_http_retry_delay(const UfdwResponse *resp, int attempt)
+{
+	long		base;
+
+	if (resp && resp->retry_after && resp->retry_after[0])
+	{
+		const char *v = resp->retry_after;
+
+		if (strspn(v, "0123456789") == strlen(v))
+		{
+			if (strlen(v) > 7)	/* over 115 days: clamped by the caller */
+				return LONG_MAX / 2;
+			return atol(v) * 1000L;
+		}
+		else
+		{
+			time_t		when = curl_getdate(v, NULL);
+
+			if (when != (time_t) -1)
+			{
+				double		secs = difftime(when, time(NULL));
+
+				return secs <= 0 ? 0 : (long) Min(secs, (double) (LONG_MAX / 2000)) * 1000L;
+			}
+		}
+		/* negative or unreadable: ignored */
+	}
+	base = UFDW_BACKOFF_BASE_MS << Min(Max(attempt - 1, 0), 10);
+	base = Min(base, UFDW_BACKOFF_MAX_MS);
+	return base / 2 + (long) pg_prng_uint64_range(&pg_global_prng_state, 0, base / 2);
+}
+
+/*
+ * Sleeps ms milliseconds on the latch, at most a second per wait, with
+ * CHECK_FOR_INTERRUPTS() after each: cancel and statement_timeout end a
+ * retry's backoff at once.  Transfers in flight keep progressing.
+ */
+void
+ufdw_http_sleep(long ms)
+{
+	TimestampTz end = GetCurrentTimestamp() + (TimestampTz) ms * 1000;
+
+	for (;;)
+	{
+		long		left = (long) ((end - GetCurrentTimestamp()) / 1000);
+
+		CHECK_FOR_INTERRUPTS();
+		if (left <= 0)
+			break;
+		if (multi && active_transfers > 0)
+			drive(Min(left, 1000));
+		else
+		{
+			int			rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+									   Min(left, 1000), ufdw_upstream_wait_event());
+
+			if (rc & WL_LATCH_SET)
+				ResetLatch(MyLatch);
+		}
+	}
+}
+
+/* " after N attempts" for messages, or "". */
+static char *
+attempts_note(int attempts)
+{
+	return attempts > 1 ? psprintf(" after %d attempts", attempts) : pstrdup("");
+}
+
 /*
  * Waits for xfer to finish and returns its response (body copied into the
  * current memory context).  Transport failures (DNS, connect, TLS, timeouts,
- * oversized bodies) raise an ERROR here; HTTP statuses are left to the
- * caller.
+ * resets, oversized or cut-short bodies) raise an ERROR here; HTTP statuses
+ * are left to the caller.  The transfer's resources are freed either way.
  */
 UfdwResponse *
 ufdw_http_finish(UfdwTransfer *xfer)
 {
 	UfdwResponse *resp;
 
-	while (!xfer->done)
-		drive(1000);
+	ufdw_http_wait(xfer);
 
 	if (xfer->result != CURLE_OK)
 	{
@@ -520,9 +726,21 @@ ufdw_http_finish(UfdwTransfer *xfer)
 		char	   *where = ufdw_redact(url_without_query(xfer->url), xfer->secrets, 300);
 		CURLcode	result = xfer->result;
 		bool		blocked = xfer->blocked;
-		bool		overflow = xfer->overflow;
+		bool		no_fd = xfer->no_fd;
+		bool		overflow = xfer->overflow || result == CURLE_FILESIZE_EXCEEDED;
+		char	   *after = attempts_note(xfer->attempts);
+		double		pretransfer = 0;
 
+		/* zero if the request was never sent: DNS, connect or TLS failed */
+		curl_easy_getinfo(xfer->easy, CURLINFO_PRETRANSFER_TIME, &pretransfer);
 		transfer_cleanup(xfer);
+		ufdw_status_failure(xfer->server_name, NULL, 0, xfer->request_id, safe_why);
+		if (no_fd)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("could not connect to server \"%s\": too many open files",
+							xfer->server_name),
+					 errhint("Raise max_files_per_process, or run fewer foreign scans at once.")));
 		if (blocked)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -533,15 +751,36 @@ ufdw_http_finish(UfdwTransfer *xfer)
 		if (overflow)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("response from server \"%s\" exceeds %zu bytes",
-							xfer->server_name, UFDW_MAX_RESPONSE_BYTES),
-					 errhint("Lower the server's page_size option.")));
+					 errmsg("response from server \"%s\" exceeds max_response_bytes (%zu bytes)",
+							xfer->server_name, xfer->max_bytes),
+					 errdetail("%s %s; the limit applies to the decompressed body.",
+							   xfer->method, where),
+					 errhint("Lower the page_size option, or raise the server's max_response_bytes option.")));
+		if (result == CURLE_OPERATION_TIMEDOUT && pretransfer <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+					 errmsg("could not connect to server \"%s\": timed out", xfer->server_name),
+					 errdetail("%s (%s %s)", safe_why, xfer->method, where),
+					 errhint("Check that the upstream is reachable, or raise the server's connect_timeout option.")));
 		if (result == CURLE_OPERATION_TIMEDOUT)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_ERROR),
 					 errmsg("upstream request to server \"%s\" timed out", xfer->server_name),
 					 errdetail("%s (%s %s)", safe_why, xfer->method, where),
-					 errhint("The upstream did not answer in time; try again later.")));
+					 errhint("The upstream did not answer in time; try again later, or raise the server's connect_timeout, request_timeout or low_speed_time option.")));
+		if (result == CURLE_PARTIAL_FILE || result == CURLE_BAD_CONTENT_ENCODING)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("incomplete response from server \"%s\"", xfer->server_name),
+					 errdetail("%s (%s %s)", safe_why, xfer->method, where),
+					 errhint("The upstream closed the connection before the whole body arrived; try again later.")));
+		if (result == CURLE_RECV_ERROR || result == CURLE_SEND_ERROR ||
+			result == CURLE_GOT_NOTHING)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+					 errmsg("connection to server \"%s\" was lost%s", xfer->server_name, after),
+					 errdetail("%s (%s %s)", safe_why, xfer->method, where),
+					 errhint("The upstream or a proxy closed the connection; try again later.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
 				 errmsg("could not connect to server \"%s\"", xfer->server_name),
@@ -560,6 +799,9 @@ ufdw_http_finish(UfdwTransfer *xfer)
 	resp->request_id = pstrdup(xfer->request_id);
 	resp->upstream_request_id = xfer->upstream_id[0] ? pstrdup(xfer->upstream_id) : NULL;
 	resp->www_authenticate = xfer->www_authenticate[0] ? pstrdup(xfer->www_authenticate) : NULL;
+	resp->retry_after = xfer->retry_after[0] ? pstrdup(xfer->retry_after) : NULL;
+	resp->location = xfer->location[0] ? pstrdup(xfer->location) : NULL;
+	resp->attempts = xfer->attempts;
 	resp->elapsed_ms = (GetCurrentTimestamp() - xfer->started) / 1000.0;
 	transfer_cleanup(xfer);
 	return resp;
@@ -612,7 +854,9 @@ status_hint(long status, bool token_request)
 	if (status == 404)
 		return "Check the server's instance_url and company or account options.";
 	if (status == 408 || status == 429)
-		return "The upstream is throttling or busy: try again later.";
+		return "The upstream is throttling or busy: try again later, or raise the server's max_retries or retry_max_wait option.";
+	if (status >= 300 && status < 400)
+		return "Redirects are never followed (they could carry credentials elsewhere): set instance_url to the address the upstream redirects to, if it is trustworthy.";
 	if (status >= 500)
 		return "The upstream failed: try again later; if it persists, give the request ids to the upstream's support.";
 	if (status == 400 && token_request)
@@ -659,6 +903,9 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 	else if (resp->len > 0 && resp->content_type &&
 			 pg_strncasecmp(resp->content_type, "text/html", 9) == 0)
 		appendStringInfoString(&detail, "The upstream answered with an HTML page. ");
+	if (resp->status >= 300 && resp->status < 400 && resp->location)
+		appendStringInfo(&detail, "Redirect to: %s (not followed). ",
+						 ufdw_redact(url_without_query(resp->location), rctx->secrets, 300));
 	appendStringInfo(&detail, "Request id: %s", resp->request_id);
 	if (resp->upstream_request_id)
 		appendStringInfo(&detail, "; upstream request id: %s",
@@ -676,6 +923,8 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 	else
 		sqlstate = ERRCODE_FDW_ERROR;
 
+	ufdw_status_failure(rctx->server_name, rctx->table_name, resp->status,
+						resp->request_id, detail.data);
 	errcb.callback = request_context_cb;
 	errcb.arg = psprintf("%s %s", req->method, ufdw_redact(req->url, rctx->secrets, 1000));
 	errcb.previous = error_context_stack;
@@ -686,8 +935,8 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 				 resp->status == 401 || (uerr.code && strcmp(uerr.code, "invalid_client") == 0) ?
 				 errmsg("credentials for server \"%s\" were rejected: HTTP status %ld",
 						rctx->server_name, resp->status) :
-				 errmsg("could not obtain an access token for server \"%s\": HTTP status %ld",
-						rctx->server_name, resp->status),
+				 errmsg("could not obtain an access token for server \"%s\": HTTP status %ld%s",
+						rctx->server_name, resp->status, attempts_note(resp->attempts)),
 				 errdetail_internal("%s", detail.data),
 				 errhint("%s", status_hint(resp->status, true))));
 	ereport(ERROR,
@@ -695,8 +944,12 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 			 resp->status == 401 ?
 			 errmsg("credentials for server \"%s\" were rejected while reading \"%s\": HTTP status %ld",
 					rctx->server_name, rctx->table_name, resp->status) :
-			 errmsg("could not fetch \"%s\" from server \"%s\": HTTP status %ld",
-					rctx->table_name, rctx->server_name, resp->status),
+			 resp->status >= 300 && resp->status < 400 ?
+			 errmsg("server \"%s\" redirected the request for \"%s\" (HTTP status %ld); redirects are not followed",
+					rctx->server_name, rctx->table_name, resp->status) :
+			 errmsg("could not fetch \"%s\" from server \"%s\": HTTP status %ld%s",
+					rctx->table_name, rctx->server_name, resp->status,
+					attempts_note(resp->attempts)),
 			 errdetail_internal("%s", detail.data),
 			 errhint("%s", status_hint(resp->status, false))));
 }

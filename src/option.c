@@ -36,7 +36,9 @@ typedef enum OptKind
 	OPT_POSINT,					/* integer 1..1000000 */
 	OPT_BOOL,
 	OPT_TABLE,					/* a table of the unified model */
-	OPT_SECRET					/* credential: non-empty, printable */
+	OPT_SECRET,					/* credential: non-empty, printable */
+	OPT_LIMIT,					/* integer in the range of transport_limits */
+	OPT_PATH					/* absolute file path, printable */
 } OptKind;
 
 typedef struct OptDef
@@ -57,6 +59,17 @@ static const OptDef option_defs[] = {
 	{"token_url", ForeignServerRelationId, OPT_URL, false},
 	{"page_size", ForeignServerRelationId, OPT_POSINT, false},
 	{"allow_insecure", ForeignServerRelationId, OPT_BOOL, true},
+	{"ca_file", ForeignServerRelationId, OPT_PATH, true},
+	{"connect_timeout", ForeignServerRelationId, OPT_LIMIT, false},
+	{"request_timeout", ForeignServerRelationId, OPT_LIMIT, false},
+	{"low_speed_limit", ForeignServerRelationId, OPT_LIMIT, false},
+	{"low_speed_time", ForeignServerRelationId, OPT_LIMIT, false},
+	{"max_retries", ForeignServerRelationId, OPT_LIMIT, false},
+	{"retry_max_wait", ForeignServerRelationId, OPT_LIMIT, false},
+	{"max_response_bytes", ForeignServerRelationId, OPT_LIMIT, false},
+	{"max_pages", ForeignServerRelationId, OPT_LIMIT, false},
+	{"max_concurrency", ForeignServerRelationId, OPT_LIMIT, false},
+	{"disconnected", ForeignServerRelationId, OPT_BOOL, false},
 	{"use_remote_estimate", ForeignServerRelationId, OPT_BOOL, false},
 	{"table", ForeignTableRelationId, OPT_TABLE, false},
 	{"page_size", ForeignTableRelationId, OPT_POSINT, false},
@@ -74,6 +87,32 @@ static const OptDef option_defs[] = {
 	{NULL, InvalidOid, 0, false}
 };
 
+/*
+ * Transport limits: server options, their accepted range and default.
+ * Times are in seconds.
+ */
+typedef struct TransportLimit
+{
+	const char *name;
+	int64		min;
+	int64		max;
+	int64		dflt;
+	const char *unit;			/* for messages */
+} TransportLimit;
+
+static const TransportLimit transport_limits[] = {
+	{"connect_timeout", 1, 3600, 30, "seconds"},
+	{"request_timeout", 1, 86400, 300, "seconds"},
+	{"low_speed_limit", 1, INT64CONST(1000000000), 1, "bytes per second"},
+	{"low_speed_time", 1, 3600, 60, "seconds"},
+	{"max_retries", 0, 10, 3, "retries"},
+	{"retry_max_wait", 0, 3600, 60, "seconds"},
+	{"max_response_bytes", 1024, INT64CONST(1073741824), INT64CONST(268435456), "bytes"},
+	{"max_pages", 1, 10000000, 100000, "pages"},
+	/* offset-paged dialects only; 1 = the next page only (prefetch) */
+	{"max_concurrency", 1, 16, 1, "requests"},
+};
+
 /* Credential options that must be given together. */
 static const char *const credential_groups[][5] = {
 	{"username", "password", NULL},
@@ -83,6 +122,7 @@ static const char *const credential_groups[][5] = {
 
 bool		ufdw_pushdown_enabled = true;
 char	   *ufdw_extra_connector_dir = NULL;
+int			ufdw_connection_credits = 10;
 
 PG_FUNCTION_INFO_V1(unified_fdw_validator);
 
@@ -107,6 +147,14 @@ ufdw_define_gucs(void)
 							   PGC_SUSET,
 							   GUC_NOT_IN_SAMPLE,
 							   NULL, NULL, NULL);
+	DefineCustomIntVariable("unified_fdw.connection_credits",
+							"Number of connections unified.connect() may hold at once in a database.",
+							"A connection holds a credit from unified.connect() until unified.disconnect().",
+							&ufdw_connection_credits,
+							10, 0, 100000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("unified_fdw");
 }
 
@@ -143,7 +191,8 @@ valid_options(Oid context)
 
 	initStringInfo(&buf);
 	for (const OptDef *d = option_defs; d->name; d++)
-		if (d->context == context)
+		/* "disconnected" is set by unified.disconnect(), not by hand */
+		if (d->context == context && strcmp(d->name, "disconnected") != 0)
 			appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", d->name);
 	return buf.len ? buf.data : pstrdup("(none)");
 }
@@ -206,6 +255,36 @@ check_url(const char *url, bool *is_http)
 	curl_free(fragment);
 	curl_url_cleanup(u);
 	return problem;
+}
+
+/*
+ * The value of transport limit name: value parsed and range-checked, or
+ * the default when value is NULL.  Raises an ERROR naming the option and
+ * the accepted range.
+ */
+static int64
+transport_limit(const char *name, const char *value)
+{
+	const TransportLimit *lim = NULL;
+	char	   *end;
+	int64		n;
+
+	for (int i = 0; i < lengthof(transport_limits); i++)
+		if (strcmp(transport_limits[i].name, name) == 0)
+			lim = &transport_limits[i];
+	if (lim == NULL)
+		elog(ERROR, "unknown transport limit \"%s\"", name);
+	if (value == NULL)
+		return lim->dflt;
+	errno = 0;
+	n = strtoi64(value, &end, 10);
+	if (errno || *end || end == value || n < lim->min || n > lim->max)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid value for option \"%s\"", name),
+				 errdetail("Expected an integer between " INT64_FORMAT " and " INT64_FORMAT " (%s); the default is " INT64_FORMAT ".",
+						   lim->min, lim->max, lim->unit, lim->dflt)));
+	return n;
 }
 
 static void
@@ -284,6 +363,16 @@ validate_value(const OptDef *def, DefElem *elem)
 						 errmsg("unknown unified table \"%s\"", value),
 						 errhint("Tables of the unified model are: %s.", names.data)));
 			}
+			break;
+		case OPT_LIMIT:
+			(void) transport_limit(def->name, value);
+			break;
+		case OPT_PATH:
+			if (value[0] != '/' || has_bad_chars(value, false))
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("invalid value for option \"%s\"", def->name),
+						 errdetail("Expected an absolute file path without control characters.")));
 			break;
 		case OPT_SECRET:
 			/* never echo the value */
@@ -504,6 +593,42 @@ ufdw_option_value(List *options, const char *name)
 	return NULL;
 }
 
+/* The transport limits of a server, defaults for those not set. */
+static void
+get_transport_options(UfdwOptions *o, List *options)
+{
+#define LIMIT(name) transport_limit(name, ufdw_option_value(options, name))
+	o->ca_file = ufdw_option_value(options, "ca_file");
+	o->connect_timeout_s = (int) LIMIT("connect_timeout");
+	o->request_timeout_s = (int) LIMIT("request_timeout");
+	o->low_speed_limit = (int) LIMIT("low_speed_limit");
+	o->low_speed_time_s = (int) LIMIT("low_speed_time");
+	o->max_retries = (int) LIMIT("max_retries");
+	o->retry_max_wait_s = (int) LIMIT("retry_max_wait");
+	o->max_response_bytes = LIMIT("max_response_bytes");
+	o->max_pages = (int) LIMIT("max_pages");
+	o->max_concurrency = (int) LIMIT("max_concurrency");
+#undef LIMIT
+}
+
+/*
+ * Copies the server's transport limits into a request context (whose
+ * server name, table name and secrets the caller sets).
+ */
+void
+ufdw_transport_context(const UfdwOptions *opts, UfdwRequestContext *rctx)
+{
+	rctx->allow_insecure = opts->allow_insecure;
+	rctx->ca_file = opts->ca_file;
+	rctx->connect_timeout_ms = opts->connect_timeout_s * 1000L;
+	rctx->request_timeout_ms = opts->request_timeout_s * 1000L;
+	rctx->low_speed_limit = opts->low_speed_limit;
+	rctx->low_speed_time_s = opts->low_speed_time_s;
+	rctx->max_retries = opts->max_retries;
+	rctx->retry_max_wait_ms = opts->retry_max_wait_s * 1000L;
+	rctx->max_response_bytes = opts->max_response_bytes;
+}
+
 /*
  * Collects everything a scan needs from the server and the user mapping,
  * and picks the authentication method from the credentials given.  um may
@@ -534,6 +659,7 @@ ufdw_get_options(ForeignServer *server, UserMapping *um)
 		o->page_size = atoi(v);
 	if ((v = ufdw_option_value(server->options, "allow_insecure")) != NULL)
 		(void) parse_bool(v, &o->allow_insecure);
+	get_transport_options(o, server->options);
 
 	o->username = ufdw_option_value(uo, "username");
 	o->password = ufdw_option_value(uo, "password");

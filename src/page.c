@@ -606,6 +606,65 @@ on_scalar(void *state, char *token, JsonTokenType tokentype)
 }
 
 /*
+ * Raises the ERROR for a page the JSON parser rejected.  A NUL character
+ * (\\u0000) is 22P05, like PostgreSQL's own json functions; inside a
+ * record the field and record number are named.
+ */
+static void
+pg_attribute_noreturn()
+json_error(UfdwConverter *conv, JsonParseErrorType rc)
+{
+	bool		untranslatable = rc == JSON_UNICODE_CODE_POINT_ZERO;
+	const char *detail = json_errdetail(rc, conv->lex);
+	const char *field = NULL;
+	int			flen = 0;
+
+	/*
+	 * The lexer fails on a value before its field is reported, so find the
+	 * key in the text: a value is preceded by "key" and a colon.
+	 */
+	if (conv->in_record && conv->lex->token_start &&
+		conv->lex->token_start > conv->body)
+	{
+		const char *p = conv->lex->token_start - 1;
+
+		while (p > conv->body && isspace((unsigned char) *p))
+			p--;
+		if (p > conv->body && *p == ':')
+		{
+			p--;
+			while (p > conv->body && isspace((unsigned char) *p))
+				p--;
+			if (p > conv->body && *p == '"')
+			{
+				const char *end = p;
+
+				p--;
+				while (p >= conv->body && *p != '"' && *p != '\\' && end - p <= 100)
+					p--;
+				if (p >= conv->body && *p == '"')
+				{
+					field = p + 1;
+					flen = (int) (end - field);
+				}
+			}
+		}
+	}
+	if (field)
+		ereport(ERROR,
+				(errcode(untranslatable ? ERRCODE_UNTRANSLATABLE_CHARACTER :
+						 ERRCODE_FDW_INVALID_DATA_TYPE),
+				 errmsg("invalid JSON in field \"%.*s\" of record %d for foreign table \"%s\"",
+						flen, field, conv->nrows + 1, conv->relname),
+				 errdetail("%.300s", detail)));
+	ereport(ERROR,
+			(errcode(untranslatable ? ERRCODE_UNTRANSLATABLE_CHARACTER :
+					 ERRCODE_FDW_INVALID_DATA_TYPE),
+			 errmsg("invalid JSON in response for foreign table \"%s\"", conv->relname),
+			 errdetail("%.300s", detail)));
+}
+
+/*
  * Parses one page.  body must stay valid until the rows are no longer
  * needed (raw values are copied, other values are converted).  Rows are
  * allocated in the current memory context.
@@ -658,10 +717,7 @@ ufdw_parse_page(UfdwConverter *conv, char *body, size_t len,
 	MemoryContextSwitchTo(conv->out_cxt);
 
 	if (rc != JSON_SUCCESS)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
-				 errmsg("invalid JSON in response for foreign table \"%s\"", conv->relname),
-				 errdetail("%.300s", json_errdetail(rc, conv->lex))));
+		json_error(conv, rc);
 	if (!conv->found_records)
 	{
 		const char *const *p = conv->env->records;

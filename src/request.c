@@ -315,6 +315,7 @@ offset_request(const UfdwScanSpec *spec, const UfdwOptions *opts, int64 offset)
 		StringInfoData body;
 
 		req->method = "POST";
+		req->read_only = true;	/* a query: safe to retry */
 		appendStringInfo(&url, "?limit=%d&offset=" INT64_FORMAT, req->limit, offset);
 		initStringInfo(&body);
 		appendStringInfoString(&body, "{\"q\":");

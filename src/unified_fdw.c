@@ -16,6 +16,9 @@
  * its own, deleted when its response has been read.  So one page is held
  * at a time (plus the next one arriving: the next request is sent as soon
  * as a page is parsed, and transfers progress while rows are returned).
+ * Offset-paged dialects may have up to max_concurrency requests in flight,
+ * each in a context of its own (fill_ahead); their bodies are held by
+ * libcurl until they are read.
  *
  * Pushdown (deparse.c renders; this file decides): every restriction
  * clause whose shape can be sent goes to fdw_exprs, and is turned into a
@@ -43,6 +46,7 @@
 #include "access/table.h"
 #include "catalog/pg_am.h"
 #include "commands/defrem.h"
+#include "common/hashfn.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
@@ -65,6 +69,9 @@
 #include "unified_fdw.h"
 
 PG_MODULE_MAGIC;
+
+/* Most requests one scan sends ahead (max_concurrency is at most 16). */
+#define UFDW_MAX_AHEAD 16
 
 /* Default planner figures: every request is expensive. */
 #define DEFAULT_ROWS 1000
@@ -104,10 +111,19 @@ typedef struct UfdwRelInfo
 	bool		counted;		/* rows come from the upstream's count */
 } UfdwRelInfo;
 
+/* A request sent ahead of the page after the current one. */
+typedef struct UfdwAhead
+{
+	UfdwRequest *req;
+	UfdwTransfer *xfer;
+	MemoryContext cxt;			/* owns xfer; deleting it cancels the transfer */
+} UfdwAhead;
+
 /* Executor state of one scan. */
 typedef struct UfdwScanState
 {
 	UfdwOptions *opts;
+	Oid			serverid;		/* checked before every request (disconnect) */
 	Oid			umid;
 	UfdwScanSpec spec;
 	UfdwConverter *conv;
@@ -131,6 +147,10 @@ typedef struct UfdwScanState
 	bool		params_set;		/* ... and its values are available */
 	bool		needs_render;	/* render the filter again before fetching */
 	MemoryContext req_cxt;		/* the rendered filter and first request */
+	HTAB	   *seen_urls;		/* hashes of the page URLs requested */
+	/* offset-paged dialects: further pages in flight, in offset order */
+	int			nahead;
+	UfdwAhead	ahead[UFDW_MAX_AHEAD];
 	/* EXPLAIN ANALYZE figures, over all loops */
 	int64		pages;
 	int64		requests;
@@ -148,6 +168,7 @@ _PG_init(void)
 {
 	ufdw_define_gucs();
 	ufdw_auth_init();
+	ufdw_http_init();
 }
 
 /* The model table a foreign table reads, checked against its connector. */
@@ -155,11 +176,16 @@ static int
 foreign_table_model(Oid relid, const char *relname, const UfdwConnector **conn_out)
 {
 	ForeignTable *ft = GetForeignTable(relid);
-	ForeignServer *server = GetForeignServer(ft->serverid);
+	ForeignServer *server;
 	char	   *table = ufdw_option_value(ft->options, "table");
-	char	   *system = ufdw_option_value(server->options, "system");
-	const UfdwConnector *conn = system ? ufdw_connector(system) : NULL;
+	char	   *system;
+	const UfdwConnector *conn;
 	int			ti;
+
+	ufdw_check_connected(ft->serverid);
+	server = GetForeignServer(ft->serverid);
+	system = ufdw_option_value(server->options, "system");
+	conn = system ? ufdw_connector(system) : NULL;
 
 	if (table == NULL)
 		ereport(ERROR,
@@ -797,6 +823,7 @@ unifiedBeginForeignScan(ForeignScanState *node, int eflags)
 		um = GetUserMapping(ufdw_scan_user(fsplan, estate), server->serverid);
 		st->umid = um->umid;
 	}
+	st->serverid = server->serverid;
 	st->opts = ufdw_get_options(server, um);
 	if ((table_page_size = ufdw_option_value(ft->options, "page_size")) != NULL)
 		st->opts->page_size = atoi(table_page_size);
@@ -821,7 +848,7 @@ unifiedBeginForeignScan(ForeignScanState *node, int eflags)
 	st->rctx.server_name = st->opts->server_name;
 	st->rctx.table_name = pstrdup(RelationGetRelationName(rel));
 	st->rctx.secrets = ufdw_secrets(st->opts);
-	st->rctx.allow_insecure = st->opts->allow_insecure;
+	ufdw_transport_context(st->opts, &st->rctx);
 
 	/* outer values, if any, are known at the first fetch */
 	render_request(node, st);
@@ -840,6 +867,7 @@ start_request(UfdwScanState *st)
 	st->xfer_cxt = AllocSetContextCreate(st->scan_cxt, "unified_fdw request",
 										 ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(st->xfer_cxt);
+	ufdw_check_connected(st->serverid);
 	st->inflight = ufdw_start_authenticated(st->cur_req, st->opts, &st->rctx, st->umid);
 	st->requests++;
 	MemoryContextSwitchTo(old);
@@ -852,6 +880,143 @@ drop_request(UfdwScanState *st)
 		MemoryContextDelete(st->xfer_cxt);	/* cancels a transfer in flight */
 	st->xfer_cxt = NULL;
 	st->inflight = NULL;
+}
+
+/* Cancels the requests sent ahead. */
+static void
+drop_ahead(UfdwScanState *st)
+{
+	for (int i = 0; i < st->nahead; i++)
+		MemoryContextDelete(st->ahead[i].cxt);
+	st->nahead = 0;
+}
+
+/*
+ * Sends next, the request for the page after the current one: it is the
+ * first request sent ahead if that one asked for the same page (it then
+ * becomes the request in flight), else it is sent now and whatever was
+ * sent ahead is cancelled (the upstream paged differently than guessed).
+ */
+static void
+advance_request(UfdwScanState *st, UfdwRequest *next)
+{
+	if (st->nahead > 0 && st->ahead[0].req->offset == next->offset &&
+		strcmp(st->ahead[0].req->url, next->url) == 0)
+	{
+		st->cur_req = st->ahead[0].req;
+		st->inflight = st->ahead[0].xfer;
+		st->xfer_cxt = st->ahead[0].cxt;
+		memmove(&st->ahead[0], &st->ahead[1], sizeof(UfdwAhead) * (st->nahead - 1));
+		st->nahead--;
+		return;
+	}
+	drop_ahead(st);
+	st->cur_req = next;
+	start_request(st);
+}
+
+/*
+ * Offset-paged dialects (OData V2 $skip, SuiteQL offset): keeps up to
+ * max_concurrency requests in flight by sending the requests for the pages
+ * after the one in flight, as if every page were full.  Stops at the
+ * upstream's total count when a page gave it, and does nothing when the
+ * upstream pages by links (the guess would be wrong).  A page that turns
+ * out to be the last cancels the rest (advance_request, fetch_page).
+ */
+static void
+fill_ahead(UfdwScanState *st, const UfdwPageInfo *info)
+{
+	int			want = Min(st->opts->max_concurrency, UFDW_MAX_AHEAD + 1) - 1;
+
+	if (st->spec.connector->dialect == UFDW_DIALECT_ODATA_V4 ||
+		info->next_link != NULL || st->inflight == NULL || st->cur_req->limit <= 0)
+		return;
+	while (st->nahead < want)
+	{
+		UfdwRequest *last = st->nahead > 0 ? st->ahead[st->nahead - 1].req : st->cur_req;
+		UfdwPageInfo full = {0};
+		UfdwRequest *req;
+		UfdwAhead  *a;
+		MemoryContext old;
+
+		if (info->total_count >= 0 && last->offset + last->limit >= info->total_count)
+			break;
+		if (st->page_no + 1 + st->nahead >= st->opts->max_pages)
+			break;
+		full.nrecords = last->limit;
+		full.has_more = true;
+		full.total_count = info->total_count;
+		old = MemoryContextSwitchTo(st->scan_cxt);
+		req = ufdw_next_request(&st->spec, st->opts, last, st->page_no + 1 + st->nahead,
+								&full);
+		MemoryContextSwitchTo(old);
+		if (req == NULL || req->offset <= last->offset)
+			break;
+		a = &st->ahead[st->nahead];
+		a->req = req;
+		a->cxt = AllocSetContextCreate(st->scan_cxt, "unified_fdw request ahead",
+									   ALLOCSET_SMALL_SIZES);
+		old = MemoryContextSwitchTo(a->cxt);
+		a->xfer = ufdw_start_authenticated(req, st->opts, &st->rctx, st->umid);
+		MemoryContextSwitchTo(old);
+		st->nahead++;
+		st->requests++;
+	}
+}
+
+/* A 64-bit hash of a request's URL and body. */
+static uint64
+request_hash(const UfdwRequest *req)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) req->url,
+										strlen(req->url), 0);
+
+	if (req->body)
+		h ^= hash_bytes_extended((const unsigned char *) req->body,
+								 strlen(req->body), 1);
+	return h;
+}
+
+/*
+ * Checks that next, the request for page st->page_no + 1, stays within the
+ * server's max_pages and does not revisit a page of this scan (a next link
+ * cycle A -> B -> A); raises an ERROR otherwise.  URLs are remembered as
+ * 64-bit hashes, so memory stays small for long scans.
+ */
+static void
+check_next_page(UfdwScanState *st, const UfdwRequest *next)
+{
+	uint64		h;
+	bool		found;
+
+	if (st->page_no >= st->opts->max_pages)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("page limit exceeded reading \"%s\" from server \"%s\"",
+						st->rctx.table_name, st->opts->server_name),
+				 errdetail("The upstream offered more than %d pages.", st->opts->max_pages),
+				 errhint("Raise the server's max_pages option, or raise page_size.")));
+	if (st->seen_urls == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(uint64);
+		ctl.hcxt = st->scan_cxt;
+		st->seen_urls = hash_create("unified_fdw page urls", 64, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		h = request_hash(st->first_req);
+		(void) hash_search(st->seen_urls, &h, HASH_ENTER, NULL);
+	}
+	h = request_hash(next);
+	(void) hash_search(st->seen_urls, &h, HASH_ENTER, &found);
+	if (found)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("pagination loop reading \"%s\" from server \"%s\"",
+						st->rctx.table_name, st->opts->server_name),
+				 errdetail("Page %d linked back to a page already read; paging stopped.",
+						   st->page_no)));
 }
 
 /*
@@ -891,11 +1056,15 @@ fetch_page(UfdwScanState *st)
 	next = ufdw_next_request(&st->spec, st->opts, st->cur_req, st->page_no, &info);
 	MemoryContextSwitchTo(old);
 	if (next == NULL)
+	{
 		st->last_page = true;
+		drop_ahead(st);
+	}
 	else
 	{
-		st->cur_req = next;
-		start_request(st);
+		check_next_page(st, next);
+		advance_request(st, next);
+		fill_ahead(st, &info);
 	}
 }
 
@@ -935,6 +1104,7 @@ unifiedReScanForeignScan(ForeignScanState *node)
 	UfdwScanState *st = node->fdw_state;
 
 	drop_request(st);
+	drop_ahead(st);
 	MemoryContextReset(st->page_cxt);
 	if (st->exec_params && node->ss.ps.chgParam != NULL)
 		st->needs_render = true;	/* another outer row */
@@ -942,6 +1112,9 @@ unifiedReScanForeignScan(ForeignScanState *node)
 	st->nrows = st->next_row = 0;
 	st->page_no = 0;
 	st->last_page = false;
+	if (st->seen_urls)
+		hash_destroy(st->seen_urls);
+	st->seen_urls = NULL;
 }
 
 static void
@@ -950,7 +1123,12 @@ unifiedEndForeignScan(ForeignScanState *node)
 	UfdwScanState *st = node->fdw_state;
 
 	if (st)
+	{
 		drop_request(st);
+		drop_ahead(st);
+		if (st->page_no > 0)
+			ufdw_status_success(st->opts->server_name);
+	}
 }
 
 static void

@@ -6,7 +6,9 @@
  * The code has three layers and data flows through them in one direction:
  *
  *	 glue       unified_fdw.c (FDW callbacks, EXPLAIN), option.c (validator,
- *	            GUCs), import.c (IMPORT FOREIGN SCHEMA, column comments)
+ *	            GUCs), import.c (IMPORT FOREIGN SCHEMA, column comments),
+ *	            connect.c (unified.connect, disconnect, status probe),
+ *	            status.c (connection status written outside the transaction)
  *	 engine     connector.c (loading connector files), deparse.c (quals to
  *	            filters, and filters and sorts in each dialect), request.c (scans to
  *	            native requests), page.c (page bodies to rows)
@@ -208,6 +210,17 @@ typedef struct UfdwOptions
 	char	   *token_url;		/* NULL: connector default */
 	int			page_size;		/* 0: connector default */
 	bool		allow_insecure;
+	char	   *ca_file;		/* CA bundle for TLS verification, or NULL */
+	/* transport limits (server options, defaults in option.c) */
+	int			connect_timeout_s;	/* connect, incl. DNS and TLS */
+	int			request_timeout_s;	/* one whole request */
+	int			low_speed_limit;	/* bytes/s below which ... */
+	int			low_speed_time_s;	/* ... for this long aborts */
+	int			max_retries;	/* retries after the first attempt */
+	int			retry_max_wait_s;	/* total sleep between attempts */
+	int64		max_response_bytes; /* body cap, after decompression */
+	int			max_pages;		/* pages per scan */
+	int			max_concurrency;	/* offset-paged requests in flight */
 	/* credentials, from the user mapping only */
 	char	   *username;
 	char	   *password;
@@ -225,11 +238,15 @@ typedef struct UfdwOptions
 extern bool ufdw_pushdown_enabled;
 extern bool ufdw_option_bool(List *options, const char *name, bool dflt);
 extern char *ufdw_extra_connector_dir;
+extern int	ufdw_connection_credits;
 
 extern void ufdw_define_gucs(void);
 extern UfdwOptions *ufdw_get_options(ForeignServer *server, UserMapping *um);
 extern char *ufdw_option_value(List *options, const char *name);
 extern int	ufdw_effective_page_size(const UfdwOptions *opts);
+struct UfdwRequestContext;
+extern void ufdw_transport_context(const UfdwOptions *opts,
+								   struct UfdwRequestContext *rctx);
 extern List *ufdw_secrets(const UfdwOptions *opts);
 
 /* ----------------------------------------------------------------
@@ -262,6 +279,8 @@ typedef struct UfdwRequest
 	char	   *body;			/* NULL for GET */
 	int64		offset;			/* records before this page */
 	int			limit;			/* records asked for (0: server decides) */
+	bool		read_only;		/* a POST that only reads (SuiteQL): may be
+								 * retried like a GET */
 } UfdwRequest;
 
 /* What page.c found in a page besides the records. */
@@ -383,13 +402,25 @@ extern void ufdw_parse_page(UfdwConverter *conv, char *body, size_t len,
  * ----------------------------------------------------------------
  */
 
-/* Who a request is made for: used in messages and for redaction. */
+/*
+ * Who a request is made for (used in messages and for redaction), and the
+ * server's transport limits.  ufdw_transport_context() fills the limits;
+ * zero fields mean the built-in defaults.
+ */
 typedef struct UfdwRequestContext
 {
 	const char *server_name;
 	const char *table_name;		/* NULL for requests outside a scan */
 	List	   *secrets;		/* of char *, redacted from any message */
 	bool		allow_insecure;
+	const char *ca_file;		/* CA bundle, or NULL: the system's */
+	long		connect_timeout_ms;
+	long		request_timeout_ms;
+	long		low_speed_limit;	/* bytes per second */
+	long		low_speed_time_s;
+	int			max_retries;
+	long		retry_max_wait_ms;	/* total backoff sleep per request */
+	int64		max_response_bytes;
 } UfdwRequestContext;
 
 /* A transfer in flight or finished; owned by the memory context it was made in. */
@@ -405,6 +436,9 @@ typedef struct UfdwResponse
 	char	   *request_id;		/* what we sent as X-Request-ID */
 	char	   *upstream_request_id;	/* request-id & co., or NULL */
 	char	   *www_authenticate;	/* or NULL */
+	char	   *retry_after;	/* Retry-After header, or NULL */
+	char	   *location;		/* Location header (redirects), or NULL */
+	int			attempts;		/* attempts made for this response */
 	double		elapsed_ms;
 } UfdwResponse;
 
@@ -413,6 +447,13 @@ extern UfdwTransfer *ufdw_http_start(const UfdwRequest *req,
 									 List *auth_headers,
 									 const char *username, const char *password);
 extern UfdwResponse *ufdw_http_finish(UfdwTransfer *xfer);
+extern void ufdw_http_wait(UfdwTransfer *xfer);
+extern bool ufdw_http_failed_retryably(UfdwTransfer *xfer);
+extern void ufdw_http_set_attempts(UfdwTransfer *xfer, int attempts);
+extern bool ufdw_http_retryable_status(long status);
+extern long ufdw_http_retry_delay(const UfdwResponse *resp, int attempt);
+extern void ufdw_http_sleep(long ms);
+extern void ufdw_http_init(void);
 extern void ufdw_http_poll(void);
 extern void ufdw_http_cancel(UfdwTransfer *xfer);
 extern void ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
@@ -436,6 +477,20 @@ extern UfdwResponse *ufdw_finish_authenticated(UfdwTransfer *xfer,
 											   const UfdwRequestContext *rctx,
 											   Oid umid);
 extern void ufdw_auth_init(void);
+extern void ufdw_forget_token(Oid umid);
+
+/* ----------------------------------------------------------------
+ * Connection status outside the transaction (status.c)
+ * ----------------------------------------------------------------
+ */
+
+extern void ufdw_status_request(const char *server, const char *request_id);
+extern void ufdw_status_success(const char *server);
+extern void ufdw_status_failure(const char *server, const char *table,
+								long http_status, const char *request_id,
+								const char *what);
+extern void ufdw_status_sync(void);
+extern void ufdw_check_connected(Oid serverid);
 
 /* ----------------------------------------------------------------
  * OAuth 1.0a signing for NetSuite TBA (oauth1.c); pure functions
