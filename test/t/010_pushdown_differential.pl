@@ -1,4 +1,5 @@
-# Pushdown never changes a result, for Business Central, SAP and NetSuite: a seeded,
+# Pushdown never changes a result, for Business Central, SAP and NetSuite
+# (and SAP with pages requested ahead): a seeded,
 # deterministic set of generated
 # queries (every pushed operator, AND/OR/NOT nesting, awkward literals,
 # boundary dates and instants, ORDER BY with LIMIT/OFFSET, aggregates and
@@ -476,6 +477,14 @@ prepare('sap', 'lcsap', qw(purchase_order_lines purchase_orders vendors));
 generate('sap');
 differential('sap', 'lcsap', 'SAP');
 traffic_check('sap', 'SAP', 15, 25);
+
+# pages requested ahead (max_concurrency) must stop where a pushed LIMIT does
+$node->safe_psql('postgres', "ALTER SERVER sap OPTIONS (ADD max_concurrency '4', SET page_size '10')");
+my $ahead = run_all('sap', 'on');
+my $sapcopy = run_all('lcsap', 'on');
+my $agree = grep { join("\n", @{ $ahead->{$_} // [] }) eq join("\n", @{ $sapcopy->{$_} // [] }) }
+  0 .. $#queries;
+is($agree, scalar @queries, 'SAP, 4 requests in flight, pages of 10: all queries agree');
 
 # ---------------------------------------------------------------------
 # NetSuite (SuiteQL with bound parameters): the same generator
