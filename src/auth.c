@@ -222,6 +222,9 @@ oauth2_token(const UfdwOptions *opts, const UfdwRequestContext *rctx, Oid umid,
 
 	if (!force && entry->access_token && GetCurrentTimestamp() < entry->refresh_at)
 		return entry->access_token;
+	/* a token that expired or was refused, and must now be replaced */
+	if (entry->access_token || force)
+		trctx.auth_failure = UFDW_AUTHFAIL_NOT_REFRESHED;
 	forget_token(entry);
 
 	if (opts->token_url)
@@ -390,11 +393,12 @@ ufdw_finish_authenticated(UfdwTransfer *xfer, const UfdwRequest *req,
 {
 	UfdwResponse *resp;
 	DataAttempt attempt = {req, opts, rctx, umid, false};
+	bool		renewed = false;
 
 	resp = finish_with_retries(xfer, req, rctx, start_data_attempt, &attempt);
 	if (resp->status == 401 && opts->auth_method == UFDW_AUTH_OAUTH2_CC)
 	{
-		attempt.renew = true;
+		attempt.renew = renewed = true;
 		resp = finish_with_retries(start_data_attempt(&attempt), req, rctx,
 								   start_data_attempt, &attempt);
 	}
@@ -406,6 +410,11 @@ ufdw_finish_authenticated(UfdwTransfer *xfer, const UfdwRequest *req,
 		/* an upstream may echo the Authorization header: redact the token too */
 		if (entry->access_token)
 			erctx.secrets = lappend(list_copy(rctx->secrets), entry->access_token);
+		if (resp->status == 401 && renewed)
+			erctx.auth_failure = UFDW_AUTHFAIL_REAUTHORIZE;
+		else if (resp->status == 401 && opts->auth_method == UFDW_AUTH_BEARER &&
+				 resp->www_authenticate && strstr(resp->www_authenticate, "expired"))
+			erctx.auth_failure = UFDW_AUTHFAIL_NOT_REFRESHED;
 		ufdw_http_raise(&erctx, req, resp);
 	}
 	if (!is_json_content_type(resp->content_type))

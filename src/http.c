@@ -929,6 +929,14 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 	errcb.arg = psprintf("%s %s", req->method, ufdw_redact(req->url, rctx->secrets, 1000));
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
+	if (token_request && rctx->auth_failure == UFDW_AUTHFAIL_NOT_REFRESHED &&
+		(resp->status == 401 || resp->status == 400))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+				 errmsg("access token for server \"%s\" expired or was revoked, and could not be renewed: HTTP status %ld",
+						rctx->server_name, resp->status),
+				 errdetail_internal("%s", detail.data),
+				 errhint("The identity provider no longer accepts the client credentials (the secret expired, was rotated or revoked, or the app was removed): create a new client secret and ALTER USER MAPPING ... OPTIONS (SET client_secret '...'), or reconnect with unified.connect().")));
 	if (token_request)
 		ereport(ERROR,
 				(errcode(sqlstate),
@@ -939,11 +947,28 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 						rctx->server_name, resp->status, attempts_note(resp->attempts)),
 				 errdetail_internal("%s", detail.data),
 				 errhint("%s", status_hint(resp->status, true))));
+	if (resp->status == 401 && rctx->auth_failure == UFDW_AUTHFAIL_REAUTHORIZE)
+		ereport(ERROR,
+				(errcode(sqlstate),
+				 errmsg("server \"%s\" requires reauthorization to read \"%s\": a new access token was refused too (HTTP status 401)",
+						rctx->server_name, rctx->table_name),
+				 errdetail_internal("%s", detail.data),
+				 errhint("The app obtains tokens but is no longer authorized upstream (disabled, consent or permissions withdrawn): authorize it again in the system's admin screens (Business Central: the Microsoft Entra Applications page), then reconnect.")));
+	if (resp->status == 401 && rctx->auth_failure == UFDW_AUTHFAIL_NOT_REFRESHED)
+		ereport(ERROR,
+				(errcode(sqlstate),
+				 errmsg("access token for server \"%s\" has expired while reading \"%s\": HTTP status 401",
+						rctx->server_name, rctx->table_name),
+				 errdetail_internal("%s", detail.data),
+				 errhint("A static token cannot be renewed: put a new one in the user mapping (ALTER USER MAPPING ... OPTIONS (SET token '...')), or use credentials that can obtain tokens.")));
 	ereport(ERROR,
 			(errcode(sqlstate),
 			 resp->status == 401 ?
 			 errmsg("credentials for server \"%s\" were rejected while reading \"%s\": HTTP status %ld",
 					rctx->server_name, rctx->table_name, resp->status) :
+			 resp->status == 403 ?
+			 errmsg("server \"%s\" denied access to \"%s\": HTTP status 403",
+					rctx->server_name, rctx->table_name) :
 			 resp->status >= 300 && resp->status < 400 ?
 			 errmsg("server \"%s\" redirected the request for \"%s\" (HTTP status %ld); redirects are not followed",
 					rctx->server_name, rctx->table_name, resp->status) :

@@ -402,6 +402,14 @@ extern void ufdw_parse_page(UfdwConverter *conv, char *body, size_t len,
  * ----------------------------------------------------------------
  */
 
+/* What an HTTP 401 means, as far as auth.c can tell (for the message). */
+typedef enum UfdwAuthFailure
+{
+	UFDW_AUTHFAIL_REJECTED = 0, /* credentials changed or revoked */
+	UFDW_AUTHFAIL_NOT_REFRESHED,	/* a token expired and no new one was had */
+	UFDW_AUTHFAIL_REAUTHORIZE	/* a fresh token was refused too */
+} UfdwAuthFailure;
+
 /*
  * Who a request is made for (used in messages and for redaction), and the
  * server's transport limits.  ufdw_transport_context() fills the limits;
@@ -421,6 +429,7 @@ typedef struct UfdwRequestContext
 	int			max_retries;
 	long		retry_max_wait_ms;	/* total backoff sleep per request */
 	int64		max_response_bytes;
+	UfdwAuthFailure auth_failure;	/* how to explain a 401 */
 } UfdwRequestContext;
 
 /* A transfer in flight or finished; owned by the memory context it was made in. */

@@ -1464,6 +1464,9 @@ class BcApp(SandboxApp):
             "online_basic_auth": False,
             # entity sets answered with 403 (missing permission set)
             "denied_entity_sets": [],
+            # the app's record on BC's "Microsoft Entra Applications" page is
+            # Enabled; when false Entra still issues tokens but BC refuses them
+            "entra_app_enabled": True,
             # megabytes of identical collection responses kept (data is static;
             # repeated scans are then served at memory speed); 0 disables
             "response_cache_mb": 256,
@@ -1593,6 +1596,11 @@ class BcApp(SandboxApp):
                               "The server has rejected the client credentials.",
                               [("WWW-Authenticate", f'Bearer realm="", error="invalid_token", '
                                                     f'error_description="{reason}"')])
+            if not cfg["entra_app_enabled"]:
+                # a valid token of an app BC does not (or no longer) admit
+                raise BcError(401, "Authentication_InvalidCredentials",
+                              "The server has rejected the client credentials.",
+                              [("WWW-Authenticate", challenge)])
             return
         if scheme == "basic" and (not ctx.online or cfg["online_basic_auth"]):
             if req.basic_credentials() == (cfg["basic_user"], cfg["basic_password"]):

@@ -92,6 +92,48 @@ like($err, qr/credentials for server "basic" were rejected while reading "vendor
 like($err, qr/Authentication_InvalidCredentials/, 'with the upstream error code');
 unlike($err, qr/\Q$canary\E/, 'without the password');
 
+# 401s are told apart: a token that expired and could not be renewed
+# (the secret was rotated upstream meanwhile) ...
+$node->safe_psql('postgres', qq{
+	CREATE SERVER bc3 FOREIGN DATA WRAPPER unified_fdw OPTIONS (
+		system 'dynamics365_bc', instance_url '$sb->{url}/v2.0/tap-tenant/production',
+		company_id '@{[bc_company]}', token_url '$sb->{url}/tap-tenant/oauth2/v2.0/token',
+		allow_insecure 'true');
+	CREATE USER MAPPING FOR CURRENT_USER SERVER bc3 OPTIONS (
+		client_id 'sandbox-client-id', client_secret 'sandbox-client-secret');
+	CREATE FOREIGN TABLE bc3_vendors (id text) SERVER bc3 OPTIONS ("table" 'vendors');
+	CREATE FOREIGN TABLE bc3_items (id text) SERVER bc3 OPTIONS ("table" 'items');
+});
+sandbox_call($sb, 'POST', '/_sandbox/config', { token_ttl => 2 });
+my ($r1, $o1, $e1) = $node->psql('postgres', qq{
+	SELECT count(*) > 0 FROM bc3_vendors;
+	COPY (SELECT '{"client_secret": "rotated-secret"}') TO PROGRAM
+	  'curl -sf -X POST -H "Content-Type: application/json" --data-binary \@- $sb->{url}/_sandbox/config';
+	SELECT pg_sleep(2.2);
+	SELECT count(*) FROM bc3_vendors;
+}, on_error_stop => 0, extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($e1, qr/HV00N: access token for server "bc3" expired or was revoked, and could not be renewed: HTTP status 401/,
+	'an expired token whose renewal fails is named as such');
+like($e1, qr/HINT:  The identity provider no longer accepts the client credentials/,
+	'with a hint to renew the client secret');
+# ... a fresh token that the API refuses too (the app was disabled upstream) ...
+sandbox_call($sb, 'POST', '/_sandbox/config',
+	{ token_ttl => 3599, client_secret => 'sandbox-client-secret', entra_app_enabled => JSON::PP::false });
+($r1, $o1, $e1) = $node->psql('postgres', 'SELECT count(*) FROM bc3_items',
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($e1, qr/HV00N: server "bc3" requires reauthorization to read "bc3_items": a new access token was refused too \(HTTP status 401\)/,
+	'a refused fresh token asks for reauthorization');
+like($e1, qr/Microsoft Entra Applications/, 'with a hint where to authorize the app again');
+sandbox_call($sb, 'POST', '/_sandbox/config', { entra_app_enabled => JSON::PP::true });
+# ... and 403: authenticated, but without permission for that table
+sandbox_call($sb, 'POST', '/_sandbox/config', { denied_entity_sets => ['items'] });
+($r1, $o1, $e1) = $node->psql('postgres', 'SELECT count(*) FROM bc3_items',
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($e1, qr/42501: server "bc3" denied access to "bc3_items": HTTP status 403/, '403 names the table');
+like($e1, qr/HINT:  The credentials are valid but lack permission/, '403 hint');
+sandbox_call($sb, 'POST', '/_sandbox/config', { denied_entity_sets => [] });
+is($node->safe_psql('postgres', 'SELECT count(*) > 0 FROM bc3_items'), 't', 'access restored');
+
 # the session is still usable
 is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the session stays usable');
 

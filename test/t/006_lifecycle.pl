@@ -114,8 +114,8 @@ sandbox_call($sb, 'POST', '/_sandbox/revoke', {});
 bq($s2, 'BEGIN');
 ($out, $err) = bq($s2, 'SELECT count(*) FROM acme.vendors');
 bq($s2, 'ROLLBACK');
-like($err, qr/ERROR:  credentials for server "acme" were rejected: HTTP status 401/,
-	'a query fails with rejected credentials, naming the connection');
+like($err, qr/ERROR:  access token for server "acme" expired or was revoked, and could not be renewed: HTTP status 401/,
+	'a query fails naming the connection: its token was revoked and cannot be renewed');
 like($err, qr/Request id: ([0-9a-f-]{36}); upstream request id: [0-9a-f-]{36}/,
 	'the error carries our and the upstream\'s request ids');
 my ($request_id) = $err =~ /Request id: ([0-9a-f-]{36})/;
