@@ -79,29 +79,34 @@ def tables(data, page_size):
         name = SYSTEM_NAMES.get(system, system)
         out.append(f"### {name}: full scan of `purchase_orders` (pages of {page_size})\n")
         out.append("Seconds (rows/s in parentheses); best of 3 runs, 1 run at 1M.\n")
-        out.append("| records | unified_fdw | fetch (gzip) | fetch (plain) | PG parse | "
-                   "jansson tree | heap table scan | PL/Python peer | COPY curl\\|jq peer |")
-        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        out.append("| records | unified_fdw `SELECT *` | fetch (gzip) | fetch (plain) | PG parse | "
+                   "jansson tree | heap table scan | PL/Python peer | COPY curl\\|jq peer | "
+                   "unified_fdw without `raw` | its fetch (gzip) + PG parse |")
+        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for n in sizes:
             m = d[n]
             cells = [f"{fmt(m.get(k), 3)} ({rate(n, m.get(k))})" for k in
                      ("unified", "fetch_gzip", "fetch_plain", "parse_pg", "parse_jansson",
-                      "heap", "plpython", "copy_jq")]
+                      "heap", "plpython", "copy_jq", "typed_unified")]
+            tl = (m.get("typed_fetch_gzip") or 0) + (m.get("typed_parse_pg") or 0)
+            cells.append(f"{fmt(tl, 3)} ({rate(n, tl)})")
             out.append(f"| {n:,} | " + " | ".join(cells) + " |")
         out.append("")
         out.append("Ratios (time of unified_fdw against the limit; times of the peers "
                    "against unified_fdw):\n")
         out.append("| records | MB of pages | sandbox raw serving (rows/s) | "
                    "unified / (fetch + parse) | unified / max(fetch, parse) | "
-                   "unified / heap scan | PL/Python / unified | COPY\\|jq / unified |")
-        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
+                   "unified / heap scan | PL/Python / unified | COPY\\|jq / unified | "
+                   "without `raw`: unified / (fetch + parse) |")
+        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for n in sizes:
             m = d[n]
             u, f, p = m.get("unified"), m.get("fetch_gzip"), m.get("parse_pg")
             out.append(f"| {n:,} | {fmt(m.get('page_bytes', 0) / 1e6, 1)} | "
                        f"{rate(n, m.get('fetch_plain'))} | {ratio(u, f + p)} | "
                        f"{ratio(u, max(f, p))} | {ratio(u, m.get('heap'))} | "
-                       f"{ratio(m.get('plpython'), u)} | {ratio(m.get('copy_jq'), u)} |")
+                       f"{ratio(m.get('plpython'), u)} | {ratio(m.get('copy_jq'), u)} | "
+                       f"{ratio(m.get('typed_unified'), m.get('typed_fetch_gzip', 0) + m.get('typed_parse_pg', 0))} |")
         out.append("")
         out.append("Backend memory during the unified_fdw scan (VmHWM of the session):\n")
         out.append("| records | peak kB | growth during the scan kB | requests | bytes received |")
@@ -174,7 +179,7 @@ def targets(d, sizes, lat_n):
 
 def plot(data, png):
     """rows/s against result size, one line per method, log-log."""
-    series = [("unified", "unified\\_fdw"), ("fetch_gzip", "fetch (curl, gzip)"),
+    series = [("unified", "unified\\_fdw SELECT *"), ("typed_unified", "unified\\_fdw without raw"), ("fetch_gzip", "fetch (curl, gzip)"),
               ("limit", "fetch + PG parse"), ("heap", "local heap scan"),
               ("plpython", "PL/Python peer"), ("copy_jq", "COPY curl|jq peer")]
     with tempfile.TemporaryDirectory() as tmp:

@@ -3,14 +3,16 @@
 # Every system the benchmark covers provides these functions (prefix = the
 # system's short name, listed in throughput.sh's UFDW_BENCH_SYSTEMS):
 #
-#   bc_start N           start the sandbox with N purchase orders, its pages
-#                        pre-rendered; set SB_PID and SB_URL
+#   bc_prepare           choose the sandbox's address: set SB_URL
+#   bc_start N PATH...   start the sandbox with N purchase orders, the pages
+#                        of the collection PATHs (path?query) pre-rendered;
+#                        set SB_PID
 #   bc_server_sql S P    SQL creating server S (page size P), its user
 #                        mapping, schema S and the imported tables
 #   bc_collection_url    print the URL of the purchase orders collection
 #   bc_token             print a bearer token for curl
 #   bc_curl_headers      print curl's -H arguments, one per line
-#   bc_page_urls         print the URLs of the full scan's pages, in order
+#   bc_page_urls PATH    print the URLs of the pages of PATH, in order
 #                        (from the sandbox's request log of the warm-up)
 #   bc_plpy_call P       SQL calling the PL/Python peer (page size P)
 #   bc_copy_program P    the shell command COPY ... FROM PROGRAM runs
@@ -26,14 +28,16 @@ BC_CLIENT_SECRET=sandbox-client-secret
 BC_SCOPE=https://api.businesscentral.dynamics.com/.default
 BC_PATH="/v2.0/$BC_TENANT/production/api/v2.0/companies($BC_COMPANY)/purchaseOrders"
 
+bc_prepare() { SB_URL="http://127.0.0.1:$(ufdw_free_port)"; }
+
 bc_start() {
-    local n=$1 port
-    port=$(ufdw_free_port)
-    # the cache holds every page twice (plain and gzip); ~1.7 kB per order
-    ufdw_start_sandbox bc "$port" --orders "$n" --prerender "$BC_PATH" \
+    local n=$1 args=() p
+    shift
+    for p in "$@"; do args+=(--prerender "$p"); done
+    # the cache holds every page (plain; gzip on the side): ~1.5 kB per order
+    ufdw_start_sandbox bc "${SB_URL##*:}" --orders "$n" "${args[@]}" \
         --prerender-page-size "$PAGE_SIZE" --response-cache-mb $((n / 400 + 64))
     SB_PID=${UFDW_PIDS[-1]}
-    SB_URL="http://127.0.0.1:$port"
     bench_wait_prerender
 }
 
@@ -66,8 +70,14 @@ bc_curl_headers() {
 }
 
 bc_page_urls() {
+    local path=${1%%\?*} query=""
+    [[ $1 == *\?* ]] && query=${1#*\?}
+    # the first page, then the pages whose query is the first's plus a skip token
     curl -fsS "$SB_URL/_sandbox/requests?limit=20000" |
-        jq -r '.requests[] | select(.method == "GET" and (.path | endswith("/purchaseOrders")))
+        jq -r --arg p "$path" --arg q "$query" '.requests[]
+               | select(.method == "GET" and .path == $p and (.query == $q
+                        or (.query | startswith((if $q == "" then "" else $q + "&" end)
+                                                       + "$skiptoken="))))
                | .path + (if .query != "" then "?" + .query else "" end)' |
         awk -v base="$SB_URL" '!seen[$0]++ { print base $0 }'
 }

@@ -37,6 +37,8 @@ PAGE_SIZE=${UFDW_BENCH_PAGE_SIZE:-1000}
 # systems with a connector; each has test/bench/system_<name>.sh
 SYSTEMS=${UFDW_BENCH_SYSTEMS:-bc}
 COMMAND="bash test/bench/throughput.sh${*:+ $*}"
+# the unified model's columns of purchase_orders, without raw
+TYPED="id, number, status, vendor_id, vendor_name, order_date, currency, total_amount, company_id, created_at, updated_at"
 BENCH=$UFDW_ROOT/test/bench
 for sys in $SYSTEMS; do . "$BENCH/system_$sys.sh"; done
 
@@ -101,6 +103,12 @@ SELECT extract(epoch FROM clock_timestamp() - :'t0')::numeric(12,4),
 SQL
 }
 
+# first_request QUERY: the URL (path?query) of QUERY's first upstream request.
+first_request() {
+    q "EXPLAIN (VERBOSE, COSTS OFF) $1" |
+        sed -n 's|^ *Upstream Request: GET https\{0,1\}://[^/]*\(/.*\)$|\1|p' | head -1
+}
+
 # upstream COUNTER: the "Upstream COUNTER" figure of the last EXPLAIN.
 upstream() { sed -n "s/^ *Upstream $1: \([0-9.]*\).*/\1/p" "$UFDW_WORK/explain" | head -1; }
 
@@ -121,35 +129,51 @@ bench_size() {
     local sys=$1 n=$2 s="${1}_$2" reps=3 i t out hdrs=() line
     [ "$n" -gt 100000 ] && reps=1
     ufdw_log "$sys: sandbox with $n purchase orders, pages of $PAGE_SIZE"
-    local t0
-    t0=$(now)
-    "${sys}_start" "$n"
-    record "$sys" "$n" prerender "$(since "$t0")"
+    # the server exists before the sandbox does, so that the requests of
+    # both scans (SELECT * and the model columns without raw) can be read
+    # from EXPLAIN VERBOSE (no network I/O) and pre-rendered
+    local t0 full typed
+    "${sys}_prepare"
     "${sys}_server_sql" "$s" "$PAGE_SIZE" | psql -X -q -v ON_ERROR_STOP=1
+    full=$(first_request "SELECT * FROM $s.purchase_orders")
+    typed=$(first_request "SELECT $TYPED FROM $s.purchase_orders")
+    t0=$(now)
+    "${sys}_start" "$n" "$full" "$typed"
+    record "$sys" "$n" prerender "$(since "$t0")"
     local pages="$UFDW_WORK/pages" urls="$UFDW_WORK/urls"
     rm -rf "$pages"
-    mkdir -p "$pages"
-    "${sys}_page_urls" >"$urls"
+    mkdir -p "$pages/typed"
+    "${sys}_page_urls" "$full" >"$urls"
+    "${sys}_page_urls" "$typed" >"$urls.typed"
     while IFS= read -r line; do hdrs+=(-H "$line"); done < <("${sys}_curl_headers")
     awk '{ printf "url = \"%s\"\noutput = \"/dev/null\"\n", $0 }' "$urls" >"$UFDW_WORK/fetch.cfg"
+    awk '{ printf "url = \"%s\"\noutput = \"/dev/null\"\n", $0 }' "$urls.typed" \
+        >"$UFDW_WORK/fetch-typed.cfg"
     awk -v d="$pages" '{ printf "url = \"%s\"\noutput = \"%s/%06d.json\"\n", $0, d, NR }' \
         "$urls" >"$UFDW_WORK/save.cfg"
+    awk -v d="$pages/typed" '{ printf "url = \"%s\"\noutput = \"%s/%06d.json\"\n", $0, d, NR }' \
+        "$urls.typed" >>"$UFDW_WORK/save.cfg"
 
     ufdw_log "$sys $n: fetch ($(wc -l <"$urls") pages) and parse"
-    local plain=() gz=() pg=() pgnull=()
+    local plain=() gz=() gzt=() pg=() pgt=() pgnull=()
     for i in $(seq 1 "$reps"); do
         plain+=("$(curl_pages "$UFDW_WORK/fetch.cfg" "${hdrs[@]}")")
         gz+=("$(curl_pages "$UFDW_WORK/fetch.cfg" --compressed "${hdrs[@]}")")
+        gzt+=("$(curl_pages "$UFDW_WORK/fetch-typed.cfg" --compressed "${hdrs[@]}")")
     done
-    curl -fsS -K "$UFDW_WORK/save.cfg" "${hdrs[@]}"
+    curl -fsS -K "$UFDW_WORK/save.cfg" --compressed "${hdrs[@]}"
     record "$sys" "$n" fetch_plain "$(min "${plain[@]}")"
     record "$sys" "$n" fetch_gzip "$(min "${gz[@]}")"
+    record "$sys" "$n" typed_fetch_gzip "$(min "${gzt[@]}")"
     record "$sys" "$n" page_bytes "$(cat "$pages"/*.json | wc -c)"
+    record "$sys" "$n" typed_page_bytes "$(cat "$pages"/typed/*.json | wc -c)"
     for i in $(seq 1 "$reps"); do
         pg+=("$("$UFDW_WORK/json_parse" pg "$pages"/*.json | cut -d' ' -f2)")
+        pgt+=("$("$UFDW_WORK/json_parse" pg "$pages"/typed/*.json | cut -d' ' -f2)")
         pgnull+=("$("$UFDW_WORK/json_parse" pgnull "$pages"/*.json | cut -d' ' -f2)")
     done
     record "$sys" "$n" parse_pg "$(min "${pg[@]}")"
+    record "$sys" "$n" typed_parse_pg "$(min "${pgt[@]}")"
     record "$sys" "$n" parse_pgnull "$(min "${pgnull[@]}")"
     out=$("$UFDW_WORK/json_parse" jansson "$pages"/*.json)
     record "$sys" "$n" parse_jansson "$(echo "$out" | cut -d' ' -f2)"
@@ -171,6 +195,12 @@ bench_size() {
     record "$sys" "$n" unified_requests "$(upstream Requests)"
     record "$sys" "$n" unified_bytes "$(upstream Bytes)"
     [ "$(upstream Records)" = "$n" ] || { echo "unified_fdw read $(upstream Records) records" >&2; return 1; }
+    local typed_t=()
+    for i in $(seq 1 "$reps"); do
+        typed_t+=("$(bench_scan "(SELECT $TYPED FROM $s.purchase_orders) t" \
+            "SELECT $TYPED FROM $s.purchase_orders LIMIT 1 \\g /dev/null" | cut -d'|' -f1)")
+    done
+    record "$sys" "$n" typed_unified "$(min "${typed_t[@]}")"
 
     ufdw_log "$sys $n: local heap table"
     q "CREATE TABLE heap_$s AS SELECT * FROM $s.purchase_orders" >/dev/null

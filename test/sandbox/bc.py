@@ -1464,7 +1464,7 @@ class BcApp(SandboxApp):
                  client_id: str = DEFAULT_CLIENT_ID, client_secret: str = DEFAULT_CLIENT_SECRET,
                  basic_user: str = DEFAULT_BASIC_USER, basic_password: str = DEFAULT_BASIC_PASSWORD,
                  lcy_code: str = "", vendors: int = 25, items: int = 20,
-                 response_cache_mb: int = 256, prerender: Optional[str] = None,
+                 response_cache_mb: int = 256, prerender: Optional[list[str]] = None,
                  prerender_page_size: int = 1000):
         self.config_defaults = {
             # seconds an access token lives (expires_in of the token response)
@@ -1484,10 +1484,10 @@ class BcApp(SandboxApp):
             # repeated scans are then served at memory speed); 0 disables
             "response_cache_mb": response_cache_mb,
         }
-        # --prerender: collection path walked once at start-up (see serving)
-        self.prerender_path = prerender
+        # --prerender: collection paths walked once at start-up (see serving)
+        self.prerender_paths = prerender or []
         self.prerender_page_size = prerender_page_size
-        self.prerender_state: dict = {"state": "off"} if prerender is None else \
+        self.prerender_state: dict = {"state": "off"} if not prerender else \
             {"state": "pending", "pages": 0}
         self.config_validators = {
             "token_ttl": lambda v: v > 0,
@@ -1532,24 +1532,27 @@ class BcApp(SandboxApp):
                 "prerender": dict(self.prerender_state)}
 
     def serving(self) -> None:
-        if self.prerender_path is not None:
+        if self.prerender_paths:
             threading.Thread(target=self._prerender, name="prerender", daemon=True).start()
 
     def _prerender(self) -> None:
-        """Warm-up for benchmarks (``--prerender PATH``): walks every page of
-        the collection PATH (an online path with a tenant, e.g.
+        """Warm-up for benchmarks (``--prerender PATH``, repeatable): walks
+        every page of each collection PATH (an online path with a tenant and
+        optional query options, e.g.
         ``/v2.0/bench/production/api/v2.0/companies(<id>)/purchaseOrders``)
         through this server's own HTTP interface, as a client would, with
         ``Prefer: odata.maxpagesize=<--prerender-page-size>``, plain and
-        gzip-encoded.  Each page then sits in the response cache, keyed by
-        the exact request, so clients sending the same requests are served
-        from memory; nothing else changes.  Progress is in /_sandbox/health
+        gzip-encoded.  The paths are walked in step, page i of each in turn,
+        so the records generated for one are still in the record cache for
+        the next.  Each page then sits in the response cache, keyed by the
+        exact request, so clients sending the same requests are served from
+        memory; nothing else changes.  Progress is in /_sandbox/health
         (``prerender.state``: pending, running, done or failed)."""
         import http.client
         st = self.prerender_state
         started = time.monotonic()
         try:
-            m = re.match(r"^/v2\.0/([^/]+)/[^/]+/api/", self.prerender_path)
+            m = re.match(r"^/v2\.0/([^/]+)/[^/]+/api/", self.prerender_paths[0])
             if not m:
                 raise ValueError("--prerender needs an online path /v2.0/<tenant>/<env>/api/...")
             port = self.server.port
@@ -1562,11 +1565,12 @@ class BcApp(SandboxApp):
             r = conn.getresponse()
             token = json.loads(r.read())["access_token"]
             st["state"] = "running"
-            url: Optional[str] = self.prerender_path
+            urls: list = list(self.prerender_paths)
             prefix = f"http://127.0.0.1:{port}"
             for _ in range(10_000_000):          # bounded: one iteration per page
-                if url is None:
+                if not urls:
                     break
+                url = urls.pop(0)
                 headers = {"Authorization": "Bearer " + token, "Accept": "application/json",
                            "Prefer": f"odata.maxpagesize={self.prerender_page_size}"}
                 conn.request("GET", url, headers=headers)
@@ -1579,7 +1583,8 @@ class BcApp(SandboxApp):
                 nxt = json.loads(body).get("@odata.nextLink")
                 if nxt is not None and not nxt.startswith(prefix):
                     raise ValueError(f"unexpected next link {nxt}")
-                url = nxt[len(prefix):] if nxt else None
+                if nxt:
+                    urls.append(nxt[len(prefix):])
                 st["pages"] += 1
             st["state"] = "done"
         except Exception as e:  # noqa: BLE001 - reported through health
@@ -2244,10 +2249,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--items", type=int, default=20)
     parser.add_argument("--response-cache-mb", type=int, default=256,
                         help="default of the response_cache_mb setting (default 256)")
-    parser.add_argument("--prerender", metavar="PATH",
+    parser.add_argument("--prerender", metavar="PATH", action="append",
                         help="benchmarks: at start-up, request every page of the collection "
                              "PATH once (plain and gzip) so that it is served from the "
-                             "response cache; progress in /_sandbox/health")
+                             "response cache; repeatable; progress in /_sandbox/health")
     parser.add_argument("--prerender-page-size", type=int, default=1000,
                         help="odata.maxpagesize of the pre-rendered pages (default 1000)")
     return parser
