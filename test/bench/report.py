@@ -180,11 +180,12 @@ def targets(d, sizes, lat_n):
 def plot(data, png):
     """rows/s against result size, one line per method, log-log."""
     series = [("unified", "unified\\_fdw SELECT *"), ("typed_unified", "unified\\_fdw without raw"), ("fetch_gzip", "fetch (curl, gzip)"),
-              ("limit", "fetch + PG parse"), ("heap", "local heap scan"),
+              ("limit", "fetch + PG parse (SELECT * pages)"), ("heap", "local heap scan"),
               ("plpython", "PL/Python peer"), ("copy_jq", "COPY curl|jq peer")]
     with tempfile.TemporaryDirectory() as tmp:
         plots = []
-        for system in sorted({s for s, n in data if s != "all"}):
+        systems = sorted({s for s, n in data if s != "all"})
+        for system in systems:
             for key, title in series:
                 path = os.path.join(tmp, f"{system}-{key}.dat")
                 with open(path, "w") as f:
@@ -193,18 +194,20 @@ def plot(data, png):
                         t = (m["fetch_gzip"] + m["parse_pg"]) if key == "limit" else m.get(key)
                         if t:
                             f.write(f"{n} {n / t}\n")
-                name = SYSTEM_NAMES.get(system, system)
+                name = SYSTEM_NAMES.get(system, system) + ": " if len(systems) > 1 else ""
                 plots.append(f"'{path}' using 1:2 with linespoints lw 2 pt 7 "
-                             f"title '{name}: {title}'")
+                             f"title '{name}{title}'")
         script = "\n".join([
-            "set terminal pngcairo size 1000,620 font 'sans,11'" if _has_cairo()
-            else "set terminal png size 1000,620",
+            "set terminal pngcairo size 900,760 font 'sans,11'" if _has_cairo()
+            else "set terminal png size 900,760",
             f"set output '{png}'",
-            "set title 'Full scan of purchase\\_orders: rows/s against result size (higher is better)'",
+            "set title 'Full scan of purchase\\_orders"
+            + (f" ({SYSTEM_NAMES.get(systems[0], systems[0])})" if len(systems) == 1 else "")
+            + ": rows/s against result size (higher is better)'",
             "set logscale xy", "set grid",
             "set xlabel 'records in the result'", "set ylabel 'rows per second'",
             "set format y '%.0s%c'", "set format x '%.0s%c'",
-            "set key outside right top",
+            "set key below maxrows 4",
             "plot " + ", \\\n     ".join(plots), ""])
         subprocess.run(["gnuplot"], input=script, text=True, check=True)
 
@@ -233,6 +236,9 @@ def main():
         with open(md, "w", encoding="utf-8") as f:
             f.write(text)
         plot(data, os.path.join(docs, "benchmarks.png"))
+        # the raw measurements, to re-plot or compare runs
+        with open(os.path.join(docs, "benchmarks.tsv"), "w", encoding="utf-8") as f:
+            f.write(open(results, encoding="utf-8").read())
         print(f"wrote {md} and {os.path.join(docs, 'benchmarks.png')}")
 
 
