@@ -224,7 +224,7 @@ def main():
     total = data.get(("all", 0), {}).get("total_seconds")
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = (f"Measured {when} on {machine()}; the whole command took "
-            f"{fmt(total / 60 if total else None, 1)} min.\nCommand: `{command}`\n")
+            f"{fmt(total / 60 if total else None, 1)} min.\n\nCommand: `{command}`\n")
     body = head + "\n" + tables(data, page_size)
     print(body)
     if docs:
