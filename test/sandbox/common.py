@@ -275,17 +275,22 @@ class Response:
     """An HTTP response.  ``body`` is bytes, or an iterable of bytes chunks
     (sent with ``Transfer-Encoding: chunked``)."""
 
-    __slots__ = ("status", "body", "headers", "content_type")
+    __slots__ = ("status", "body", "headers", "content_type", "memo")
 
     def __init__(self, status: int = 200, body: Any = b"",
                  content_type: Optional[str] = "application/json; charset=utf-8",
-                 headers: Optional[list[tuple[str, str]]] = None):
+                 headers: Optional[list[tuple[str, str]]] = None,
+                 memo: Optional[dict] = None):
         self.status = status
         if isinstance(body, str):
             body = body.encode("utf-8")
         self.body = body
         self.content_type = content_type
         self.headers = list(headers or [])
+        # Shared by the copies of a cached response: encodings of ``body``
+        # computed once (``"gzip"``), so a cache hit costs no compression.
+        # The bytes sent are those an uncached response would get.
+        self.memo = memo
 
     @classmethod
     def json(cls, obj: Any, status: int = 200,
@@ -617,6 +622,10 @@ class SandboxApp:
     def health(self) -> dict:
         return {}
 
+    def serving(self) -> None:
+        """Called once by ``main`` when the server is listening (start
+        background work such as a warm-up here; return promptly)."""
+
 
 COMMON_CONFIG = {
     # Reject API requests beyond this many per rolling 60 s (0 = unlimited),
@@ -885,7 +894,13 @@ class SandboxHandler(BaseHTTPRequestHandler):
         headers = list(resp.headers)
         if compress and not streamed and srv.config["compress"] and len(body) > 256 \
                 and "gzip" in (req.header("Accept-Encoding") or "").lower():
-            body = gzip.compress(body, compresslevel=1)
+            memo = resp.memo
+            packed = memo.get("gzip") if memo is not None else None
+            if packed is None:
+                packed = gzip.compress(body, compresslevel=1)
+                if memo is not None:
+                    memo["gzip"] = packed
+            body = packed
             headers.append(("Content-Encoding", "gzip"))
             headers.append(("Vary", "Accept-Encoding"))
         if compress and not streamed and srv.config["chunked"] and not truncate:
@@ -1925,6 +1940,7 @@ def main(make_app: Callable[[argparse.Namespace], SandboxApp],
             f.write(f"{server.port}\n")
         os.replace(tmp, args.ready_file)
     print(f"LISTENING {server.server_address[0]} {server.port}", flush=True)
+    app.serving()
     try:
         server.serve_forever(poll_interval=0.2)
     except (KeyboardInterrupt, SystemExit):
