@@ -27,6 +27,9 @@
 #include "miscadmin.h"
 #include "utils/date.h"
 #include "utils/fmgroids.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
@@ -91,6 +94,10 @@ struct UfdwConverter
 	int			records_depth;	/* depth inside the records array, or 0 */
 	bool		in_record;
 	const char *record_start;
+	bool		build_raw;		/* build "raw" as jsonb while parsing */
+	JsonbParseState *raw_state; /* the record's jsonb under construction */
+	JsonbValue *raw_value;		/* the finished record, at its object end */
+	uint64		raw_in_array;	/* bit d: the container at depth d is an array */
 	int			cur_slot;		/* slot of the current record field, or -1 */
 	const char *cur_field;
 	MemoryContext record_cxt;	/* tokens of the current record */
@@ -203,6 +210,9 @@ ufdw_make_converter(const UfdwScanSpec *spec, const UfdwOptions *opts,
 			conv->attr_slots[a][f] = add_slot(conv, cm->fields[f].name);
 		if (cm->kind == UFDW_MAP_OPTION)
 			conv->option_values[a] = ufdw_option_value(opts->server_options, cm->option);
+		/* a jsonb "raw" is built from the page's own parse, not parsed again */
+		if (cm->kind == UFDW_MAP_RAW && conv->in_funcs[a].fn_oid == F_JSONB_IN)
+			conv->build_raw = true;
 	}
 	conv->record_cxt = AllocSetContextCreate(CurrentMemoryContext,
 											 "unified_fdw record",
@@ -362,6 +372,12 @@ finish_record(UfdwConverter *conv)
 			case UFDW_MAP_NULL:
 				continue;
 			case UFDW_MAP_RAW:
+				if (conv->build_raw && conv->in_funcs[a].fn_oid == F_JSONB_IN)
+				{
+					values[a] = JsonbPGetDatum(JsonbValueToJsonb(conv->raw_value));
+					nulls[a] = false;
+					continue;
+				}
 				text = pnstrdup(conv->record_start,
 								conv->lex->prev_token_terminator - conv->record_start);
 				break;
@@ -453,6 +469,69 @@ shape_error(UfdwConverter *conv, const char *what)
 					conv->relname, what)));
 }
 
+/*
+ * Building "raw": the record's tokens are pushed into a JsonbParseState as
+ * they are parsed, as jsonb_in's own semantic actions do, so the record is
+ * lexed once.  Allocations go to the record context; the finished jsonb is
+ * copied out in finish_record().
+ */
+#define RAW_MAX_DEPTH 63
+
+static void
+raw_push_container(UfdwConverter *conv, JsonbIteratorToken token)
+{
+	JsonbValue *v;
+	int			d = conv->depth - conv->records_depth;
+
+	if (token == WJB_BEGIN_OBJECT || token == WJB_BEGIN_ARRAY)
+	{
+		if (d > RAW_MAX_DEPTH)
+			shape_error(conv, "a record is nested too deeply");
+		if (token == WJB_BEGIN_ARRAY)
+			conv->raw_in_array |= UINT64CONST(1) << d;
+		else
+			conv->raw_in_array &= ~(UINT64CONST(1) << d);
+	}
+	v = pushJsonbValue(&conv->raw_state, token, NULL);
+	if (token == WJB_END_OBJECT && d == 0)
+		conv->raw_value = v;
+}
+
+static void
+raw_push_scalar(UfdwConverter *conv, char *token, JsonTokenType type)
+{
+	JsonbValue	v;
+	int			d = conv->depth - conv->records_depth - 1;
+
+	switch (type)
+	{
+		case JSON_TOKEN_STRING:
+			if (strlen(token) > JENTRY_OFFLENMASK)
+				shape_error(conv, "a string is too long for jsonb");
+			v.type = jbvString;
+			v.val.string.val = token;
+			v.val.string.len = strlen(token);
+			break;
+		case JSON_TOKEN_NUMBER:
+			v.type = jbvNumeric;
+			v.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in,
+																CStringGetDatum(token),
+																ObjectIdGetDatum(InvalidOid),
+																Int32GetDatum(-1)));
+			break;
+		case JSON_TOKEN_TRUE:
+		case JSON_TOKEN_FALSE:
+			v.type = jbvBool;
+			v.val.boolean = type == JSON_TOKEN_TRUE;
+			break;
+		default:
+			v.type = jbvNull;
+			break;
+	}
+	(void) pushJsonbValue(&conv->raw_state,
+						  (conv->raw_in_array >> d) & 1 ? WJB_ELEM : WJB_VALUE, &v);
+}
+
 static UFDW_JSON_ACTION
 on_object_start(void *state)
 {
@@ -463,6 +542,8 @@ on_object_start(void *state)
 		if (conv->depth == conv->records_depth + 1 && conv->cur_slot >= 0)
 			shape_error(conv, psprintf("field \"%s\" holds an object, not a value",
 									   conv->cur_field));
+		if (conv->build_raw)
+			raw_push_container(conv, WJB_BEGIN_OBJECT);
 	}
 	else if (conv->records_depth > 0 && conv->depth == conv->records_depth)
 	{
@@ -477,6 +558,11 @@ on_object_start(void *state)
 		conv->in_record = true;
 		conv->record_start = conv->lex->token_start;
 		conv->cur_slot = -1;
+		if (conv->build_raw)
+		{
+			conv->raw_state = NULL;
+			raw_push_container(conv, WJB_BEGIN_OBJECT);
+		}
 	}
 	conv->depth++;
 	UFDW_JSON_ACTION_RETURN;
@@ -488,6 +574,8 @@ on_object_end(void *state)
 	UfdwConverter *conv = state;
 
 	conv->depth--;
+	if (conv->in_record && conv->build_raw)
+		raw_push_container(conv, WJB_END_OBJECT);
 	if (conv->in_record && conv->depth == conv->records_depth)
 	{
 		finish_record(conv);
@@ -509,6 +597,8 @@ on_array_start(void *state)
 		if (conv->depth == conv->records_depth + 1 && conv->cur_slot >= 0)
 			shape_error(conv, psprintf("field \"%s\" holds an array, not a value",
 									   conv->cur_field));
+		if (conv->build_raw)
+			raw_push_container(conv, WJB_BEGIN_ARRAY);
 	}
 	else if (conv->records_depth == 0 && path_is(conv, conv->env->records, conv->depth))
 	{
@@ -527,6 +617,8 @@ on_array_end(void *state)
 	UfdwConverter *conv = state;
 
 	conv->depth--;
+	if (conv->in_record && conv->build_raw)
+		raw_push_container(conv, WJB_END_ARRAY);
 	if (!conv->in_record && conv->records_depth > 0 &&
 		conv->depth == conv->records_depth - 1)
 		conv->records_depth = 0;
@@ -540,6 +632,17 @@ on_field_start(void *state, char *fname, bool isnull)
 
 	if (conv->in_record)
 	{
+		if (conv->build_raw)
+		{
+			JsonbValue	key;
+
+			key.type = jbvString;
+			key.val.string.val = fname;
+			key.val.string.len = strlen(fname);
+			if (key.val.string.len > JENTRY_OFFLENMASK)
+				shape_error(conv, "a key is too long for jsonb");
+			(void) pushJsonbValue(&conv->raw_state, WJB_KEY, &key);
+		}
 		if (conv->depth == conv->records_depth + 1)
 		{
 			conv->cur_slot = find_slot(conv, fname);
@@ -576,6 +679,8 @@ on_scalar(void *state, char *token, JsonTokenType tokentype)
 			conv->slots[conv->cur_slot].token = token;
 			conv->slots[conv->cur_slot].type = tokentype;
 		}
+		if (conv->build_raw)
+			raw_push_scalar(conv, token, tokentype);
 	}
 	else if (conv->records_depth > 0 && conv->depth == conv->records_depth)
 		shape_error(conv, "a record is not an object");
