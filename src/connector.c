@@ -112,8 +112,13 @@ check_keys(const LoadPos *pos, json_t *obj, const char *const *allowed)
 	}
 }
 
+/*
+ * Member key of obj, which must have JSON type type (what names it in the
+ * error); NULL if it is absent and not required.
+ */
 static json_t *
-get_object(const LoadPos *pos, json_t *obj, const char *key, bool required)
+get_member(const LoadPos *pos, json_t *obj, const char *key, bool required,
+		   json_type type, const char *what)
 {
 	json_t	   *v = json_object_get(obj, key);
 	LoadPos		p = pos_child(pos, key);
@@ -124,43 +129,29 @@ get_object(const LoadPos *pos, json_t *obj, const char *key, bool required)
 			load_error(pos, psprintf("missing key \"%s\"", key), NULL);
 		return NULL;
 	}
-	if (!json_is_object(v))
-		load_error(&p, "expected an object", NULL);
+	if (json_typeof(v) != type)
+		load_error(&p, psprintf("expected %s", what), NULL);
 	return v;
+}
+
+static json_t *
+get_object(const LoadPos *pos, json_t *obj, const char *key, bool required)
+{
+	return get_member(pos, obj, key, required, JSON_OBJECT, "an object");
 }
 
 static json_t *
 get_array(const LoadPos *pos, json_t *obj, const char *key, bool required)
 {
-	json_t	   *v = json_object_get(obj, key);
-	LoadPos		p = pos_child(pos, key);
-
-	if (v == NULL)
-	{
-		if (required)
-			load_error(pos, psprintf("missing key \"%s\"", key), NULL);
-		return NULL;
-	}
-	if (!json_is_array(v))
-		load_error(&p, "expected an array", NULL);
-	return v;
+	return get_member(pos, obj, key, required, JSON_ARRAY, "an array");
 }
 
 static char *
 get_string(const LoadPos *pos, json_t *obj, const char *key, bool required)
 {
-	json_t	   *v = json_object_get(obj, key);
-	LoadPos		p = pos_child(pos, key);
+	json_t	   *v = get_member(pos, obj, key, required, JSON_STRING, "a string");
 
-	if (v == NULL)
-	{
-		if (required)
-			load_error(pos, psprintf("missing key \"%s\"", key), NULL);
-		return NULL;
-	}
-	if (!json_is_string(v))
-		load_error(&p, "expected a string", NULL);
-	return pstrdup(json_string_value(v));
+	return v ? pstrdup(json_string_value(v)) : NULL;
 }
 
 static int
