@@ -46,6 +46,7 @@ import itertools
 import json
 import os
 import random
+import re
 import select
 import signal
 import socket
@@ -56,6 +57,7 @@ import time
 import traceback
 import urllib.parse
 import uuid
+import zlib
 from array import array
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -392,9 +394,80 @@ class RequestLog:
 
 #: The action keys of a fault rule; exactly one must be present.
 FAULT_ACTIONS = ("status", "stall", "delay", "slow", "truncate", "malformed",
-                 "content_type", "reset")
+                 "content_type", "reset", "chunked_bytes", "gzip_bomb", "invalid_utf8")
+#: Largest body the ``chunked_bytes`` and ``gzip_bomb`` faults produce (4 GiB).
+MAX_FAULT_BYTES = 4 << 30
 _FAULT_KEYS = set(FAULT_ACTIONS) | {"match", "method", "times", "skip", "body",
                                    "retry_after", "headers", "id"}
+
+
+#: One record of the ``chunked_bytes`` body (any JSON array element fits a
+#: client's idea of a record; the size cap must stop it, not the content).
+_CHUNK_RECORD = b'{"id": "00000000-0000-0000-0000-000000000000", "number": "BIG", ' \
+    b'"displayName": "' + b"x" * 160 + b'"},'
+
+
+def _chunked_json(total: int) -> Iterable[bytes]:
+    """Streams a JSON document of exactly ``total`` bytes (an object with a
+    ``value`` array of records, padded with spaces), in 64 kB pieces, for
+    ``Transfer-Encoding: chunked``.  Bounded: at most total/64k iterations."""
+    head, tail = b'{"value": [', b'{}]}'
+    records = max(0, (total - len(head) - len(tail)) // len(_CHUNK_RECORD))
+    per_piece = max(1, 65536 // len(_CHUNK_RECORD))
+    pad = total - len(head) - len(tail) - records * len(_CHUNK_RECORD)
+    yield head + b" " * pad
+    piece = _CHUNK_RECORD * per_piece
+    while records >= per_piece:
+        yield piece
+        records -= per_piece
+    yield _CHUNK_RECORD * records + tail
+
+
+_BOMBS: dict[int, bytes] = {}
+
+
+def _gzip_bomb(total: int) -> bytes:
+    """A gzip body that inflates to a JSON document of exactly ``total``
+    bytes (``{"value": [`` spaces ``]}``, valid JSON).  Built once per size
+    in 1 MB steps (deflate reaches about 1000:1 on spaces), then cached."""
+    packed = _BOMBS.get(total)
+    if packed is not None:
+        return packed
+    head, tail = b'{"value": [', b']}'
+    comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    out = [comp.compress(head)]
+    left = max(0, total - len(head) - len(tail))
+    block = b" " * (1 << 20)
+    while left > 0:
+        n = min(left, len(block))
+        out.append(comp.compress(block[:n] if n < len(block) else block))
+        left -= n
+    out.append(comp.compress(tail))
+    out.append(comp.flush())
+    packed = b"".join(out)
+    if len(_BOMBS) >= 4:
+        _BOMBS.clear()
+    _BOMBS[total] = packed
+    return packed
+
+
+def _invalid_utf8(resp: Response, key: Any) -> Response:
+    """The normal body with the bytes C3 28 (an invalid UTF-8 sequence)
+    inserted at the start of the first string value of ``key``, or, for
+    ``true``, of the first key that does not start with ``@`` or ``_``
+    (so not ``@odata.*`` or ``__metadata``)."""
+    if resp.status >= 300:
+        return resp
+    body = resp.body_bytes()
+    if key is True:
+        pattern = rb'"[^"\\@_][^"\\]*"\s*:\s*"'
+    else:
+        pattern = b'"' + re.escape(str(key).encode("utf-8")) + rb'"\s*:\s*"'
+    m = re.search(pattern, body)
+    if m is None:
+        return Response(200, b'{"value": [{"id": "\xc3\x28"}]}', resp.content_type)
+    return Response(resp.status, body[:m.end()] + b"\xc3\x28" + body[m.end():],
+                    resp.content_type, list(resp.headers))
 
 
 class FaultRule:
@@ -444,6 +517,13 @@ class FaultRule:
         elif self.action == "content_type":
             if not isinstance(self.value, str) or not self.value:
                 raise ValueError("'content_type' must be a media type string")
+        elif self.action in ("chunked_bytes", "gzip_bomb"):
+            if isinstance(self.value, bool) or not isinstance(self.value, int) \
+                    or not 16 <= self.value <= MAX_FAULT_BYTES:
+                raise ValueError(f"'{self.action}' must be a byte count from 16 to {MAX_FAULT_BYTES}")
+        elif self.action == "invalid_utf8":
+            if self.value is not True and (not isinstance(self.value, str) or not self.value):
+                raise ValueError("'invalid_utf8' must be true or a JSON key name")
         elif self.value is not True:
             raise ValueError(f"'{self.action}' must be true")
         self._spec = dict(spec)
@@ -764,6 +844,17 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 return
             if rule is not None and rule.action == "delay":
                 self._sleep(min(float(rule.value), MAX_FAULT_SECONDS))
+            if rule is not None and rule.action in ("chunked_bytes", "gzip_bomb"):
+                if rule.action == "chunked_bytes":
+                    resp = Response(200, _chunked_json(int(rule.value)),
+                                    srv.app.json_content_type)
+                else:
+                    resp = Response(200, _gzip_bomb(int(rule.value)),
+                                    srv.app.json_content_type,
+                                    [("Content-Encoding", "gzip")])
+                entry = srv.log.add(req, 200, rule.action)
+                self._send(req, resp, compress=False)
+                return
 
             limited = srv.rate_limited()
             if limited:
@@ -785,6 +876,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 resp = self._malformed(resp)
             elif action == "content_type":
                 resp = self._content_type(resp, rule.value)
+            elif action == "invalid_utf8":
+                resp = _invalid_utf8(resp, rule.value)
             entry = srv.log.add(req, resp.status,
                                 rule.action if rule is not None else
                                 ("rate_limit" if limited else None))

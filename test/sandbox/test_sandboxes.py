@@ -822,6 +822,42 @@ class FaultTests(SandboxCase):
         status, h, raw = self.po()
         self.assertEqual((status, h["Transfer-Encoding"], raw), (200, "chunked", plain))
 
+    def test_chunked_bytes_gzip_bomb_invalid_utf8(self):
+        self.control("POST", "faults", {"match": "purchaseOrders", "chunked_bytes": 300000})
+        status, h, raw = self.po()
+        self.assertEqual((status, h["Transfer-Encoding"], h["Content-Length"]),
+                         (200, "chunked", None))
+        self.assertEqual(len(raw), 300000)
+        self.assertGreater(len(json.loads(raw)["value"]), 1000)
+
+        self.control("POST", "faults", {"match": "purchaseOrders", "gzip_bomb": 4 << 20})
+        status, h, raw = self.po()
+        self.assertEqual((status, h["Content-Encoding"]), (200, "gzip"))
+        self.assertLess(len(raw), 16384)                     # small on the wire
+        inflated = gzip.decompress(raw)
+        self.assertEqual(len(inflated), 4 << 20)             # large once inflated
+        self.assertEqual(json.loads(inflated), {"value": []})
+
+        _s, _h, plain = self.po()
+        for value, key in ((True, b'"id"'), ("number", b'"number"')):
+            with self.subTest(value=value):
+                self.control("POST", "faults", {"match": "purchaseOrders", "invalid_utf8": value})
+                status, h, raw = self.po()
+                self.assertEqual(status, 200)
+                self.assertTrue(h["Content-Type"].startswith("application/json"))
+                with self.assertRaises(UnicodeDecodeError):
+                    raw.decode("utf-8")
+                at = raw.index(b"\xc3\x28")
+                self.assertRegex(raw[:at], key + rb'\s*:\s*"$')
+                self.assertEqual(raw[:at] + raw[at + 2:], plain)
+        _s, log = self.control("GET", "requests")
+        self.assertEqual([e["fault"] for e in log["requests"]],
+                         ["chunked_bytes", "gzip_bomb", None, "invalid_utf8", "invalid_utf8"])
+        for rule in ({"chunked_bytes": 0}, {"chunked_bytes": True}, {"gzip_bomb": "1"},
+                     {"gzip_bomb": 1 << 40}, {"invalid_utf8": False}, {"invalid_utf8": ""}):
+            with self.subTest(rule=rule):
+                self.assertEqual(self.control("POST", "faults", rule)[0], 400)
+
 
 # --------------------------------------------------------------------------
 # Routes, errors, data
