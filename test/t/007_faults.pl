@@ -39,6 +39,7 @@ sub alter_server
 
 # Runs $sql in a new session (after $setup), timed by the server, then
 # $NEXT in the same session.  $trigger->($pid) runs once the backend waits.
+# $after runs after the statement, before $NEXT.
 # Returns a hash: elapsed (s, server clock), sqlstate, err, out, next_ok,
 # trigger_elapsed (s from the trigger to the statement's end).
 sub run_fault
@@ -53,6 +54,7 @@ sub run_fault
 	  . "SELECT 'start', extract(epoch from clock_timestamp());\n"
 	  . "$sql\n"
 	  . "SELECT 'end', extract(epoch from clock_timestamp());\n"
+	  . ($o{after} // '')
 	  . "$NEXT\n\\q\n";
 	$h->pump_nb;
 	my ($pid, $t_trigger);
@@ -224,6 +226,12 @@ set_faults({ match => 'purchaseOrders', status => 200,
 $r = run_fault('SELECT id FROM bc.purchase_orders;');
 check('\u0000 in a value', $r, '22P05', qr/field "id" of record 1/, 5);
 
+set_faults({ match => 'purchaseOrders', invalid_utf8 => JSON::PP::true });
+$r = run_fault('SELECT id FROM bc.purchase_orders;');
+check('invalid UTF-8 in a value', $r, '22021', qr/invalid byte sequence for encoding "UTF8": 0xc3 0x28/, 5);
+is(scalar(grep { ($_->{fault} // '') eq 'invalid_utf8' } @{ data_requests() }), 1,
+	'invalid UTF-8 in a value: the sandbox sent the fault');
+
 set_faults({ match => 'purchaseOrders', status => 200,
 	headers => { 'Content-Type' => 'application/json' },
 	body => '{"value": [], "@odata.nextLink": "x", "@odata.nextLink": "y"}' });
@@ -242,6 +250,31 @@ like(data_requests()->[0]{headers}{'Accept-Encoding'} // '', qr/gzip/,
 	'oversized body: the response was compressed (the cap counts inflated bytes)');
 alter_server("DROP max_response_bytes");
 sandbox_call($sb, 'POST', '/_sandbox/config', { chunked => JSON::PP::false });
+
+# ---- hostile bodies against an 8 MB cap: a 50 MB chunked body (no
+# Content-Length) and a 1 MB gzip body that inflates to 1 GB.  The backend's
+# peak resident size (VmHWM, read in the same session before and after)
+# grows by less than 3 x the cap. ----
+my $CAP = 8 * 1024 * 1024;
+my $hwm = "SELECT 'hwm', substring(pg_read_file('/proc/self/status') from 'VmHWM:\\s+(\\d+) kB');\n";
+alter_server("ADD max_response_bytes '$CAP'");
+for my $case ([ '50 MB chunked body', { chunked_bytes => 50 * 1024 * 1024 } ],
+	[ 'gzip bomb 1 MB -> 1 GB', { gzip_bomb => 1024 * 1024 * 1024 } ])
+{
+	my ($name, $rule) = @$case;
+	set_faults({ match => 'purchaseOrders', times => -1, %$rule });
+	$r = run_fault($Q, setup => $hwm, after => $hwm);
+	check($name, $r, '54000', qr/exceeds max_response_bytes \($CAP bytes\)/, 10);
+	my @hwm = $r->{out} =~ /^hwm\|(\d+)$/mg;
+	is(scalar @hwm, 2, "$name: VmHWM read before and after") or diag($r->{out});
+	my $growth = @hwm == 2 ? ($hwm[1] - $hwm[0]) * 1024 : -1;
+	ok($growth >= 0 && $growth < 3 * $CAP,
+		sprintf("$name: backend peak memory grew by %.1f MB (< %.0f MB)",
+			$growth / 1048576, 3 * $CAP / 1048576));
+	my @seen = grep { ($_->{fault} // '') eq (keys %$rule)[0] } @{ data_requests() };
+	cmp_ok(scalar @seen, '>=', 1, "$name: the sandbox sent the fault");
+}
+alter_server("DROP max_response_bytes");
 
 # ---- paging traps ----
 alter_server("ADD max_pages '2'");
