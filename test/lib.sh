@@ -104,6 +104,22 @@ ufdw_start_sandbox() {
     return 1
 }
 
+# ufdw_bc_server_sql URL PAGE_SIZE TENANT: SQL for server bc on the BC
+# sandbox at URL (OAuth client credentials), its user mapping, and schema bc
+# with every table imported.
+ufdw_bc_server_sql() {
+    cat <<SQL
+CREATE SERVER bc FOREIGN DATA WRAPPER unified_fdw OPTIONS (
+  system 'dynamics365_bc', instance_url '$1/v2.0/$3/production',
+  company_id 'bb6d48b6-c7b2-4a38-9a93-ad5506407f12',
+  token_url '$1/$3/oauth2/v2.0/token', allow_insecure 'true', page_size '$2');
+CREATE USER MAPPING FOR CURRENT_USER SERVER bc OPTIONS (
+  client_id 'sandbox-client-id', client_secret 'sandbox-client-secret');
+CREATE SCHEMA bc;
+IMPORT FOREIGN SCHEMA unified FROM SERVER bc INTO bc;
+SQL
+}
+
 ufdw_cleanup() {
     local pid
     for pid in "${UFDW_PIDS[@]}"; do

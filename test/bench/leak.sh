@@ -25,14 +25,7 @@ curl -fsS -XPOST "$BC/_sandbox/faults" \
 
 psql -X -q -v ON_ERROR_STOP=1 <<SQL
 CREATE EXTENSION unified_fdw;
-CREATE SERVER bc FOREIGN DATA WRAPPER unified_fdw OPTIONS (
-  system 'dynamics365_bc', instance_url '$BC/v2.0/leak/production',
-  company_id 'bb6d48b6-c7b2-4a38-9a93-ad5506407f12',
-  token_url '$BC/leak/oauth2/v2.0/token', allow_insecure 'true', page_size '20');
-CREATE USER MAPPING FOR CURRENT_USER SERVER bc OPTIONS (
-  client_id 'sandbox-client-id', client_secret 'sandbox-client-secret');
-CREATE SCHEMA bc;
-IMPORT FOREIGN SCHEMA unified FROM SERVER bc INTO bc;
+$(ufdw_bc_server_sql "$BC" "20" leak)
 CREATE FUNCTION failing_scans(n int) RETURNS int LANGUAGE plpgsql AS \$\$
 DECLARE failed int := 0;
 BEGIN

@@ -20,14 +20,7 @@ BC="http://127.0.0.1:$BC_PORT"
 
 psql -X -q -v ON_ERROR_STOP=1 <<SQL
 CREATE EXTENSION unified_fdw;
-CREATE SERVER bc FOREIGN DATA WRAPPER unified_fdw OPTIONS (
-  system 'dynamics365_bc', instance_url '$BC/v2.0/bench/production',
-  company_id 'bb6d48b6-c7b2-4a38-9a93-ad5506407f12',
-  token_url '$BC/bench/oauth2/v2.0/token', allow_insecure 'true', page_size '$PAGE_SIZE');
-CREATE USER MAPPING FOR CURRENT_USER SERVER bc OPTIONS (
-  client_id 'sandbox-client-id', client_secret 'sandbox-client-secret');
-CREATE SCHEMA bc;
-IMPORT FOREIGN SCHEMA unified FROM SERVER bc INTO bc;
+$(ufdw_bc_server_sql "$BC" "$PAGE_SIZE" bench)
 SQL
 
 printf '\n%-10s %10s %12s %16s %10s\n' rows page_size seconds "peak growth kB" rows/s

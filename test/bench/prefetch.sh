@@ -41,14 +41,7 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER sap OPTIONS (
   username 'sandbox-user', password 'sandbox-password');
 CREATE SCHEMA sap;
 IMPORT FOREIGN SCHEMA unified LIMIT TO (purchase_orders) FROM SERVER sap INTO sap;
-CREATE SERVER bc FOREIGN DATA WRAPPER unified_fdw OPTIONS (
-  system 'dynamics365_bc', instance_url '$BC/v2.0/bench/production',
-  company_id 'bb6d48b6-c7b2-4a38-9a93-ad5506407f12',
-  token_url '$BC/bench/oauth2/v2.0/token', allow_insecure 'true', page_size '$PAGE_SIZE');
-CREATE USER MAPPING FOR CURRENT_USER SERVER bc OPTIONS (
-  client_id 'sandbox-client-id', client_secret 'sandbox-client-secret');
-CREATE SCHEMA bc;
-IMPORT FOREIGN SCHEMA unified LIMIT TO (purchase_orders) FROM SERVER bc INTO bc;
+$(ufdw_bc_server_sql "$BC" "$PAGE_SIZE" bench)
 SQL
 
 # sandbox_post URL PATH JSON
