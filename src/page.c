@@ -711,6 +711,40 @@ on_scalar(void *state, char *token, JsonTokenType tokentype)
 }
 
 /*
+ * Finds the key of the value that starts at value in body: a value is
+ * preceded by "key" and a colon.  Sets *flen and returns the key's first
+ * character, or NULL when the text before value is not of that shape.
+ */
+static const char *
+value_key(const char *body, const char *value, int *flen)
+{
+	const char *p = value - 1;
+
+	while (p > body && isspace((unsigned char) *p))
+		p--;
+	if (p > body && *p == ':')
+	{
+		p--;
+		while (p > body && isspace((unsigned char) *p))
+			p--;
+		if (p > body && *p == '"')
+		{
+			const char *end = p;
+
+			p--;
+			while (p >= body && *p != '"' && *p != '\\' && end - p <= 100)
+				p--;
+			if (p >= body && *p == '"')
+			{
+				*flen = (int) (end - p - 1);
+				return p + 1;
+			}
+		}
+	}
+	return NULL;
+}
+
+/*
  * Raises the ERROR for a page the JSON parser rejected.  A NUL character
  * (\\u0000) is 22P05, like PostgreSQL's own json functions; inside a
  * record the field and record number are named.
@@ -724,37 +758,10 @@ json_error(UfdwConverter *conv, JsonParseErrorType rc)
 	const char *field = NULL;
 	int			flen = 0;
 
-	/*
-	 * The lexer fails on a value before its field is reported, so find the
-	 * key in the text: a value is preceded by "key" and a colon.
-	 */
+	/* the lexer fails on a value before its field is reported */
 	if (conv->in_record && conv->lex->token_start &&
 		conv->lex->token_start > conv->body)
-	{
-		const char *p = conv->lex->token_start - 1;
-
-		while (p > conv->body && isspace((unsigned char) *p))
-			p--;
-		if (p > conv->body && *p == ':')
-		{
-			p--;
-			while (p > conv->body && isspace((unsigned char) *p))
-				p--;
-			if (p > conv->body && *p == '"')
-			{
-				const char *end = p;
-
-				p--;
-				while (p >= conv->body && *p != '"' && *p != '\\' && end - p <= 100)
-					p--;
-				if (p >= conv->body && *p == '"')
-				{
-					field = p + 1;
-					flen = (int) (end - field);
-				}
-			}
-		}
-	}
+		field = value_key(conv->body, conv->lex->token_start, &flen);
 	if (field)
 		ereport(ERROR,
 				(errcode(untranslatable ? ERRCODE_UNTRANSLATABLE_CHARACTER :
@@ -770,6 +777,43 @@ json_error(UfdwConverter *conv, JsonParseErrorType rc)
 }
 
 /*
+ * Raises 22021 for a page that is not valid UTF-8 (the first valid bytes of
+ * body are valid), naming the field whose string value holds the bad bytes
+ * (found in the text: the value's opening quote, a colon, "key").
+ */
+static void
+pg_attribute_noreturn()
+encoding_error(UfdwConverter *conv, const char *body, size_t len, int valid)
+{
+	const char *bad = body + valid;
+	const char *p = bad - 1;
+	const char *field = NULL;
+	int			flen = 0;
+	int			l = Min(pg_encoding_mblen_bounded(PG_UTF8, bad), (int) (len - valid));
+	StringInfoData bytes;
+
+	initStringInfo(&bytes);
+	for (int i = 0; i < Max(l, 1); i++)
+		appendStringInfo(&bytes, "%s0x%02x", i ? " " : "", (unsigned char) bad[i]);
+
+	/* back to the opening quote of the string (at most 1000 bytes) */
+	while (p >= body && bad - p <= 1000 && !(*p == '"' && (p == body || p[-1] != '\\')))
+		p--;
+	if (p > body && *p == '"')
+		field = value_key(body, p, &flen);
+	if (field)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+				 errmsg("invalid UTF-8 in field \"%.*s\" for foreign table \"%s\"",
+						flen, field, conv->relname),
+				 errdetail("invalid byte sequence for encoding \"UTF8\": %s", bytes.data)));
+	ereport(ERROR,
+			(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+			 errmsg("invalid UTF-8 in response for foreign table \"%s\"", conv->relname),
+			 errdetail("invalid byte sequence for encoding \"UTF8\": %s", bytes.data)));
+}
+
+/*
  * Parses one page.  body must stay valid until the rows are no longer
  * needed (raw values are copied, other values are converted).  Rows are
  * allocated in the current memory context.
@@ -781,6 +825,7 @@ ufdw_parse_page(UfdwConverter *conv, char *body, size_t len,
 	JsonSemAction sem = {0};
 	JsonParseErrorType rc;
 	char	   *text;
+	int			valid;
 
 	if (len > (size_t) MaxAllocSize)
 		ereport(ERROR,
@@ -788,7 +833,11 @@ ufdw_parse_page(UfdwConverter *conv, char *body, size_t len,
 				 errmsg("response for foreign table \"%s\" is too large", conv->relname)));
 
 	/* validate UTF-8 (and convert, in a non-UTF-8 database) */
-	text = pg_any_to_server(body, (int) len, PG_UTF8);
+	valid = pg_encoding_verifymbstr(PG_UTF8, body, (int) len);
+	if (valid < (int) len)
+		encoding_error(conv, body, len, valid);
+	text = GetDatabaseEncoding() == PG_UTF8 ? body :
+		pg_any_to_server(body, (int) len, PG_UTF8);
 	if (text != body)
 		len = strlen(text);
 
