@@ -8,7 +8,7 @@
 
 UFDW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 UFDW_PG_MAJOR=${UFDW_PG_MAJOR:-15}
-UFDW_PACKAGES="build-essential pkg-config postgresql-$UFDW_PG_MAJOR postgresql-server-dev-$UFDW_PG_MAJOR libcurl4-openssl-dev libjansson-dev libipc-run-perl python3 curl"
+UFDW_PACKAGES="build-essential pkg-config postgresql-$UFDW_PG_MAJOR postgresql-server-dev-$UFDW_PG_MAJOR libcurl4-openssl-dev libjansson-dev libipc-run-perl python3 curl valgrind"
 UFDW_WORK=""             # temporary directory of this run
 UFDW_PIDS=()             # sandbox processes to stop
 UFDW_PGBIN=""
@@ -73,16 +73,36 @@ ufdw_free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# Starts a cluster listening on a Unix socket in $UFDW_WORK only.
+# ufdw_start_cluster [LAUNCHER...]: starts a cluster in $UFDW_WORK/data
+# listening on a Unix socket in $UFDW_WORK only.  With a LAUNCHER (test/valgrind
+# passes valgrind and its options) the postmaster runs as
+# "LAUNCHER postgres ..." in the background instead of through pg_ctl, and is
+# waited for (up to UFDW_START_WAIT seconds, default 300) with pg_isready;
+# pg_ctl stop still works, as the launcher keeps the postmaster's pid.
 ufdw_start_cluster() {
     PGPORT=$(ufdw_free_port)
     PGHOST=$UFDW_WORK
     PGUSER=postgres
     PGDATABASE=postgres
-    ufdw_log "starting PostgreSQL $UFDW_PG_MAJOR on port $PGPORT"
+    ufdw_log "starting PostgreSQL $UFDW_PG_MAJOR on port $PGPORT${1:+ under $1}"
     ufdw_as_owner "$UFDW_PGBIN/initdb" -D "$UFDW_WORK/data" -A trust -U postgres >"$UFDW_WORK/initdb.log" 2>&1
-    ufdw_as_owner "$UFDW_PGBIN/pg_ctl" -D "$UFDW_WORK/data" -w -l "$UFDW_WORK/postgres.log" \
-        -o "-p $PGPORT -k $UFDW_WORK -c listen_addresses='' ${UFDW_PG_OPTS:-}" start >/dev/null
+    if [ $# -eq 0 ]; then
+        ufdw_as_owner "$UFDW_PGBIN/pg_ctl" -D "$UFDW_WORK/data" -w -l "$UFDW_WORK/postgres.log" \
+            -o "-p $PGPORT -k $UFDW_WORK -c listen_addresses='' ${UFDW_PG_OPTS:-}" start >/dev/null
+        return
+    fi
+    # shellcheck disable=SC2086 # UFDW_PG_OPTS holds plain words
+    ufdw_as_owner "$@" "$UFDW_PGBIN/postgres" -D "$UFDW_WORK/data" -p "$PGPORT" \
+        -k "$UFDW_WORK" -c listen_addresses= ${UFDW_PG_OPTS:-} \
+        >>"$UFDW_WORK/postgres.log" 2>&1 </dev/null &
+    for _ in $(seq 1 $((${UFDW_START_WAIT:-300} * 2))); do
+        "$UFDW_PGBIN/pg_isready" -q -h "$PGHOST" -p "$PGPORT" && return 0
+        kill -0 $! 2>/dev/null || break
+        sleep 0.5
+    done
+    echo "the postmaster did not start; its log:" >&2
+    tail -50 "$UFDW_WORK/postgres.log" >&2
+    return 1
 }
 
 # ufdw_start_sandbox NAME PORT [ARGS...]: starts test/sandbox/NAME.py on
@@ -102,6 +122,20 @@ ufdw_start_sandbox() {
     echo "sandbox $name did not start; its log:" >&2
     cat "$UFDW_WORK/sandbox-$name.log" >&2
     return 1
+}
+
+# Starts the Business Central, SAP and NetSuite sandboxes (60 purchase orders
+# each) on free loopback ports and exports what the regression suites read:
+# UFDW_BC_URL, UFDW_SAP_URL, UFDW_NETSUITE_URL and UFDW_FIXTURES.
+ufdw_start_sandboxes() {
+    UFDW_BC_URL="http://127.0.0.1:$(ufdw_free_port)"
+    UFDW_SAP_URL="http://127.0.0.1:$(ufdw_free_port)"
+    UFDW_NETSUITE_URL="http://127.0.0.1:$(ufdw_free_port)"
+    UFDW_FIXTURES="$UFDW_ROOT/test/fixtures/connectors"
+    export UFDW_BC_URL UFDW_SAP_URL UFDW_NETSUITE_URL UFDW_FIXTURES
+    ufdw_start_sandbox bc "${UFDW_BC_URL##*:}" --orders 60 &&
+        ufdw_start_sandbox sap "${UFDW_SAP_URL##*:}" --orders 60 &&
+        ufdw_start_sandbox netsuite "${UFDW_NETSUITE_URL##*:}" --orders 60
 }
 
 # ufdw_bc_server_sql URL PAGE_SIZE TENANT: SQL for server bc on the BC
