@@ -78,7 +78,8 @@ ufdw_free_port() {
 # passes valgrind and its options) the postmaster runs as
 # "LAUNCHER postgres ..." in the background instead of through pg_ctl, and is
 # waited for (up to UFDW_START_WAIT seconds, default 300) with pg_isready;
-# pg_ctl stop still works, as the launcher keeps the postmaster's pid.
+# pg_ctl stop still works, as the launcher keeps the postmaster's pid, and
+# ufdw_cleanup also signals the launcher.
 ufdw_start_cluster() {
     PGPORT=$(ufdw_free_port)
     PGHOST=$UFDW_WORK
@@ -95,6 +96,7 @@ ufdw_start_cluster() {
     ufdw_as_owner "$@" "$UFDW_PGBIN/postgres" -D "$UFDW_WORK/data" -p "$PGPORT" \
         -k "$UFDW_WORK" -c listen_addresses= ${UFDW_PG_OPTS:-} \
         >>"$UFDW_WORK/postgres.log" 2>&1 </dev/null &
+    UFDW_PIDS+=($!)    # stops a postmaster that never wrote postmaster.pid
     for _ in $(seq 1 $((${UFDW_START_WAIT:-300} * 2))); do
         "$UFDW_PGBIN/pg_isready" -q -h "$PGHOST" -p "$PGPORT" && return 0
         kill -0 $! 2>/dev/null || break
