@@ -3,6 +3,7 @@
 on any error that test/valgrind.supp does not suppress.
 
     python3 test/valgrind_check.py LOGDIR SUPPRESSIONS LIBRARY
+    python3 test/valgrind_check.py --self-test SUPPRESSIONS LIBRARY
 
 valgrind itself runs without our suppression file (with --gen-suppressions=all
 and --show-error-list=yes), so every error reaches this script, which applies
@@ -203,7 +204,70 @@ def alloc_prefix(stack):
     return out
 
 
+SELF_TEST_LOG = """\
+==7== Command: postgres
+==7== ERROR SUMMARY: 2 errors from 1 contexts (suppressed: 0 from 0)
+==7== 
+==7== 2 errors in context 1 of 1:
+==7== Syscall param pwrite64(buf) points to uninitialised byte(s)
+==7==    at 0x1: pwrite (pwrite64.c:25)
+==7==    by 0x2: ??? (in /usr/lib/postgresql/15/bin/postgres)
+==7==    by 0x3: %(middle)s (in /usr/lib/postgresql/15/bin/postgres)
+==7==    by 0x4: XLogFlush (in /usr/lib/postgresql/15/bin/postgres)
+==7==    by 0x5: main (in /usr/lib/postgresql/15/bin/postgres)
+==7==  Uninitialised value was created by a stack allocation
+==7==    at 0x6: %(origin)s (in /usr/lib/postgresql/15/bin/postgres)
+==7== 
+{
+   <insert_a_suppression_name_here>
+   Memcheck:Param
+   pwrite64(buf)
+   fun:pwrite
+   obj:/usr/lib/postgresql/15/bin/postgres
+   fun:%(middle)s
+   fun:XLogFlush
+   fun:main
+}
+%(summary)s"""
+
+
+def self_test(supp_path, library):
+    """Runs the checker on made-up logs: a WAL padding error that the rules
+    suppress, the same with one of our functions inside the span of the
+    rule or as the origin of the bytes (both must fail), and a log without
+    a summary (must fail)."""
+    import tempfile
+    ours_fn = sorted(our_functions(library))[0]
+    summary = "==7== ERROR SUMMARY: 2 errors from 1 contexts (suppressed: 0 from 0)"
+    cases = [("PostgreSQL only", "XLogWrite", "heap_multi_insert", summary, 0),
+             ("ours under the rule", ours_fn, "heap_multi_insert", summary, 1),
+             ("ours as origin", "XLogWrite", ours_fn, summary, 1),
+             ("no summary", "XLogWrite", "heap_multi_insert", "", 1)]
+    failed = 0
+    for name, middle, origin, summ, want in cases:
+        with tempfile.TemporaryDirectory() as d:
+            text = SELF_TEST_LOG % {"middle": middle, "origin": origin,
+                                    "summary": summ}
+            if not summ:
+                text = text.replace(summary, "==7== (none)")
+            with open(os.path.join(d, "valgrind.7.log"), "w") as f:
+                f.write(text)
+            got = subprocess.run([sys.executable, __file__, d, supp_path,
+                                  library], capture_output=True, text=True)
+            ok = got.returncode == want and \
+                (want == 0 or "ERROR IN unified_fdw" in got.stdout or
+                 "no ERROR SUMMARY" in got.stdout)
+            print("valgrind_check self-test: %s: %s" % (
+                name, "ok" if ok else "FAILED (exit %d)" % got.returncode))
+            if not ok:
+                print(got.stdout)
+                failed += 1
+    return 1 if failed else 0
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--self-test":
+        return self_test(sys.argv[2], sys.argv[3])
     if len(sys.argv) != 4:
         sys.exit(__doc__)
     logdir, supp_path, library = sys.argv[1:]
@@ -234,7 +298,8 @@ def main():
         flag = "ERROR IN unified_fdw" if err.ours else "error"
         print("==== %s: %d occurrence(s) in %d process(es)%s" % (
             flag, err.count, len(err.pids),
-            " (rule %s refused: a covered frame is ours)" % err.refused
+            " (rule %s refused: unified_fdw is in a frame it covers or in the "
+            "allocation/origin)" % err.refused
             if err.refused else ""))
         print("\n".join(err.text))
         print()
