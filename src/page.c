@@ -582,7 +582,7 @@ on_object_end(void *state)
 		conv->in_record = false;
 		MemoryContextSwitchTo(conv->envelope_cxt);
 	}
-	else if (!conv->in_record && conv->depth < MAX_ENVELOPE_DEPTH + 1)
+	else if (!conv->in_record && conv->depth < MAX_ENVELOPE_DEPTH)
 		conv->keys[conv->depth + 1] = NULL;
 	UFDW_JSON_ACTION_RETURN;
 }
