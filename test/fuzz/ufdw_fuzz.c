@@ -37,6 +37,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "lib/ilist.h"
 #include "mb/pg_wchar.h"
 #include "nodes/makefuncs.h"
 #include "nodes/value.h"
@@ -89,6 +90,153 @@ violation(const char *fmt,...)
 	fputc('\n', stderr);
 	fflush(stderr);
 	abort();
+}
+
+/* ----------------------------------------------------------------
+ * A memory context ASan can check
+ * ----------------------------------------------------------------
+ *
+ * An AllocSet carves chunks out of large malloc'd blocks, so ASan cannot
+ * see a read or write past the end of a palloc'd chunk.  In this context
+ * every chunk is its own allocation from ASan's allocator (called directly:
+ * the runtime is loaded with this module, after libc, so "malloc" here is
+ * libc's), with ASan's redzones around it and freed memory quarantined.
+ * The engine sources are compiled with AllocSetContextCreateInternal
+ * renamed to ufdw_fuzz_context_create (Makefile), so the contexts page.c
+ * makes are of this kind too; the harness runs every input in one.
+ */
+
+extern void *__interceptor_malloc(size_t size);
+extern void *__interceptor_realloc(void *ptr, size_t size);
+extern void __interceptor_free(void *ptr);
+
+typedef struct CheckedChunk
+{
+	dlist_node	node;			/* in the context's list of chunks */
+	Size		size;			/* as requested */
+	MemoryContext context;		/* last: GetMemoryChunkContext() reads it */
+} CheckedChunk;
+
+typedef struct CheckedContext
+{
+	MemoryContextData header;
+	dlist_head	chunks;
+} CheckedContext;
+
+#define CHUNK_OF(ptr) ((CheckedChunk *) (ptr) - 1)
+
+static void *
+checked_alloc(MemoryContext context, Size size)
+{
+	CheckedContext *cxt = (CheckedContext *) context;
+	CheckedChunk *chunk = __interceptor_malloc(sizeof(CheckedChunk) + size);
+
+	if (chunk == NULL)
+		return NULL;
+	chunk->size = size;
+	chunk->context = context;
+	dlist_push_tail(&cxt->chunks, &chunk->node);
+	context->mem_allocated += size;
+	return chunk + 1;
+}
+
+static void
+checked_free(MemoryContext context, void *pointer)
+{
+	CheckedChunk *chunk = CHUNK_OF(pointer);
+
+	dlist_delete(&chunk->node);
+	context->mem_allocated -= chunk->size;
+	__interceptor_free(chunk);
+}
+
+static void *
+checked_realloc(MemoryContext context, void *pointer, Size size)
+{
+	CheckedContext *cxt = (CheckedContext *) context;
+	CheckedChunk *chunk = CHUNK_OF(pointer);
+	CheckedChunk *moved;
+
+	dlist_delete(&chunk->node);
+	moved = __interceptor_realloc(chunk, sizeof(CheckedChunk) + size);
+	if (moved == NULL)
+	{
+		dlist_push_tail(&cxt->chunks, &chunk->node);
+		return NULL;
+	}
+	context->mem_allocated += size - moved->size;
+	moved->size = size;
+	dlist_push_tail(&cxt->chunks, &moved->node);
+	return moved + 1;
+}
+
+static void
+checked_reset(MemoryContext context)
+{
+	CheckedContext *cxt = (CheckedContext *) context;
+	dlist_mutable_iter iter;
+
+	dlist_foreach_modify(iter, &cxt->chunks)
+	{
+		dlist_delete(iter.cur);
+		__interceptor_free(dlist_container(CheckedChunk, node, iter.cur));
+	}
+	context->mem_allocated = 0;
+}
+
+static void
+checked_delete(MemoryContext context)
+{
+	checked_reset(context);
+	__interceptor_free(context);
+}
+
+static Size
+checked_chunk_space(MemoryContext context, void *pointer)
+{
+	return sizeof(CheckedChunk) + CHUNK_OF(pointer)->size;
+}
+
+static bool
+checked_is_empty(MemoryContext context)
+{
+	return dlist_is_empty(&((CheckedContext *) context)->chunks);
+}
+
+static void
+checked_stats(MemoryContext context, MemoryStatsPrintFunc printfunc, void *passthru,
+			  MemoryContextCounters *totals, bool print_to_stderr)
+{
+	if (printfunc)
+		printfunc(context, passthru, "ASan-checked chunks", print_to_stderr);
+	if (totals)
+		totals->totalspace += context->mem_allocated;
+}
+
+static const MemoryContextMethods checked_methods = {
+	checked_alloc, checked_free, checked_realloc, checked_reset, checked_delete,
+	checked_chunk_space, checked_is_empty, checked_stats
+};
+
+/* Takes the place of AllocSetContextCreateInternal in the engine sources. */
+MemoryContext ufdw_fuzz_context_create(MemoryContext parent, const char *name,
+									   Size minContextSize, Size initBlockSize,
+									   Size maxBlockSize);
+
+MemoryContext
+ufdw_fuzz_context_create(MemoryContext parent, const char *name,
+						 Size minContextSize, Size initBlockSize, Size maxBlockSize)
+{
+	CheckedContext *cxt = __interceptor_malloc(sizeof(CheckedContext));
+
+	if (cxt == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	dlist_init(&cxt->chunks);
+	MemoryContextCreate((MemoryContext) cxt, T_AllocSetContext, &checked_methods,
+						parent, name);
+	return (MemoryContext) cxt;
 }
 
 /* ----------------------------------------------------------------
@@ -417,11 +565,11 @@ fuzz_page(const uint8_t *data, size_t size)
 		return -1;
 	/* exactly sized, so that ASan sees a read past the terminator */
 	in.len = size - 2;
-	in.body = malloc(in.len + 1);
+	in.body = __interceptor_malloc(in.len + 1);
 	memcpy(in.body, data + 2, in.len);
 	in.body[in.len] = '\0';
 	run_guarded(page_input, &in);
-	free(in.body);
+	__interceptor_free(in.body);
 	return 0;
 }
 
@@ -963,8 +1111,8 @@ ufdw_fuzz(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("the fuzz targets need a UTF8 database")));
 	load_connectors(dir);
-	input_cxt = AllocSetContextCreate(TopMemoryContext, "ufdw_fuzz input",
-									  ALLOCSET_DEFAULT_SIZES);
+	input_cxt = ufdw_fuzz_context_create(TopMemoryContext, "ufdw_fuzz input",
+										 ALLOCSET_DEFAULT_SIZES);
 
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	argc = n + 1;
