@@ -329,27 +329,6 @@ pick_table(int system, int table)
 	return conns[system % NCONN]->tables[table % model->ntables];
 }
 
-static Oid
-coltype_oid(UfdwColType t)
-{
-	switch (t)
-	{
-		case UFDW_TYPE_TEXT:
-			return TEXTOID;
-		case UFDW_TYPE_NUMERIC:
-			return NUMERICOID;
-		case UFDW_TYPE_INTEGER:
-			return INT4OID;
-		case UFDW_TYPE_DATE:
-			return DATEOID;
-		case UFDW_TYPE_TIMESTAMPTZ:
-			return TIMESTAMPTZOID;
-		case UFDW_TYPE_JSONB:
-			return JSONBOID;
-	}
-	return InvalidOid;
-}
-
 /* ----------------------------------------------------------------
  * Target "page": page bodies to rows
  * ----------------------------------------------------------------
@@ -389,7 +368,7 @@ convert(const PageInput *in, Oid raw_type, Rows *rows)
 	rows->tupdesc = CreateTemplateTupleDesc(mt->ncolumns);
 	for (int c = 0; c < mt->ncolumns; c++)
 	{
-		Oid			type = coltype_oid(mt->columns[c].type);
+		Oid			type = ufdw_coltype_oid(mt->columns[c].type);
 
 		if (type == JSONBOID)
 			type = raw_type;
@@ -890,6 +869,40 @@ string_member(List *list, const char *s)
 }
 
 /*
+ * Is param a value of the tree, a native code of the table's value maps, or
+ * a LIKE pattern made of a value ('%' around it, '%', '_' and '\' escaped)?
+ */
+static bool
+bound_value_ok(FilterInput *fi, const UfdwTableMap *tm, const char *param)
+{
+	ListCell   *lc;
+
+	if (string_member(fi->values, param))
+		return true;
+	for (int c = 0; c < tm->model->ncolumns; c++)
+		for (int m = 0; m < tm->columns[c].nmap; m++)
+			if (strcmp(param, tm->columns[c].map_from[m]) == 0)
+				return true;
+	foreach(lc, fi->values)
+	{
+		StringInfoData pat;
+
+		initStringInfo(&pat);
+		for (const char *s = lfirst(lc); *s; s++)
+		{
+			if (*s == '%' || *s == '_' || *s == '\\')
+				appendStringInfoChar(&pat, '\\');
+			appendStringInfoChar(&pat, *s);
+		}
+		appendStringInfoChar(&pat, '%');
+		if (strcmp(param, pat.data) == 0 ||
+			(param[0] == '%' && strcmp(param + 1, pat.data) == 0))
+			return true;
+	}
+	return false;
+}
+
+/*
  * Properties of a rendered filter (text, params) for conn:
  *	 - quoted literals are closed (quotes doubled inside), parentheses
  *	   balance outside them, and outside them there is nothing but
@@ -898,8 +911,9 @@ string_member(List *list, const char *s)
  *	   the table's value maps or a null value of the connector (a value
  *	   whose quotes were not doubled would show up as other literals);
  *	 - SuiteQL: values are bound, never in the text: every literal is one
- *	   of the connector's own expressions' or the date format, and there
- *	   are as many ? as params;
+ *	   of the connector's own expressions' or the date format, there are as
+ *	   many ? as params, and each param is a value of the tree, a native
+ *	   code or a LIKE pattern made of a value;
  *	 - the conjunction is exact iff every filter alone renders exactly.
  */
 static void
@@ -938,6 +952,12 @@ check_rendered(FilterInput *fi, const UfdwConnector *conn, const UfdwTableMap *t
 		if (placeholders != list_length(params))
 			violation("%s: %d placeholders, %d params: %s", conn->system,
 					  placeholders, list_length(params), text);
+		foreach(lc, params)
+		{
+			if (!bound_value_ok(fi, tm, lfirst(lc)))
+				violation("%s: param \"%s\" is no value of the filter: %s",
+						  conn->system, (char *) lfirst(lc), text);
+		}
 	}
 	else
 	{
