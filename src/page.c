@@ -704,7 +704,8 @@ on_scalar(void *state, char *token, JsonTokenType tokentype)
 
 		errno = 0;
 		conv->info->total_count = strtoll(token, &end, 10);
-		if (errno || *end)
+		/* a count that is no count (or a negative one) is no count */
+		if (errno || *end || end == token || conv->info->total_count < 0)
 			conv->info->total_count = -1;
 	}
 	UFDW_JSON_ACTION_RETURN;
