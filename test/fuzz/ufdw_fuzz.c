@@ -70,6 +70,8 @@ static const char *const connector_files[] = {
 static UfdwModel *model;
 static UfdwConnector *conns[NCONN];
 static MemoryContext input_cxt;		/* reset after every input */
+static MemoryContext guard_cxt;		/* the same, for what the subtransaction
+									 * and error handling leave behind */
 static const char *company_id = "bb6d48b6-c7b2-4a38-9a93-ad5506407f12";
 
 /* A property violation: print it and abort() so libFuzzer keeps the input. */
@@ -257,13 +259,15 @@ typedef enum Stage
 static volatile Stage stage;
 
 /*
- * Runs fn(arg) in a subtransaction; an ERROR raised for bad input rolls it
- * back and is forgotten.
+ * Runs fn(arg) in a subtransaction, rolled back afterwards (a committed
+ * one would keep its memory until the end of the transaction, and the
+ * whole run is one); an ERROR raised for bad input is forgotten.
  */
 static void
 run_guarded(void (*fn) (void *arg), void *arg)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
+	MemoryContext callercxt = MemoryContextSwitchTo(guard_cxt);
+	MemoryContext oldcxt = guard_cxt;
 	ResourceOwner oldowner = CurrentResourceOwner;
 
 	stage = STAGE_INPUT;
@@ -273,7 +277,7 @@ run_guarded(void (*fn) (void *arg), void *arg)
 	{
 		fn(arg);
 		MemoryContextSwitchTo(oldcxt);
-		ReleaseCurrentSubTransaction();
+		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
 	}
@@ -296,7 +300,9 @@ run_guarded(void (*fn) (void *arg), void *arg)
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
+	MemoryContextSwitchTo(callercxt);
 	MemoryContextReset(input_cxt);
+	MemoryContextReset(guard_cxt);
 }
 
 /* Reads the fuzz input a byte at a time; zeros once it is used up. */
@@ -1133,6 +1139,8 @@ ufdw_fuzz(PG_FUNCTION_ARGS)
 	load_connectors(dir);
 	input_cxt = ufdw_fuzz_context_create(TopMemoryContext, "ufdw_fuzz input",
 										 ALLOCSET_DEFAULT_SIZES);
+	guard_cxt = AllocSetContextCreate(TopMemoryContext, "ufdw_fuzz guard",
+									  ALLOCSET_DEFAULT_SIZES);
 
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	argc = n + 1;
