@@ -267,7 +267,6 @@ static void
 run_guarded(void (*fn) (void *arg), void *arg)
 {
 	MemoryContext callercxt = MemoryContextSwitchTo(guard_cxt);
-	MemoryContext oldcxt = guard_cxt;
 	ResourceOwner oldowner = CurrentResourceOwner;
 
 	stage = STAGE_INPUT;
@@ -276,20 +275,20 @@ run_guarded(void (*fn) (void *arg), void *arg)
 	PG_TRY();
 	{
 		fn(arg);
-		MemoryContextSwitchTo(oldcxt);
+		MemoryContextSwitchTo(guard_cxt);
 		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
+		MemoryContextSwitchTo(guard_cxt);
 		CurrentResourceOwner = oldowner;
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
 
-		MemoryContextSwitchTo(oldcxt);
+		MemoryContextSwitchTo(guard_cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
+		MemoryContextSwitchTo(guard_cxt);
 		CurrentResourceOwner = oldowner;
 		if (stage != STAGE_INPUT)
 			violation("ERROR after the input was accepted: %s", edata->message);
@@ -1145,7 +1144,9 @@ ufdw_fuzz(PG_FUNCTION_ARGS)
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	argc = n + 1;
 	argv = palloc0(sizeof(char *) * (argc + 1));
-	argv[0] = psprintf("ufdw_fuzz_%s", target);
+	/* -merge=1 runs argv[0] for its inner passes: test/fuzz/inner */
+	argv[0] = getenv("UFDW_FUZZ_ARGV0") ? getenv("UFDW_FUZZ_ARGV0") :
+		psprintf("ufdw_fuzz_%s", target);
 	for (int i = 0; i < n; i++)
 		argv[i + 1] = nulls[i] ? "" : TextDatumGetCString(elems[i]);
 	fflush(stderr);
