@@ -73,8 +73,9 @@ typedef struct BuildCtx
 	void	   *eval_arg;
 } BuildCtx;
 
-static Oid
-coltype_oid(UfdwColType t)
+/* The type OID of model column type t. */
+Oid
+ufdw_coltype_oid(UfdwColType t)
 {
 	switch (t)
 	{
@@ -113,7 +114,7 @@ var_column(const BuildCtx *ctx, Node *n)
 	if (c < 0)
 		return -1;
 	/* a column declared with another type than the model's stays local */
-	if (v->vartype != coltype_oid(ctx->tm->model->columns[c].type))
+	if (v->vartype != ufdw_coltype_oid(ctx->tm->model->columns[c].type))
 		return -1;
 	return c;
 }
@@ -328,7 +329,7 @@ commute_op(UfdwCmpOp op)
 static int
 comparison_of(Oid opno, UfdwColType t)
 {
-	Oid			opclass = GetDefaultOpClass(coltype_oid(t), BTREE_AM_OID);
+	Oid			opclass = GetDefaultOpClass(ufdw_coltype_oid(t), BTREE_AM_OID);
 	Oid			family;
 	int			strategy;
 	Oid			neg;

@@ -582,7 +582,7 @@ on_object_end(void *state)
 		conv->in_record = false;
 		MemoryContextSwitchTo(conv->envelope_cxt);
 	}
-	else if (!conv->in_record && conv->depth < MAX_ENVELOPE_DEPTH + 1)
+	else if (!conv->in_record && conv->depth < MAX_ENVELOPE_DEPTH)
 		conv->keys[conv->depth + 1] = NULL;
 	UFDW_JSON_ACTION_RETURN;
 }
@@ -704,7 +704,8 @@ on_scalar(void *state, char *token, JsonTokenType tokentype)
 
 		errno = 0;
 		conv->info->total_count = strtoll(token, &end, 10);
-		if (errno || *end)
+		/* a count that is no count (or a negative one) is no count */
+		if (errno || *end || end == token || conv->info->total_count < 0)
 			conv->info->total_count = -1;
 	}
 	UFDW_JSON_ACTION_RETURN;

@@ -368,6 +368,7 @@ extern UfdwFilter *ufdw_filter_from_clause(struct Expr *clause, Index relid,
 										   UfdwEvalFunc eval, void *eval_arg);
 struct Node;
 extern bool ufdw_contains_exec_param(struct Node *n);
+extern Oid	ufdw_coltype_oid(UfdwColType t);
 extern UfdwRendered ufdw_render_filter(const UfdwConnector *conn,
 									   const UfdwTableMap *tm, List *filters);
 extern bool ufdw_sortable(const UfdwConnector *conn, const UfdwTableMap *tm,

@@ -8,7 +8,7 @@
 
 UFDW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 UFDW_PG_MAJOR=${UFDW_PG_MAJOR:-15}
-UFDW_PACKAGES="build-essential pkg-config postgresql-$UFDW_PG_MAJOR postgresql-server-dev-$UFDW_PG_MAJOR libcurl4-openssl-dev libjansson-dev libipc-run-perl python3 curl valgrind"
+UFDW_PACKAGES="build-essential pkg-config postgresql-$UFDW_PG_MAJOR postgresql-server-dev-$UFDW_PG_MAJOR libcurl4-openssl-dev libjansson-dev libipc-run-perl python3 curl clang-14 libclang-rt-14-dev llvm-14 valgrind"
 UFDW_WORK=""             # temporary directory of this run
 UFDW_PIDS=()             # sandbox processes to stop
 UFDW_PGBIN=""
@@ -73,6 +73,12 @@ ufdw_free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# ufdw_init_cluster [INITDB ARGS...]: a new cluster in $UFDW_WORK/data.
+ufdw_init_cluster() {
+    ufdw_as_owner "$UFDW_PGBIN/initdb" -D "$UFDW_WORK/data" -A trust -U postgres "$@" \
+        >"$UFDW_WORK/initdb.log" 2>&1
+}
+
 # ufdw_start_cluster [LAUNCHER...]: starts a cluster in $UFDW_WORK/data
 # listening on a Unix socket in $UFDW_WORK only.  With a LAUNCHER (test/valgrind
 # passes valgrind and its options) the postmaster runs as
@@ -86,7 +92,7 @@ ufdw_start_cluster() {
     PGUSER=postgres
     PGDATABASE=postgres
     ufdw_log "starting PostgreSQL $UFDW_PG_MAJOR on port $PGPORT${1:+ under $1}"
-    ufdw_as_owner "$UFDW_PGBIN/initdb" -D "$UFDW_WORK/data" -A trust -U postgres >"$UFDW_WORK/initdb.log" 2>&1
+    ufdw_init_cluster
     if [ $# -eq 0 ]; then
         ufdw_as_owner "$UFDW_PGBIN/pg_ctl" -D "$UFDW_WORK/data" -w -l "$UFDW_WORK/postgres.log" \
             -o "-p $PGPORT -k $UFDW_WORK -c listen_addresses='' ${UFDW_PG_OPTS:-}" start >/dev/null
