@@ -221,8 +221,9 @@ get_name_values(const LoadPos *pos, json_t *obj, const char *key, int *n)
 	return result;
 }
 
-static bool
-string_in_list(List *list, const char *s)
+/* Is s (by strcmp) one of the strings of list? */
+bool
+ufdw_string_in_list(List *list, const char *s)
 {
 	ListCell   *lc;
 
@@ -493,8 +494,8 @@ parse_column_map(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 	{
 		cm->kind = UFDW_MAP_OPTION;
 		cm->option = get_string(pos, v, "option", true);
-		if (!string_in_list(conn->required_options, cm->option) &&
-			!string_in_list(conn->optional_options, cm->option))
+		if (!ufdw_string_in_list(conn->required_options, cm->option) &&
+			!ufdw_string_in_list(conn->optional_options, cm->option))
 			load_error(pos, psprintf("option \"%s\" is not among the connector's options",
 									 cm->option), NULL);
 		nsources++;

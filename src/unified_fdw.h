@@ -183,6 +183,7 @@ extern const UfdwConnector *ufdw_connector(const char *system);
 extern List *ufdw_connectors(void);
 extern char *ufdw_known_systems(void);
 extern const char *ufdw_coltype_sql(UfdwColType type);
+extern bool ufdw_string_in_list(List *list, const char *s);
 extern void ufdw_load_connector_file(const char *path, const UfdwModel *model,
 									 UfdwConnector **connector, UfdwModel **model_out);
 

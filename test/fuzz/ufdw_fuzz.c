@@ -862,17 +862,6 @@ tokenize(const char *text, List **lits, int *placeholders, int *depth_out,
 	return true;
 }
 
-static bool
-string_member(List *list, const char *s)
-{
-	ListCell   *lc;
-
-	foreach(lc, list)
-		if (strcmp(lfirst(lc), s) == 0)
-			return true;
-	return false;
-}
-
 /*
  * Is param a value of the tree, a native code of the table's value maps, or
  * a LIKE pattern made of a value ('%' around it, '%', '_' and '\' escaped)?
@@ -882,7 +871,7 @@ bound_value_ok(FilterInput *fi, const UfdwTableMap *tm, const char *param)
 {
 	ListCell   *lc;
 
-	if (string_member(fi->values, param))
+	if (ufdw_string_in_list(fi->values, param))
 		return true;
 	for (int c = 0; c < tm->model->ncolumns; c++)
 		for (int m = 0; m < tm->columns[c].nmap; m++)
@@ -980,13 +969,13 @@ check_rendered(FilterInput *fi, const UfdwConnector *conn, const UfdwTableMap *t
 		const char *lit = lfirst(lc);
 
 		/* typed OData literals (guid'', datetime'') are checked by shape only */
-		if (conn->dialect != UFDW_DIALECT_SUITEQL && !string_member(allowed, lit) &&
+		if (conn->dialect != UFDW_DIALECT_SUITEQL && !ufdw_string_in_list(allowed, lit) &&
 			strstr(text, psprintf("guid'%s'", lit)) == NULL &&
 			strstr(text, psprintf("datetime'%s'", lit)) == NULL &&
 			strstr(text, psprintf("datetimeoffset'%s'", lit)) == NULL)
 			violation("%s: literal '%s' is no value of the filter: %s",
 					  conn->system, lit, text);
-		if (conn->dialect == UFDW_DIALECT_SUITEQL && !string_member(allowed, lit))
+		if (conn->dialect == UFDW_DIALECT_SUITEQL && !ufdw_string_in_list(allowed, lit))
 			violation("%s: literal '%s' in SuiteQL text: %s", conn->system, lit, text);
 	}
 }
