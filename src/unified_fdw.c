@@ -154,6 +154,7 @@ typedef struct UfdwScanState
 	/* EXPLAIN ANALYZE figures, over all loops */
 	int64		pages;
 	int64		requests;
+	int64		retries;		/* attempts beyond the first (429, 5xx, resets) */
 	int64		records;
 	int64		bytes;
 	double		upstream_ms;
@@ -1042,6 +1043,7 @@ fetch_page(UfdwScanState *st)
 	drop_request(st);
 	st->page_no++;
 	st->pages++;
+	st->retries += resp->attempts - 1;
 	st->bytes += resp->len;
 	st->upstream_ms += resp->elapsed_ms;
 
@@ -1152,6 +1154,9 @@ unifiedExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	if (es->analyze)
 	{
 		ExplainPropertyInteger("Upstream Requests", NULL, st->requests, es);
+		/* as PostgreSQL's own counters: in text format only when nonzero */
+		if (st->retries > 0 || es->format != EXPLAIN_FORMAT_TEXT)
+			ExplainPropertyInteger("Upstream Retries", NULL, st->retries, es);
 		ExplainPropertyInteger("Upstream Pages", NULL, st->pages, es);
 		ExplainPropertyInteger("Upstream Records", NULL, st->records, es);
 		ExplainPropertyInteger("Upstream Bytes", NULL, st->bytes, es);

@@ -170,6 +170,14 @@ check('503 then success', $r, 'none', undef, 10);
 like($r->{out}, qr/^60$/m, '503 then success: every row');
 is(scalar(grep { $_->{status} && $_->{status} == 503 } @{ data_requests() }), 1,
 	'503 then success: one 503 seen');
+set_faults({ match => 'purchaseOrders', status => 503 });
+$r = run_fault("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) $Q");
+# three pages of 25: three requests, the first one attempted twice
+like($r->{out}, qr/Upstream Requests: 3\n\s*Upstream Retries: 1\n/,
+	'503 then success: EXPLAIN ANALYZE counts three requests and one retry')
+  or diag($r->{out});
+$r = run_fault("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) $Q");
+unlike($r->{out}, qr/Upstream Retries/, 'no fault: EXPLAIN ANALYZE shows no retries line');
 
 set_faults({ match => 'purchaseOrders', reset => JSON::PP::true });
 $r = run_fault($Q);
