@@ -1133,7 +1133,7 @@ ufdw_fuzz(PG_FUNCTION_ARGS)
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	argc = n + 1;
 	argv = palloc0(sizeof(char *) * (argc + 1));
-	/* -merge=1 runs argv[0] for its inner passes: test/fuzz/inner */
+	/* -merge=1 runs argv[0] for its inner passes: test/fuzz/backend */
 	argv[0] = getenv("UFDW_FUZZ_ARGV0") ? getenv("UFDW_FUZZ_ARGV0") :
 		psprintf("ufdw_fuzz_%s", target);
 	for (int i = 0; i < n; i++)
