@@ -10,6 +10,10 @@ UFDW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 UFDW_PG_MAJOR=${UFDW_PG_MAJOR:-15}
 UFDW_PACKAGES="build-essential pkg-config postgresql-$UFDW_PG_MAJOR postgresql-server-dev-$UFDW_PG_MAJOR libcurl4-openssl-dev libjansson-dev libipc-run-perl python3 curl clang-14 libclang-rt-14-dev llvm-14 valgrind"
 UFDW_WORK=""             # temporary directory of this run
+UFDW_ORIGIN=${UFDW_ORIGIN:-$UFDW_ROOT}  # the user's checkout (UFDW_ROOT may be its staged copy)
+# the staged copy is removed by the process that ufdw_stage started, not by
+# the scripts it runs in turn (test/run runs test/fuzz/run and test/valgrind)
+[ -n "${UFDW_STAGED:-}" ] && [ -z "${UFDW_STAGE_OWNER:-}" ] && export UFDW_STAGE_OWNER=$$
 UFDW_PIDS=()             # sandbox processes to stop
 UFDW_PGBIN=""
 # PG_CONFIG selects the PostgreSQL installation (a relocated copy works too)
@@ -17,6 +21,35 @@ export PG_CONFIG=${PG_CONFIG:-pg_config}
 export PGHOST PGPORT PGUSER PGDATABASE
 
 ufdw_log() { printf '==> %s\n' "$*" >&2; }
+
+# ufdw_stage "$0" "$@": first thing every entry script does.  Copies the
+# checkout (without .git and build output) into a new directory under /tmp,
+# readable by everyone on purpose, and re-runs the script from there, with the
+# working directory set to the copy.  The server and the other helpers run as
+# the cluster's owner (postgres when we are root), which cannot enter a home
+# directory of mode 700; and make cannot build in a path containing a space.
+# Nothing in the user's checkout changes mode.  UFDW_ORIGIN names the checkout
+# (for results meant to land there: benchmark docs, fuzz inputs); the copy is
+# removed when the re-run script ends (kept with UFDW_KEEP=1).
+# UFDW_STAGE=no runs in place (then ufdw_check_owner_access tells whether the
+# owner can read the checkout).
+ufdw_stage() {
+    local script=$1 rel stage
+    shift
+    if [ -n "${UFDW_STAGED:-}" ]; then
+        cd "$UFDW_ROOT"
+        return 0
+    fi
+    export UFDW_ORIGIN=$UFDW_ROOT
+    [ "${UFDW_STAGE:-}" = no ] && return 0
+    rel=$(realpath --relative-to="$UFDW_ROOT" "$(realpath "$script")")
+    stage=$(mktemp -d /tmp/unified_fdw-src.XXXXXX)
+    tar -C "$UFDW_ROOT" --exclude=./.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
+        --exclude=./results --exclude=./tmp_check --exclude=./log -cf - . | tar -C "$stage" -xf -
+    chmod -R u+rwX,go+rX,go-w "$stage"
+    cd "$stage"
+    UFDW_STAGED=$stage exec bash "$stage/$rel" "$@"
+}
 
 # Runs a command as root (directly, or through sudo).
 ufdw_as_root() {
@@ -67,6 +100,25 @@ ufdw_workdir() {
     chmod 755 "$UFDW_WORK"
     [ "$(id -u)" -eq 0 ] && chown postgres "$UFDW_WORK"
     return 0
+}
+
+# ufdw_check_owner_access: fails, saying what and why, unless the cluster's
+# owner can read the whole tree the suites use: the server reads connector
+# fixtures, and the TAP tests (prove, the sandboxes they start, PostgreSQL's
+# test modules) run as the owner.
+ufdw_check_owner_access() {
+    local owner bad
+    owner=$(ufdw_as_owner id -un)
+    bad=$(ufdw_as_owner find "$UFDW_ROOT" -path "$UFDW_ROOT/.git" -prune -o \
+        ! -readable -print -quit 2>&1) && [ -z "$bad" ] && return 0
+    {
+        echo "the cluster's OS user \"$owner\" cannot read the checkout the suites run from:"
+        echo "  ${bad:-$UFDW_ROOT}"
+        echo "The server reads connector files from it and the TAP tests run from it as \"$owner\"."
+        echo "Run without UFDW_STAGE=no (the scripts then work from a readable copy under /tmp),"
+        echo "or place the checkout where \"$owner\" can read it."
+    } >&2
+    return 1
 }
 
 ufdw_free_port() {
@@ -173,5 +225,10 @@ ufdw_cleanup() {
     fi
     if [ -n "$UFDW_WORK" ] && [ -z "${UFDW_KEEP:-}" ]; then
         rm -rf "$UFDW_WORK"
+    fi
+    if [ "${UFDW_STAGE_OWNER:-}" = "$$" ]; then
+        cd /
+        if [ -z "${UFDW_KEEP:-}" ]; then rm -rf "$UFDW_STAGED"
+        else ufdw_log "kept: the staged checkout $UFDW_STAGED${UFDW_WORK:+ and $UFDW_WORK}"; fi
     fi
 }

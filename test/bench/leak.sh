@@ -8,6 +8,7 @@
 #   bash test/bench/leak.sh [iterations]
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
+ufdw_stage "$0" "$@"
 trap ufdw_cleanup EXIT
 
 N=${1:-10000}

@@ -6,6 +6,7 @@
 #   bash test/bench/memory.sh [page_size]
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
+ufdw_stage "$0" "$@"
 trap ufdw_cleanup EXIT
 
 PAGE_SIZE=${1:-1000}

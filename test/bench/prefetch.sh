@@ -17,6 +17,7 @@
 # three scans for each setting.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
+ufdw_stage "$0" "$@"
 trap ufdw_cleanup EXIT
 
 ORDERS=${1:-2000}

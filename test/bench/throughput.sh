@@ -30,6 +30,7 @@
 # Nothing is asserted: the targets are reported next to the figures.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
+ufdw_stage "$0" "$@"
 trap ufdw_cleanup EXIT
 
 SIZES=${*:-10000 100000 1000000}
@@ -345,6 +346,6 @@ for sys in $SYSTEMS; do
 done
 
 record all 0 total_seconds "$(since "$started")"
-docs=$UFDW_ROOT/docs
+docs=$UFDW_ORIGIN/docs
 [ -n "${UFDW_BENCH_NO_DOCS:-}" ] && docs=""
 python3 "$BENCH/report.py" "$RESULTS" "$COMMAND" "$PAGE_SIZE" ${docs:+"$docs"}
