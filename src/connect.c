@@ -399,7 +399,7 @@ probe(ForeignServer *server, UserMapping *um)
 	UfdwOptions *opts = ufdw_get_options(server, um);
 	const UfdwModel *model = ufdw_model();
 	UfdwScanSpec spec = {0};
-	UfdwRequestContext rctx = {0};
+	UfdwRequestContext rctx;
 	UfdwRequest *req;
 	int			ti;
 
@@ -412,10 +412,7 @@ probe(ForeignServer *server, UserMapping *um)
 	spec.table = opts->connector->tables[ti];
 	spec.columns = bms_make_singleton(0);
 	spec.page_size = 1;
-	rctx.server_name = opts->server_name;
-	rctx.table_name = model->tables[ti].name;
-	rctx.secrets = ufdw_secrets(opts);
-	rctx.allow_insecure = opts->allow_insecure;
+	ufdw_request_context(opts, model->tables[ti].name, &rctx);
 	req = ufdw_first_request(&spec, opts);
 	(void) ufdw_execute(req, opts, &rctx, um->umid);
 	return model->tables[ti].name;

@@ -612,12 +612,21 @@ get_transport_options(UfdwOptions *o, List *options)
 }
 
 /*
- * Copies the server's transport limits into a request context (whose
- * server name, table name and secrets the caller sets).
+ * The request context for requests to opts' server: who they are made for
+ * (server, and table_name, NULL for requests outside a scan), the secrets
+ * to redact, and the server's transport settings (allow_insecure, ca_file,
+ * timeouts, retries, response cap).  The one constructor of request
+ * settings: scans, remote estimates, unified.connect's live check and
+ * unified.status(live => true) all use it.  *rctx is overwritten.
  */
 void
-ufdw_transport_context(const UfdwOptions *opts, UfdwRequestContext *rctx)
+ufdw_request_context(const UfdwOptions *opts, const char *table_name,
+					 UfdwRequestContext *rctx)
 {
+	memset(rctx, 0, sizeof(*rctx));
+	rctx->server_name = opts->server_name;
+	rctx->table_name = table_name;
+	rctx->secrets = ufdw_secrets(opts);
 	rctx->allow_insecure = opts->allow_insecure;
 	rctx->ca_file = opts->ca_file;
 	rctx->connect_timeout_ms = opts->connect_timeout_s * 1000L;

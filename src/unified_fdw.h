@@ -246,8 +246,8 @@ extern UfdwOptions *ufdw_get_options(ForeignServer *server, UserMapping *um);
 extern char *ufdw_option_value(List *options, const char *name);
 extern int	ufdw_effective_page_size(const UfdwOptions *opts);
 struct UfdwRequestContext;
-extern void ufdw_transport_context(const UfdwOptions *opts,
-								   struct UfdwRequestContext *rctx);
+extern void ufdw_request_context(const UfdwOptions *opts, const char *table_name,
+								 struct UfdwRequestContext *rctx);
 extern List *ufdw_secrets(const UfdwOptions *opts);
 
 /* ----------------------------------------------------------------
@@ -414,7 +414,7 @@ typedef enum UfdwAuthFailure
 
 /*
  * Who a request is made for (used in messages and for redaction), and the
- * server's transport limits.  ufdw_transport_context() fills the limits;
+ * server's transport limits.  ufdw_request_context() fills it all;
  * zero fields mean the built-in defaults.
  */
 typedef struct UfdwRequestContext
