@@ -60,6 +60,13 @@
 #define UFDW_REQUEST_TIMEOUT_MS 300000L
 #define UFDW_LOW_SPEED_TIME_S 60L
 #define UFDW_HEADER_MAX 256
+
+/*
+ * Microsoft Entra ID's error code (the token response's "error_codes") for
+ * an expired client secret: AADSTS7000222 InvalidClientSecretExpiredKeysProvided
+ * (learn.microsoft.com/entra/identity-platform/reference-error-codes).
+ */
+#define ENTRA_CLIENT_SECRET_EXPIRED 7000222
 /* retry backoff: first delay, cap; each delay is jittered to 50-100% */
 #define UFDW_BACKOFF_BASE_MS 500L
 #define UFDW_BACKOFF_MAX_MS 30000L
@@ -937,6 +944,13 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 						rctx->server_name, resp->status),
 				 errdetail_internal("%s", detail.data),
 				 errhint("The identity provider no longer accepts the client credentials (the secret expired, was rotated or revoked, or the app was removed): create a new client secret and ALTER USER MAPPING ... OPTIONS (SET client_secret '...'), or reconnect with unified.connect().")));
+	if (token_request && list_member_int(uerr.error_codes, ENTRA_CLIENT_SECRET_EXPIRED))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+				 errmsg("client secret for server \"%s\" has expired: HTTP status %ld",
+						rctx->server_name, resp->status),
+				 errdetail_internal("%s", detail.data),
+				 errhint("Create a new client secret for the app (Microsoft Entra admin center: App registrations > Certificates & secrets), then ALTER USER MAPPING ... OPTIONS (SET client_secret '...'), or reconnect with unified.connect().")));
 	if (token_request)
 		ereport(ERROR,
 				(errcode(sqlstate),
@@ -957,7 +971,7 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 	if (resp->status == 401 && rctx->auth_failure == UFDW_AUTHFAIL_NOT_REFRESHED)
 		ereport(ERROR,
 				(errcode(sqlstate),
-				 errmsg("access token for server \"%s\" has expired while reading \"%s\": HTTP status 401",
+				 errmsg("access token for server \"%s\" expired or was revoked while reading \"%s\": HTTP status 401",
 						rctx->server_name, rctx->table_name),
 				 errdetail_internal("%s", detail.data),
 				 errhint("A static token cannot be renewed: put a new one in the user mapping (ALTER USER MAPPING ... OPTIONS (SET token '...')), or use credentials that can obtain tokens.")));

@@ -550,6 +550,7 @@ typedef struct UfdwUpstreamError
 	char	   *code;			/* e.g. "BadRequest_NotFound", "invalid_client" */
 	char	   *message;		/* upstream's message, unsanitised */
 	char	   *upstream_id;	/* transaction/correlation id in the body */
+	List	   *error_codes;	/* OAuth (Entra ID) "error_codes", of int */
 } UfdwUpstreamError;
 
 extern void ufdw_parse_token_response(const char *body, size_t len,
