@@ -60,6 +60,7 @@
 #define UFDW_REQUEST_TIMEOUT_MS 300000L
 #define UFDW_LOW_SPEED_TIME_S 60L
 #define UFDW_HEADER_MAX 256
+#define UFDW_SHORT_SECRET 6		/* shorter secrets withhold the whole text */
 
 /*
  * Microsoft Entra ID's error code (the token response's "error_codes") for
@@ -814,9 +815,23 @@ ufdw_http_finish(UfdwTransfer *xfer)
 	return resp;
 }
 
+/* list_sort comparator: longer strings first. */
+static int
+longer_first(const ListCell *a, const ListCell *b)
+{
+	size_t		la = strlen(lfirst(a));
+	size_t		lb = strlen(lfirst(b));
+
+	return la > lb ? -1 : la < lb ? 1 : 0;
+}
+
 /*
- * Text safe to show: secrets replaced, control characters blanked, at most
- * maxlen bytes (cut on a character boundary).
+ * Text safe to show: secrets replaced (longest first, so an encoded form
+ * goes whole), control characters blanked, at most maxlen bytes (cut on a
+ * character boundary).  A secret shorter than UFDW_SHORT_SECRET bytes
+ * would leave too little text if every occurrence were cut out, and could
+ * still be guessed from what remains: text that holds one is withheld
+ * entirely.
  */
 char *
 ufdw_redact(const char *text, List *secrets, int maxlen)
@@ -824,8 +839,10 @@ ufdw_redact(const char *text, List *secrets, int maxlen)
 	StringInfoData buf;
 	ListCell   *lc;
 	char	   *s = pstrdup(text ? text : "");
+	List	   *sorted = list_copy(secrets);
 
-	foreach(lc, secrets)
+	list_sort(sorted, longer_first);
+	foreach(lc, sorted)
 	{
 		const char *secret = lfirst(lc);
 		size_t		slen = strlen(secret);
@@ -833,8 +850,25 @@ ufdw_redact(const char *text, List *secrets, int maxlen)
 
 		if (slen == 0)
 			continue;
-		while ((hit = strstr(s, secret)) != NULL)
-			s = psprintf("%.*s[redacted]%s", (int) (hit - s), s, hit + slen);
+		if (slen < UFDW_SHORT_SECRET && strstr(s, secret) != NULL)
+			return pstrdup("[withheld: the text contains a credential]");
+		if (strstr(s, secret) == NULL)
+			continue;
+		/* one pass from left to right: a replacement is never searched again */
+		initStringInfo(&buf);
+		for (const char *p = s; p != NULL;)
+		{
+			hit = strstr(p, secret);
+			if (hit == NULL)
+			{
+				appendStringInfoString(&buf, p);
+				break;
+			}
+			appendBinaryStringInfo(&buf, p, hit - p);
+			appendStringInfoString(&buf, "[redacted]");
+			p = hit + slen;
+		}
+		s = buf.data;
 	}
 	initStringInfo(&buf);
 	for (char *p = s; *p; p++)
