@@ -163,6 +163,7 @@ accepted_credentials(const UfdwConnector *conn)
 							 auth_fields[m].fields[f]);
 		appendStringInfo(&buf, "} (%s)", auth_fields[m].name);
 	}
+	appendStringInfoString(&buf, "; any field may instead name a server file holding it, as \"<field>_file\" (superusers and members of pg_read_server_files; keeps the secret out of the statement text)");
 	return buf.data;
 }
 
