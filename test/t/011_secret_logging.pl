@@ -223,5 +223,19 @@ $node->safe_psql('postgres', "ALTER USER MAPPING FOR CURRENT_USER SERVER um OPTI
 like($err, qr/F0000: invalid content in file "\Q$bad\E"/, 'a file of several lines is refused');
 unlike($err, qr/\Q$rotated\E|line one/, 'without quoting it');
 
+# naming a server file is a privilege, in unified.connect as on a mapping
+$node->safe_psql('postgres', q{
+	CREATE ROLE alice LOGIN;
+	GRANT USAGE ON FOREIGN DATA WRAPPER unified_fdw TO alice;
+	GRANT CREATE ON DATABASE postgres TO alice;
+});
+($ret, $out, $err) = $node->psql('postgres', qq{
+	SELECT unified.connect('dynamics365_bc', 'https://bc.example/BC',
+		'{"username": "sandbox-user", "password_file": "$basic"}', 'alices',
+		'{"company_id": "@{[bc_company]}"}')},
+	extra_params => [ '-U', 'alice', '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/42501: permission denied to set option "password_file"/,
+	'a role without pg_read_server_files cannot name a credential file');
+
 is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the session stays usable');
 done_testing();
