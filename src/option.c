@@ -886,7 +886,8 @@ percent_encoded(const char *s, bool lower, bool plus_for_space)
 	initStringInfo(&buf);
 	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
 	{
-		if (isalnum(*p) || strchr("-._~", *p))
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			(*p >= '0' && *p <= '9') || strchr("-._~", *p))
 			appendStringInfoChar(&buf, *p);
 		else if (*p == ' ' && plus_for_space)
 			appendStringInfoChar(&buf, '+');
