@@ -7,6 +7,9 @@ SET unified_regress.fixtures = :'fixtures';
 
 SELECT system, name, auth_methods, required_options, tables, cardinality(setup_steps) > 0 AS guided
   FROM unified.systems ORDER BY system;
+-- every system's guidance recommends giving secrets as files (not in SQL text)
+SELECT system, count(*) FILTER (WHERE step LIKE '%Keep secrets out of SQL text%_file%') AS file_secret_steps
+  FROM unified.systems, unnest(setup_steps) AS step GROUP BY system ORDER BY system;
 SELECT table_name, count(*) AS columns, string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal)
   FROM unified.model_columns() GROUP BY table_name ORDER BY table_name;
 

@@ -70,6 +70,9 @@ SELECT rendered($$SELECT number FROM sq.purchase_orders WHERE (total_amount > 5 
 SELECT rendered($$SELECT number FROM sq.purchase_orders WHERE total_amount IN (1, 2) OR NOT (number = 'x')$$);
 -- instants are not sent (the account's time zone is unknown); ILIKE neither
 SELECT rendered($$SELECT number FROM sq.purchase_orders WHERE updated_at > '2024-01-01' AND number ILIKE 'po%'$$);
+-- an OR that is the only condition sent (the ILIKE is not) stays one term
+-- after the connector's fixed WHERE
+SELECT rendered($$SELECT number FROM sq.purchase_orders WHERE (total_amount > 5 OR number = 'x') AND number ILIKE 'po%'$$);
 -- NULLs sort as in PostgreSQL: ORDER BY with its default NULLS placement is sent
 SELECT rendered($$SELECT order_date FROM sq.purchase_orders ORDER BY order_date, total_amount DESC LIMIT 5$$);
 SELECT rendered($$SELECT order_date FROM sq.purchase_orders ORDER BY order_date NULLS FIRST LIMIT 5$$);

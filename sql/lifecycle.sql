@@ -60,6 +60,14 @@ SELECT unified.connect('dynamics365_bc', :'instance_url', '{"api_key": "canary-k
 SELECT unified.connect('dynamics365_bc', :'instance_url',
   '{"client_id": "x", "client_secret": "canary-3", "username": "u", "password": "canary-4"}', 'lc_bad', :'opts');
 SELECT unified.connect('dynamics365_bc', :'instance_url', '{}', 'lc_bad', :'opts');
+-- a credential given as a server file: never both ways, an absolute path,
+-- a file that exists (its content is never shown)
+SELECT unified.connect('dynamics365_bc', :'instance_url',
+  '{"client_id": "x", "client_secret": "canary-5", "client_secret_file": "/nonexistent/s"}', 'lc_bad', :'opts');
+SELECT unified.connect('dynamics365_bc', :'instance_url',
+  '{"client_id": "x", "client_secret_file": "relative/s"}', 'lc_bad', :'opts');
+SELECT unified.connect('dynamics365_bc', :'instance_url',
+  '{"client_id": "x", "client_secret_file": "/nonexistent/s"}', 'lc_bad', :'opts');
 SELECT unified.connect('dynamics365_bc', :'instance_url', '["canary"]', 'lc_bad', :'opts');
 SELECT unified.connect('dynamics365_bc', :'instance_url', '{"client_id": "x", "client_secret": {"v": 1}}', 'lc_bad', :'opts');
 SELECT unified.connect('dynamics365_bc', :'instance_url', '{"client_id": "x"}',

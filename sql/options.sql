@@ -82,7 +82,28 @@ SET ROLE regress_ufdw_other;
 CREATE SERVER s2 FOREIGN DATA WRAPPER unified_fdw
   OPTIONS (system 'dynamics365_bc', instance_url 'http://127.0.0.1:1/x', company_id 'c1',
            allow_insecure 'true');
+-- a credential read from a server file: naming a file needs superuser or
+-- pg_read_server_files (as file_fdw's filename); the path is not a secret
 RESET ROLE;
+GRANT USAGE ON FOREIGN SERVER s TO regress_ufdw_other;
+SET ROLE regress_ufdw_other;
+CREATE USER MAPPING FOR CURRENT_USER SERVER s OPTIONS (client_id 'app', client_secret_file '/etc/ufdw/s.secret');
+RESET ROLE;
+GRANT pg_read_server_files TO regress_ufdw_other;
+SET ROLE regress_ufdw_other;
+CREATE USER MAPPING FOR CURRENT_USER SERVER s OPTIONS (client_id 'app', client_secret_file '/etc/ufdw/s.secret');
+DROP USER MAPPING FOR CURRENT_USER SERVER s;
+RESET ROLE;
+REVOKE pg_read_server_files FROM regress_ufdw_other;
+REVOKE USAGE ON FOREIGN SERVER s FROM regress_ufdw_other;
+-- an absolute path; never both a value and its file; a group may mix
+-- values and files; never on a server
+CREATE USER MAPPING FOR regress_ufdw_other SERVER s OPTIONS (token_file 'secrets/token');
+CREATE USER MAPPING FOR regress_ufdw_other SERVER s OPTIONS (token 'hunter2-canary', token_file '/etc/ufdw/token');
+CREATE USER MAPPING FOR regress_ufdw_other SERVER s OPTIONS (username_file '/etc/ufdw/user');
+CREATE USER MAPPING FOR regress_ufdw_other SERVER s OPTIONS (username 'u', password_file '/etc/ufdw/pw');
+DROP USER MAPPING FOR regress_ufdw_other SERVER s;
+ALTER SERVER s OPTIONS (ADD token_file '/etc/ufdw/token');
 
 -- IMPORT FOREIGN SCHEMA: one remote schema, tables of the model
 CREATE SCHEMA imp;

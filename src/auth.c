@@ -381,6 +381,76 @@ is_json_content_type(const char *ct)
 		(len > 17 && pg_strncasecmp(ct + len - 5, "+json", 5) == 0);
 }
 
+#define HTTP_TCHARS "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+/*
+ * The "error" parameter of the Bearer challenge in a WWW-Authenticate
+ * value (RFC 6750 section 3, e.g. Bearer realm="x", error="invalid_token",
+ * error_description="..."), or NULL if there is none.  The value is read
+ * by the syntax of RFC 9110 section 11.6.1: challenges separated by
+ * commas, each an auth-scheme followed by a token68 or by auth-params
+ * (name = token or quoted-string); scheme and parameter names are
+ * case-insensitive.  Free text such as error_description is never
+ * interpreted.
+ */
+static char *
+bearer_error(const char *header)
+{
+	const char *p = header;
+	bool		in_bearer = false;
+	char	   *error = NULL;
+
+	while (p && *p)
+	{
+		const char *name;
+		size_t		n;
+		const char *q;
+
+		p += strspn(p, " \t,");
+		name = p;
+		n = strspn(p, HTTP_TCHARS);
+		if (n == 0)
+			break;				/* not the syntax: stop reading */
+		q = p + n;
+		q += strspn(q, " \t");
+		if (*q == '=' && q[1] != '=' && q[1] != ',' && q[1] != '\0')
+		{
+			/* an auth-param of the current challenge: name = value */
+			StringInfoData value;
+
+			initStringInfo(&value);
+			q++;
+			q += strspn(q, " \t");
+			if (*q == '"')
+			{
+				for (q++; *q && *q != '"'; q++)
+				{
+					if (*q == '\\' && q[1])
+						q++;
+					appendStringInfoChar(&value, *q);
+				}
+				if (*q == '"')
+					q++;
+			}
+			else
+			{
+				size_t		vlen = strspn(q, HTTP_TCHARS);
+
+				appendBinaryStringInfo(&value, q, vlen);
+				q += vlen;
+			}
+			if (in_bearer && n == 5 && pg_strncasecmp(name, "error", 5) == 0)
+				error = value.data;
+			p = q;
+			continue;
+		}
+		/* an auth-scheme starts a challenge; skip a token68's "/" and "=" */
+		in_bearer = n == 6 && pg_strncasecmp(name, "Bearer", 6) == 0;
+		p = q + strspn(q, "/=");
+	}
+	return error;
+}
+
 /*
  * Waits for xfer and returns its successful (2xx) response.  A 401 to an
  * OAuth request is retried once with a new token; any other failure
@@ -412,9 +482,14 @@ ufdw_finish_authenticated(UfdwTransfer *xfer, const UfdwRequest *req,
 			erctx.secrets = lappend(list_copy(rctx->secrets), entry->access_token);
 		if (resp->status == 401 && renewed)
 			erctx.auth_failure = UFDW_AUTHFAIL_REAUTHORIZE;
-		else if (resp->status == 401 && opts->auth_method == UFDW_AUTH_BEARER &&
-				 resp->www_authenticate && strstr(resp->www_authenticate, "expired"))
-			erctx.auth_failure = UFDW_AUTHFAIL_NOT_REFRESHED;
+		else if (resp->status == 401 && opts->auth_method == UFDW_AUTH_BEARER)
+		{
+			/* RFC 6750: expired, revoked or otherwise no longer valid */
+			char	   *error = bearer_error(resp->www_authenticate);
+
+			if (error && strcmp(error, "invalid_token") == 0)
+				erctx.auth_failure = UFDW_AUTHFAIL_NOT_REFRESHED;
+		}
 		ufdw_http_raise(&erctx, req, resp);
 	}
 	if (!is_json_content_type(resp->content_type))

@@ -118,10 +118,22 @@ jsonb_options(Jsonb *jb, const char *argname)
 	return out;
 }
 
+/* Whether credential field name is given, as itself or as name_file. */
 static bool
 has_key(List *options, const char *name)
 {
-	return ufdw_option_value(options, name) != NULL;
+	return ufdw_option_value(options, name) != NULL ||
+		ufdw_option_value(options, psprintf("%s_file", name)) != NULL;
+}
+
+/* Whether key is credential field field, or field_file (read from a file). */
+static bool
+is_field(const char *key, const char *field)
+{
+	size_t		len = strlen(field);
+
+	return strncmp(key, field, len) == 0 &&
+		(key[len] == '\0' || strcmp(key + len, "_file") == 0);
 }
 
 static bool
@@ -129,7 +141,7 @@ is_credential_field(const char *name)
 {
 	for (int m = 0; m < lengthof(auth_fields); m++)
 		for (int f = 0; auth_fields[m].fields[f]; f++)
-			if (strcmp(auth_fields[m].fields[f], name) == 0)
+			if (is_field(name, auth_fields[m].fields[f]))
 				return true;
 	return false;
 }
@@ -151,6 +163,7 @@ accepted_credentials(const UfdwConnector *conn)
 							 auth_fields[m].fields[f]);
 		appendStringInfo(&buf, "} (%s)", auth_fields[m].name);
 	}
+	appendStringInfoString(&buf, "; any field may instead name a server file holding it, as \"<field>_file\" (superusers and members of pg_read_server_files; keeps the secret out of the statement text)");
 	return buf.data;
 }
 
@@ -180,6 +193,14 @@ check_credentials(const UfdwConnector *conn, List *creds)
 					 errdetail("Server options such as company_id or tenant_id go in the \"options\" argument."),
 					 errhint("%s accepts credentials %s.", conn->name,
 							 accepted_credentials(conn))));
+		if (strlen(d->defname) > 5 &&
+			strcmp(d->defname + strlen(d->defname) - 5, "_file") == 0 &&
+			ufdw_option_value(creds, pnstrdup(d->defname, strlen(d->defname) - 5)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("credential fields \"%s\" and \"%s\" cannot both be given",
+							pnstrdup(d->defname, strlen(d->defname) - 5), d->defname),
+					 errhint("Give the credential either inline or in a file, not both.")));
 	}
 	for (int m = 0; m < lengthof(auth_fields); m++)
 	{
@@ -220,7 +241,7 @@ check_credentials(const UfdwConnector *conn, List *creds)
 
 		if (best >= 0)
 			for (int f = 0; auth_fields[best].fields[f]; f++)
-				in_best = in_best || strcmp(auth_fields[best].fields[f], d->defname) == 0;
+				in_best = in_best || is_field(d->defname, auth_fields[best].fields[f]);
 		if (!in_best)
 		{
 			appendStringInfo(&unexpected, "%s\"%s\"", unexpected.len ? ", " : "",
@@ -399,7 +420,7 @@ probe(ForeignServer *server, UserMapping *um)
 	UfdwOptions *opts = ufdw_get_options(server, um);
 	const UfdwModel *model = ufdw_model();
 	UfdwScanSpec spec = {0};
-	UfdwRequestContext rctx = {0};
+	UfdwRequestContext rctx;
 	UfdwRequest *req;
 	int			ti;
 
@@ -412,10 +433,7 @@ probe(ForeignServer *server, UserMapping *um)
 	spec.table = opts->connector->tables[ti];
 	spec.columns = bms_make_singleton(0);
 	spec.page_size = 1;
-	rctx.server_name = opts->server_name;
-	rctx.table_name = model->tables[ti].name;
-	rctx.secrets = ufdw_secrets(opts);
-	rctx.allow_insecure = opts->allow_insecure;
+	ufdw_request_context(opts, model->tables[ti].name, &rctx);
 	req = ufdw_first_request(&spec, opts);
 	(void) ufdw_execute(req, opts, &rctx, um->umid);
 	return model->tables[ti].name;

@@ -1134,9 +1134,14 @@ render_leaf(RenderCtx *r, const UfdwFilter *flt)
 static Piece render_node(RenderCtx *r, const UfdwFilter *flt);
 static Piece or_on_one_field(RenderCtx *r, const UfdwFilter *flt);
 
-/* AND / OR of the children's pieces. */
+/*
+ * AND / OR of the children's pieces.  Two or more are joined inside
+ * parentheses, so the piece is one term wherever it is put; outermost (the
+ * whole filter, an AND) joins them without, as its text stands alone.  A
+ * single child's text is returned as it is.
+ */
 static Piece
-render_bool(RenderCtx *r, const UfdwFilter *flt)
+render_bool(RenderCtx *r, const UfdwFilter *flt, bool outermost)
 {
 	bool		is_and = flt->kind == UFDW_FILTER_AND;
 	StringInfoData buf;
@@ -1178,7 +1183,7 @@ render_bool(RenderCtx *r, const UfdwFilter *flt)
 	/* Business Central: "or" only between conditions on one field */
 	if (!is_and && r->dialect == UFDW_DIALECT_ODATA_V4 && p.field == NULL)
 		return or_on_one_field(r, flt);
-	p.text = n > 1 ? psprintf("(%s)", buf.data) : buf.data;
+	p.text = n > 1 && !(outermost && is_and) ? psprintf("(%s)", buf.data) : buf.data;
 	return p;
 }
 
@@ -1284,7 +1289,7 @@ render_node_kind(RenderCtx *r, const UfdwFilter *flt)
 			return no_piece();
 		case UFDW_FILTER_AND:
 		case UFDW_FILTER_OR:
-			return render_bool(r, flt);
+			return render_bool(r, flt, false);
 		case UFDW_FILTER_NOT:
 			{
 				int			params_before = list_length(r->params);
@@ -1333,11 +1338,8 @@ ufdw_render_filter(const UfdwConnector *conn, const UfdwTableMap *tm, List *filt
 	out.exact = true;
 	if (filters == NIL)
 		return out;
-	p = render_bool(&r, &and);
+	p = render_bool(&r, &and, true);
 	out.text = p.text;
-	/* the outer parentheses of a top-level AND are not needed */
-	if (out.text && list_length(filters) > 1 && out.text[0] == '(')
-		out.text = pnstrdup(out.text + 1, strlen(out.text) - 2);
 	out.params = r.params;
 	out.exact = p.text != NULL && p.exact;
 	return out;

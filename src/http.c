@@ -60,6 +60,14 @@
 #define UFDW_REQUEST_TIMEOUT_MS 300000L
 #define UFDW_LOW_SPEED_TIME_S 60L
 #define UFDW_HEADER_MAX 256
+#define UFDW_SHORT_SECRET 6		/* shorter secrets withhold the whole text */
+
+/*
+ * Microsoft Entra ID's error code (the token response's "error_codes") for
+ * an expired client secret: AADSTS7000222 InvalidClientSecretExpiredKeysProvided
+ * (learn.microsoft.com/entra/identity-platform/reference-error-codes).
+ */
+#define ENTRA_CLIENT_SECRET_EXPIRED 7000222
 /* retry backoff: first delay, cap; each delay is jittered to 50-100% */
 #define UFDW_BACKOFF_BASE_MS 500L
 #define UFDW_BACKOFF_MAX_MS 30000L
@@ -807,9 +815,23 @@ ufdw_http_finish(UfdwTransfer *xfer)
 	return resp;
 }
 
+/* list_sort comparator: longer strings first. */
+static int
+longer_first(const ListCell *a, const ListCell *b)
+{
+	size_t		la = strlen(lfirst(a));
+	size_t		lb = strlen(lfirst(b));
+
+	return la > lb ? -1 : la < lb ? 1 : 0;
+}
+
 /*
- * Text safe to show: secrets replaced, control characters blanked, at most
- * maxlen bytes (cut on a character boundary).
+ * Text safe to show: secrets replaced (longest first, so an encoded form
+ * goes whole), control characters blanked, at most maxlen bytes (cut on a
+ * character boundary).  A secret shorter than UFDW_SHORT_SECRET bytes
+ * would leave too little text if every occurrence were cut out, and could
+ * still be guessed from what remains: text that holds one is withheld
+ * entirely.
  */
 char *
 ufdw_redact(const char *text, List *secrets, int maxlen)
@@ -817,8 +839,10 @@ ufdw_redact(const char *text, List *secrets, int maxlen)
 	StringInfoData buf;
 	ListCell   *lc;
 	char	   *s = pstrdup(text ? text : "");
+	List	   *sorted = list_copy(secrets);
 
-	foreach(lc, secrets)
+	list_sort(sorted, longer_first);
+	foreach(lc, sorted)
 	{
 		const char *secret = lfirst(lc);
 		size_t		slen = strlen(secret);
@@ -826,8 +850,25 @@ ufdw_redact(const char *text, List *secrets, int maxlen)
 
 		if (slen == 0)
 			continue;
-		while ((hit = strstr(s, secret)) != NULL)
-			s = psprintf("%.*s[redacted]%s", (int) (hit - s), s, hit + slen);
+		if (slen < UFDW_SHORT_SECRET && strstr(s, secret) != NULL)
+			return pstrdup("[withheld: the text contains a credential]");
+		if (strstr(s, secret) == NULL)
+			continue;
+		/* one pass from left to right: a replacement is never searched again */
+		initStringInfo(&buf);
+		for (const char *p = s; p != NULL;)
+		{
+			hit = strstr(p, secret);
+			if (hit == NULL)
+			{
+				appendStringInfoString(&buf, p);
+				break;
+			}
+			appendBinaryStringInfo(&buf, p, hit - p);
+			appendStringInfoString(&buf, "[redacted]");
+			p = hit + slen;
+		}
+		s = buf.data;
 	}
 	initStringInfo(&buf);
 	for (char *p = s; *p; p++)
@@ -937,6 +978,13 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 						rctx->server_name, resp->status),
 				 errdetail_internal("%s", detail.data),
 				 errhint("The identity provider no longer accepts the client credentials (the secret expired, was rotated or revoked, or the app was removed): create a new client secret and ALTER USER MAPPING ... OPTIONS (SET client_secret '...'), or reconnect with unified.connect().")));
+	if (token_request && list_member_int(uerr.error_codes, ENTRA_CLIENT_SECRET_EXPIRED))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+				 errmsg("client secret for server \"%s\" has expired: HTTP status %ld",
+						rctx->server_name, resp->status),
+				 errdetail_internal("%s", detail.data),
+				 errhint("Create a new client secret for the app (Microsoft Entra admin center: App registrations > Certificates & secrets), then ALTER USER MAPPING ... OPTIONS (SET client_secret '...'), or reconnect with unified.connect().")));
 	if (token_request)
 		ereport(ERROR,
 				(errcode(sqlstate),
@@ -957,7 +1005,7 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 	if (resp->status == 401 && rctx->auth_failure == UFDW_AUTHFAIL_NOT_REFRESHED)
 		ereport(ERROR,
 				(errcode(sqlstate),
-				 errmsg("access token for server \"%s\" has expired while reading \"%s\": HTTP status 401",
+				 errmsg("access token for server \"%s\" expired or was revoked while reading \"%s\": HTTP status 401",
 						rctx->server_name, rctx->table_name),
 				 errdetail_internal("%s", detail.data),
 				 errhint("A static token cannot be renewed: put a new one in the user mapping (ALTER USER MAPPING ... OPTIONS (SET token '...')), or use credentials that can obtain tokens.")));

@@ -12,6 +12,10 @@
  */
 #include "postgres.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <curl/curl.h>
 
 #include "access/reloptions.h"
@@ -20,7 +24,11 @@
 #include "catalog/pg_foreign_table.h"
 #include "catalog/pg_user_mapping.h"
 #include "commands/defrem.h"
+#include "common/base64.h"
 #include "miscadmin.h"
+#include "catalog/pg_authid.h"
+#include "storage/fd.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
@@ -38,7 +46,8 @@ typedef enum OptKind
 	OPT_TABLE,					/* a table of the unified model */
 	OPT_SECRET,					/* credential: non-empty, printable */
 	OPT_LIMIT,					/* integer in the range of transport_limits */
-	OPT_PATH					/* absolute file path, printable */
+	OPT_PATH,					/* absolute file path, printable */
+	OPT_SECRET_FILE				/* credential read from a server file */
 } OptKind;
 
 typedef struct OptDef
@@ -84,6 +93,17 @@ static const OptDef option_defs[] = {
 	{"consumer_secret", UserMappingRelationId, OPT_SECRET, false},
 	{"token_id", UserMappingRelationId, OPT_SECRET, false},
 	{"token_secret", UserMappingRelationId, OPT_SECRET, false},
+	/* the same, read at each scan from a file only the server can read */
+	{"username_file", UserMappingRelationId, OPT_SECRET_FILE, true},
+	{"password_file", UserMappingRelationId, OPT_SECRET_FILE, true},
+	{"token_file", UserMappingRelationId, OPT_SECRET_FILE, true},
+	{"api_key_file", UserMappingRelationId, OPT_SECRET_FILE, true},
+	{"client_id_file", UserMappingRelationId, OPT_SECRET_FILE, true},
+	{"client_secret_file", UserMappingRelationId, OPT_SECRET_FILE, true},
+	{"consumer_key_file", UserMappingRelationId, OPT_SECRET_FILE, true},
+	{"consumer_secret_file", UserMappingRelationId, OPT_SECRET_FILE, true},
+	{"token_id_file", UserMappingRelationId, OPT_SECRET_FILE, true},
+	{"token_secret_file", UserMappingRelationId, OPT_SECRET_FILE, true},
 	{NULL, InvalidOid, 0, false}
 };
 
@@ -368,6 +388,7 @@ validate_value(const OptDef *def, DefElem *elem)
 			(void) transport_limit(def->name, value);
 			break;
 		case OPT_PATH:
+		case OPT_SECRET_FILE:
 			if (value[0] != '/' || has_bad_chars(value, false))
 				ereport(ERROR,
 						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
@@ -511,25 +532,46 @@ validate_server(List *options)
 	}
 }
 
+/* Whether credential field name is given, as itself or as name_file. */
+static bool
+has_credential(List *options, const char *name)
+{
+	return ufdw_option_value(options, name) != NULL ||
+		ufdw_option_value(options, psprintf("%s_file", name)) != NULL;
+}
+
 /* User mapping checks that need the whole option list. */
 static void
 validate_user_mapping(List *options)
 {
+	for (const OptDef *d = option_defs; d->name; d++)
+		if (d->kind == OPT_SECRET_FILE)
+		{
+			char	   *field = pnstrdup(d->name, strlen(d->name) - strlen("_file"));
+
+			if (ufdw_option_value(options, field) && ufdw_option_value(options, d->name))
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+						 errmsg("options \"%s\" and \"%s\" cannot both be set", field, d->name),
+						 errhint("Give the credential either in the user mapping or in a file, not both.")));
+		}
 	for (int g = 0; g < lengthof(credential_groups); g++)
 	{
 		int			present = 0;
 		int			n = 0;
 
 		for (n = 0; credential_groups[g][n]; n++)
-			if (ufdw_option_value(options, credential_groups[g][n]))
+			if (has_credential(options, credential_groups[g][n]))
 				present++;
 		if (present > 0 && present < n)
 			for (int i = 0; i < n; i++)
-				if (ufdw_option_value(options, credential_groups[g][i]) == NULL)
+				if (!has_credential(options, credential_groups[g][i]))
 					ereport(ERROR,
 							(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
 							 errmsg("option \"%s\" is required with option \"%s\"",
-									credential_groups[g][i], credential_groups[g][0])));
+									credential_groups[g][i], credential_groups[g][0]),
+							 errhint("Either option may also be given as a file: \"%s_file\".",
+									 credential_groups[g][i])));
 	}
 }
 
@@ -561,7 +603,17 @@ unified_fdw_validator(PG_FUNCTION_ARGS)
 					 errhint("Valid options on %s are: %s.", context_name(context),
 							 valid_options(context))));
 		}
-		if (def->superuser_only && !superuser())
+		if (def->kind == OPT_SECRET_FILE)
+		{
+			/* as file_fdw's filename: naming a server file is a privilege */
+			if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied to set option \"%s\"", def->name),
+						 errhint("Only superusers and members of pg_read_server_files may name a server file in \"%s\".",
+								 def->name)));
+		}
+		else if (def->superuser_only && !superuser())
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied to set option \"%s\"", def->name),
@@ -612,12 +664,21 @@ get_transport_options(UfdwOptions *o, List *options)
 }
 
 /*
- * Copies the server's transport limits into a request context (whose
- * server name, table name and secrets the caller sets).
+ * The request context for requests to opts' server: who they are made for
+ * (server, and table_name, NULL for requests outside a scan), the secrets
+ * to redact, and the server's transport settings (allow_insecure, ca_file,
+ * timeouts, retries, response cap).  The one constructor of request
+ * settings: scans, remote estimates, unified.connect's live check and
+ * unified.status(live => true) all use it.  *rctx is overwritten.
  */
 void
-ufdw_transport_context(const UfdwOptions *opts, UfdwRequestContext *rctx)
+ufdw_request_context(const UfdwOptions *opts, const char *table_name,
+					 UfdwRequestContext *rctx)
 {
+	memset(rctx, 0, sizeof(*rctx));
+	rctx->server_name = opts->server_name;
+	rctx->table_name = table_name;
+	rctx->secrets = ufdw_secrets(opts);
 	rctx->allow_insecure = opts->allow_insecure;
 	rctx->ca_file = opts->ca_file;
 	rctx->connect_timeout_ms = opts->connect_timeout_s * 1000L;
@@ -627,6 +688,97 @@ ufdw_transport_context(const UfdwOptions *opts, UfdwRequestContext *rctx)
 	rctx->max_retries = opts->max_retries;
 	rctx->retry_max_wait_ms = opts->retry_max_wait_s * 1000L;
 	rctx->max_response_bytes = opts->max_response_bytes;
+}
+
+#define SECRET_FILE_MAX 65536
+
+/*
+ * The content of credential file path (option option of a user mapping for
+ * server), without one final line break.  The file must be a regular file
+ * that neither its group nor others may read, write or execute (as libpq's
+ * password file), at most 64 kB, and hold a non-empty value without control
+ * characters.  Read afresh each time, so a rotated secret is used at the
+ * next scan.  Errors name the option and the path, never the content.
+ */
+static char *
+read_secret_file(const char *option, const char *path, const char *server)
+{
+	int			fd;
+	struct stat st;
+	char	   *buf;
+	ssize_t		n;
+
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\" named by option \"%s\" of the user mapping for server \"%s\": %m",
+						path, option, server),
+				 errhint("The file must exist and be readable by the operating system user the PostgreSQL server runs as.")));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+	{
+		CloseTransientFile(fd);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("file \"%s\" named by option \"%s\" is not a regular file", path, option)));
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO))
+	{
+		CloseTransientFile(fd);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("file \"%s\" named by option \"%s\" has group or world access", path, option),
+				 errdetail("Its permissions are %04o.", (unsigned int) (st.st_mode & 07777)),
+				 errhint("Only the server's operating system user may have access to a credential file: chmod 600 \"%s\".",
+						 path)));
+	}
+	if (st.st_size > SECRET_FILE_MAX)
+	{
+		CloseTransientFile(fd);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("file \"%s\" named by option \"%s\" is larger than %d bytes", path, option,
+						SECRET_FILE_MAX)));
+	}
+	buf = palloc(SECRET_FILE_MAX + 2);
+	n = read(fd, buf, SECRET_FILE_MAX + 1);
+	if (n < 0)
+	{
+		int			save_errno = errno;
+
+		CloseTransientFile(fd);
+		errno = save_errno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read file \"%s\" named by option \"%s\": %m", path, option)));
+	}
+	CloseTransientFile(fd);
+	buf[Min(n, SECRET_FILE_MAX)] = '\0';
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	if (n > 0 && buf[n - 1] == '\r')
+		buf[--n] = '\0';
+	if (n == 0 || n > SECRET_FILE_MAX || strlen(buf) != (size_t) n || has_bad_chars(buf, false))
+	{
+		explicit_bzero(buf, SECRET_FILE_MAX + 2);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("invalid content in file \"%s\" named by option \"%s\"", path, option),
+				 errdetail("The file must hold one non-empty value without control characters, optionally followed by one line break.")));
+	}
+	return buf;
+}
+
+/* Credential field name of a user mapping: its option, else its file. */
+static char *
+credential(List *options, const char *name, const char *server)
+{
+	char	   *option = psprintf("%s_file", name);
+	char	   *path = ufdw_option_value(options, option);
+
+	if (path)
+		return read_secret_file(option, path, server);
+	return ufdw_option_value(options, name);
 }
 
 /*
@@ -661,16 +813,16 @@ ufdw_get_options(ForeignServer *server, UserMapping *um)
 		(void) parse_bool(v, &o->allow_insecure);
 	get_transport_options(o, server->options);
 
-	o->username = ufdw_option_value(uo, "username");
-	o->password = ufdw_option_value(uo, "password");
-	o->token = ufdw_option_value(uo, "token");
-	o->api_key = ufdw_option_value(uo, "api_key");
-	o->client_id = ufdw_option_value(uo, "client_id");
-	o->client_secret = ufdw_option_value(uo, "client_secret");
-	o->consumer_key = ufdw_option_value(uo, "consumer_key");
-	o->consumer_secret = ufdw_option_value(uo, "consumer_secret");
-	o->token_id = ufdw_option_value(uo, "token_id");
-	o->token_secret = ufdw_option_value(uo, "token_secret");
+	o->username = credential(uo, "username", server->servername);
+	o->password = credential(uo, "password", server->servername);
+	o->token = credential(uo, "token", server->servername);
+	o->api_key = credential(uo, "api_key", server->servername);
+	o->client_id = credential(uo, "client_id", server->servername);
+	o->client_secret = credential(uo, "client_secret", server->servername);
+	o->consumer_key = credential(uo, "consumer_key", server->servername);
+	o->consumer_secret = credential(uo, "consumer_secret", server->servername);
+	o->token_id = credential(uo, "token_id", server->servername);
+	o->token_secret = credential(uo, "token_secret", server->servername);
 
 	if (o->client_id)
 		o->auth_method = UFDW_AUTH_OAUTH2_CC;
@@ -725,7 +877,61 @@ ufdw_effective_page_size(const UfdwOptions *opts)
 	return Min(n, opts->connector->max_page_size);
 }
 
-/* The secret values of the user mapping, for redaction from messages. */
+/* s with every byte outside unreserved (RFC 3986) as %XX, hex in upper or lower case. */
+static char *
+percent_encoded(const char *s, bool lower, bool plus_for_space)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+	{
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			(*p >= '0' && *p <= '9') || strchr("-._~", *p))
+			appendStringInfoChar(&buf, *p);
+		else if (*p == ' ' && plus_for_space)
+			appendStringInfoChar(&buf, '+');
+		else
+			appendStringInfo(&buf, lower ? "%%%02x" : "%%%02X", *p);
+	}
+	return buf.data;
+}
+
+/* s as the content of a JSON string; "/" as "\/" if slash. */
+static char *
+json_escaped(const char *s, bool slash)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (const char *p = s; *p; p++)
+	{
+		if (*p == '"' || *p == '\\' || (*p == '/' && slash))
+			appendStringInfoChar(&buf, '\\');
+		appendStringInfoChar(&buf, *p);
+	}
+	return buf.data;
+}
+
+static List *
+add_secret(List *l, char *s)
+{
+	ListCell   *lc;
+
+	foreach(lc, l)
+		if (strcmp(lfirst(lc), s) == 0)
+			return l;
+	return lappend(l, s);
+}
+
+/*
+ * The secret values of the user mapping, for redaction from messages, with
+ * the forms an upstream may echo them in: percent-encoded (query strings,
+ * form bodies such as the OAuth token request; upper- or lower-case hex,
+ * space as "+" or "%20"), JSON-escaped ("\"", "\\", "\/"), and HTTP Basic's
+ * base64 of "username:password".  Every secret counts, however short; see
+ * ufdw_redact() for what happens to text that holds a short one.
+ */
 List *
 ufdw_secrets(const UfdwOptions *opts)
 {
@@ -735,7 +941,32 @@ ufdw_secrets(const UfdwOptions *opts)
 	opts->consumer_key, opts->token_id};
 
 	for (int i = 0; i < lengthof(secrets); i++)
-		if (secrets[i] && strlen(secrets[i]) >= 4)
-			l = lappend(l, (char *) secrets[i]);
+	{
+		const char *s = secrets[i];
+
+		if (s == NULL || s[0] == '\0')
+			continue;
+		l = add_secret(l, pstrdup(s));
+		l = add_secret(l, percent_encoded(s, false, false));
+		l = add_secret(l, percent_encoded(s, true, false));
+		l = add_secret(l, percent_encoded(s, false, true));
+		l = add_secret(l, percent_encoded(s, true, true));
+		l = add_secret(l, json_escaped(s, false));
+		l = add_secret(l, json_escaped(s, true));
+	}
+	if (opts->username && opts->password)
+	{
+		char	   *plain = psprintf("%s:%s", opts->username, opts->password);
+		int			len = strlen(plain);
+		char	   *b64 = palloc(pg_b64_enc_len(len) + 1);
+		int			n = pg_b64_encode(plain, len, b64, pg_b64_enc_len(len));
+
+		if (n > 0)
+		{
+			b64[n] = '\0';
+			l = add_secret(l, b64);
+		}
+		explicit_bzero(plain, len);
+	}
 	return l;
 }

@@ -267,7 +267,7 @@ remote_estimate(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *info,
 	UfdwOptions *opts = ufdw_get_options(server, um);
 	const UfdwTableMap *tm = info->connector->tables[info->table_index];
 	UfdwScanSpec spec = {0};
-	UfdwRequestContext rctx = {0};
+	UfdwRequestContext rctx;
 	List	   *filters = NIL;
 	bool		complete = info->all_pushed;
 	Relation	rel;
@@ -305,10 +305,7 @@ remote_estimate(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *info,
 	req = ufdw_first_request(&spec, opts);
 
 	rel = table_open(relid, NoLock);
-	rctx.server_name = opts->server_name;
-	rctx.table_name = pstrdup(RelationGetRelationName(rel));
-	rctx.secrets = ufdw_secrets(opts);
-	rctx.allow_insecure = opts->allow_insecure;
+	ufdw_request_context(opts, pstrdup(RelationGetRelationName(rel)), &rctx);
 	resp = ufdw_execute(req, opts, &rctx, um->umid);
 
 	no_columns = palloc(sizeof(int) * info->natts);
@@ -846,10 +843,7 @@ unifiedBeginForeignScan(ForeignScanState *node, int eflags)
 	st->req_cxt = AllocSetContextCreate(st->scan_cxt, "unified_fdw filter",
 										ALLOCSET_SMALL_SIZES);
 
-	st->rctx.server_name = st->opts->server_name;
-	st->rctx.table_name = pstrdup(RelationGetRelationName(rel));
-	st->rctx.secrets = ufdw_secrets(st->opts);
-	ufdw_transport_context(st->opts, &st->rctx);
+	ufdw_request_context(st->opts, pstrdup(RelationGetRelationName(rel)), &st->rctx);
 
 	/* outer values, if any, are known at the first fetch */
 	render_request(node, st);

@@ -246,8 +246,8 @@ extern UfdwOptions *ufdw_get_options(ForeignServer *server, UserMapping *um);
 extern char *ufdw_option_value(List *options, const char *name);
 extern int	ufdw_effective_page_size(const UfdwOptions *opts);
 struct UfdwRequestContext;
-extern void ufdw_transport_context(const UfdwOptions *opts,
-								   struct UfdwRequestContext *rctx);
+extern void ufdw_request_context(const UfdwOptions *opts, const char *table_name,
+								 struct UfdwRequestContext *rctx);
 extern List *ufdw_secrets(const UfdwOptions *opts);
 
 /* ----------------------------------------------------------------
@@ -414,7 +414,7 @@ typedef enum UfdwAuthFailure
 
 /*
  * Who a request is made for (used in messages and for redaction), and the
- * server's transport limits.  ufdw_transport_context() fills the limits;
+ * server's transport limits.  ufdw_request_context() fills it all;
  * zero fields mean the built-in defaults.
  */
 typedef struct UfdwRequestContext
@@ -550,6 +550,7 @@ typedef struct UfdwUpstreamError
 	char	   *code;			/* e.g. "BadRequest_NotFound", "invalid_client" */
 	char	   *message;		/* upstream's message, unsanitised */
 	char	   *upstream_id;	/* transaction/correlation id in the body */
+	List	   *error_codes;	/* OAuth (Entra ID) "error_codes", of int */
 } UfdwUpstreamError;
 
 extern void ufdw_parse_token_response(const char *body, size_t len,

@@ -123,7 +123,7 @@ correlation_id(const char *message)
  *	 OData v4/v2	{"error": {"code", "message" (string or {"value"}),
  *					 "innererror": {"transactionid"}}}
  *	 OAuth 2.0		{"error": "invalid_client", "error_description",
- *					 "correlation_id"}
+ *					 "correlation_id", "error_codes" (Entra ID)}
  *	 NetSuite		{"title", "o:errorDetails": [{"detail", "o:errorCode"}]}
  *	 API gateways	{"fault": {"faultstring", "detail": {"errorcode"}}} (Apigee,
  *					 e.g. SAP's API hub rejecting an APIKey)
@@ -159,9 +159,19 @@ ufdw_parse_error_body(const char *body, size_t len, UfdwUpstreamError *out)
 		}
 		else if (json_is_string(err))
 		{
+			json_t	   *codes = json_object_get(root, "error_codes");
+			size_t		i;
+			json_t	   *c;
+
 			out->code = string_member(root, "error");
 			out->message = string_member(root, "error_description");
 			out->upstream_id = string_member(root, "correlation_id");
+			/* Microsoft Entra ID: "error_codes": [7000222] */
+			json_array_foreach(codes, i, c)
+				if (json_is_integer(c) && json_integer_value(c) > 0 &&
+					json_integer_value(c) <= PG_INT32_MAX)
+					out->error_codes = lappend_int(out->error_codes,
+											   (int) json_integer_value(c));
 			/* Entra appends trace lines to the description; keep the first */
 			if (out->message && strchr(out->message, '\r'))
 				*strchr(out->message, '\r') = '\0';

@@ -134,6 +134,19 @@ like($e1, qr/HINT:  The credentials are valid but lack permission/, '403 hint');
 sandbox_call($sb, 'POST', '/_sandbox/config', { denied_entity_sets => [] });
 is($node->safe_psql('postgres', 'SELECT count(*) > 0 FROM bc3_items'), 't', 'access restored');
 
+# Microsoft Entra's documented code for an expired client secret
+# (AADSTS7000222, in the token response's error_codes) is named as such
+sandbox_call($sb, 'POST', '/_sandbox/faults', { match => 'oauth2', status => 401, body => {
+	error => 'invalid_client', error_codes => [7000222],
+	error_description => "AADSTS7000222: The provided client secret keys for app 'x' are out of date.\r\nTrace ID: 1" } });
+$node->safe_psql('postgres', 'ALTER USER MAPPING FOR CURRENT_USER SERVER bc3 OPTIONS (SET client_secret \'sandbox-client-secret\')');
+($r1, $o1, $e1) = $node->psql('postgres', 'SELECT count(*) FROM bc3_items',
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($e1, qr/HV00N: client secret for server "bc3" has expired: HTTP status 401/,
+	'Entra error code 7000222: the client secret has expired');
+like($e1, qr/HINT:  Create a new client secret/, 'with a hint to create a new one');
+sandbox_call($sb, 'DELETE', '/_sandbox/faults');
+
 # the session is still usable
 is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the session stays usable');
 

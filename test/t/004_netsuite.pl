@@ -117,6 +117,39 @@ unlike(join("\n", @own), qr/\Q$canary\E|sandbox-consumer-secret|oauth_signature/
 	'no secret or signature in what unified_fdw logged');
 is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the session stays usable');
 
+# a static bearer token: a 401 is told apart by the structure of the
+# WWW-Authenticate challenge (RFC 6750 section 3), never by its free text
+$node->safe_psql('postgres', qq{
+	CREATE SERVER nsb FOREIGN DATA WRAPPER unified_fdw OPTIONS (
+		system 'netsuite', instance_url '$sb->{url}', account_id '1234567_SB1',
+		allow_insecure 'true');
+	CREATE USER MAPPING FOR CURRENT_USER SERVER nsb OPTIONS (token 'sandbox-bearer-token');
+	CREATE FOREIGN TABLE nsb_vendors (id text) SERVER nsb OPTIONS ("table" 'vendors');
+});
+is($node->safe_psql('postgres', 'SELECT count(*) > 0 FROM nsb_vendors'), 't', 'a static bearer token works');
+for my $case (
+	[ 'Bearer realm="netsuite", error="invalid_token", error_description="The token is not valid after 2026-01-01T00:00:00Z"',
+	  qr/HV00N: access token for server "nsb" expired or was revoked while reading "nsb_vendors": HTTP status 401/,
+	  'error="invalid_token" (whatever its description says): the token is no longer valid' ],
+	[ 'Basic realm="x", Bearer error=invalid_token',
+	  qr/HV00N: access token for server "nsb" expired or was revoked while reading/,
+	  'error=invalid_token as a token, in a second challenge' ],
+	[ 'Bearer realm="expired-sessions"',
+	  qr/HV00N: credentials for server "nsb" were rejected while reading "nsb_vendors": HTTP status 401/,
+	  'no error parameter: rejected credentials, though the realm says "expired"' ],
+	[ 'Bearer error="invalid_request", error_description="token expired"',
+	  qr/HV00N: credentials for server "nsb" were rejected while reading/,
+	  'error="invalid_request": not an invalid token, whatever the description says' ])
+{
+	my ($challenge, $re, $name) = @$case;
+	sandbox_call($sb, 'POST', '/_sandbox/faults',
+		{ match => 'suiteql', status => 401, headers => { 'WWW-Authenticate' => $challenge } });
+	($ret, $out, $err) = $node->psql('postgres', 'SELECT count(*) FROM nsb_vendors',
+		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	like($err, $re, $name);
+	sandbox_call($sb, 'DELETE', '/_sandbox/faults');
+}
+
 sub usleep_ms { select(undef, undef, undef, $_[0] / 1000) }
 
 done_testing();

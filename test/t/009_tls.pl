@@ -97,6 +97,22 @@ $node->safe_psql('postgres', "ALTER SERVER good OPTIONS (ADD ca_file '$dir/ca.pe
 ($ret, $out, $err) = query('SELECT count(*) FROM good.vendors');
 is($out, '0', 'ca_file names the CA: the request succeeds') or diag($err);
 
+# unified.connect's live check and unified.status(live => true) send their
+# requests with the server's transport settings too, ca_file among them
+($ret, $out, $err) = query(qq{SELECT status FROM unified.connect('dynamics365_bc',
+	'https://127.0.0.1:$stub{good}{port}/BC',
+	'{"username": "sandbox-user", "password": "sandbox-password"}', 'viaconnect',
+	'{"company_id": "@{[bc_company]}", "allow_insecure": true, "ca_file": "$dir/ca.pem"}')});
+is($out, 'active', 'unified.connect checks the credentials with the ca_file given') or diag($err);
+($ret, $out, $err) = query("SELECT status FROM unified.status('viaconnect', live => true)");
+is($out, 'active', 'unified.status(live => true) probes with the server\'s ca_file') or diag($err);
+unlike($err, qr/WARNING/, 'unified.status(live => true): no failed live check');
+$node->safe_psql('postgres', "ALTER SERVER viaconnect OPTIONS (SET ca_file '$dir/wrong.pem')");
+($ret, $out, $err) = query("SELECT status FROM unified.status('viaconnect', live => true)");
+like($err, qr/live check of connection "viaconnect" failed: could not connect/,
+	'unified.status(live => true) with a ca_file that does not name the CA: the check fails');
+$node->safe_psql('postgres', "ALTER SERVER viaconnect OPTIONS (SET ca_file '$dir/ca.pem')");
+
 $node->safe_psql('postgres', "ALTER SERVER wrong OPTIONS (ADD ca_file '$dir/ca.pem')");
 ($ret, $out, $err) = query('SELECT count(*) FROM wrong.vendors');
 like($err, qr/HV00N: could not connect to server "wrong"/, 'certificate for another host: HV00N');
