@@ -110,7 +110,7 @@ static const TransportLimit transport_limits[] = {
 	{"max_response_bytes", 1024, INT64CONST(1073741824), INT64CONST(268435456), "bytes"},
 	{"max_pages", 1, 10000000, 100000, "pages"},
 	/* offset-paged dialects only; 1 = the next page only (prefetch) */
-	{"max_concurrency", 1, 16, 1, "requests"},
+	{"max_concurrency", 1, UFDW_MAX_CONCURRENCY, 1, "requests"},
 };
 
 /* Credential options that must be given together. */

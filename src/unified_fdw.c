@@ -70,8 +70,8 @@
 
 PG_MODULE_MAGIC;
 
-/* Most requests one scan sends ahead (max_concurrency is at most 16). */
-#define UFDW_MAX_AHEAD 16
+/* Page hashes a scan remembers exactly, for the pagination loop check. */
+#define UFDW_RECENT_PAGES 32
 
 /* Default planner figures: every request is expensive. */
 #define DEFAULT_ROWS 1000
@@ -147,10 +147,16 @@ typedef struct UfdwScanState
 	bool		params_set;		/* ... and its values are available */
 	bool		needs_render;	/* render the filter again before fetching */
 	MemoryContext req_cxt;		/* the rendered filter and first request */
-	HTAB	   *seen_urls;		/* hashes of the page URLs requested */
+	/* pagination loop check, in constant memory (check_next_page) */
+	uint64		first_hash;		/* the first request */
+	uint64		recent[UFDW_RECENT_PAGES];	/* the last pages', a ring */
+	int			nrecent;		/* pages in recent (at most its size) */
+	uint64		brent_hash;		/* Brent's checkpoint for longer cycles */
+	int			brent_power;	/* pages between checkpoints */
+	int			brent_steps;	/* pages since the checkpoint */
 	/* offset-paged dialects: further pages in flight, in offset order */
 	int			nahead;
-	UfdwAhead	ahead[UFDW_MAX_AHEAD];
+	UfdwAhead	ahead[UFDW_MAX_CONCURRENCY - 1];
 	/* EXPLAIN ANALYZE figures, over all loops */
 	int64		pages;
 	int64		requests;
@@ -859,14 +865,26 @@ unifiedBeginForeignScan(ForeignScanState *node, int eflags)
 	MemoryContextSwitchTo(old);
 }
 
-/* Sends st->cur_req; its response is read by fetch_page(). */
+/*
+ * A context for one request: the UfdwRequest (unless it is the first one,
+ * in req_cxt) and its transfer.  Deleting it cancels the transfer and frees
+ * the request, so a scan holds only the requests in flight however many
+ * pages it reads.
+ */
+#define request_context(st, name) \
+	AllocSetContextCreate((st)->scan_cxt, name, ALLOCSET_SMALL_SIZES)
+
+/*
+ * Sends st->cur_req in st->xfer_cxt (made if there is none yet); its
+ * response is read by fetch_page().
+ */
 static void
 start_request(UfdwScanState *st)
 {
 	MemoryContext old;
 
-	st->xfer_cxt = AllocSetContextCreate(st->scan_cxt, "unified_fdw request",
-										 ALLOCSET_SMALL_SIZES);
+	if (st->xfer_cxt == NULL)
+		st->xfer_cxt = request_context(st, "unified_fdw request");
 	old = MemoryContextSwitchTo(st->xfer_cxt);
 	ufdw_check_connected(st->serverid);
 	st->inflight = ufdw_start_authenticated(st->cur_req, st->opts, &st->rctx, st->umid);
@@ -874,6 +892,7 @@ start_request(UfdwScanState *st)
 	MemoryContextSwitchTo(old);
 }
 
+/* Cancels the request in flight and frees it (unless it is the first). */
 static void
 drop_request(UfdwScanState *st)
 {
@@ -881,6 +900,7 @@ drop_request(UfdwScanState *st)
 		MemoryContextDelete(st->xfer_cxt);	/* cancels a transfer in flight */
 	st->xfer_cxt = NULL;
 	st->inflight = NULL;
+	st->cur_req = NULL;
 }
 
 /* Cancels the requests sent ahead. */
@@ -893,17 +913,20 @@ drop_ahead(UfdwScanState *st)
 }
 
 /*
- * Sends next, the request for the page after the current one: it is the
- * first request sent ahead if that one asked for the same page (it then
- * becomes the request in flight), else it is sent now and whatever was
- * sent ahead is cancelled (the upstream paged differently than guessed).
+ * Sends next (built in next_cxt), the request for the page after the
+ * current one: it is the first request sent ahead if that one asked for
+ * the same page (it then becomes the request in flight, and next_cxt is
+ * freed), else it is sent now and whatever was sent ahead is cancelled
+ * (the upstream paged differently than guessed).
  */
 static void
-advance_request(UfdwScanState *st, UfdwRequest *next)
+advance_request(UfdwScanState *st, UfdwRequest *next, MemoryContext next_cxt)
 {
+	Assert(st->xfer_cxt == NULL);
 	if (st->nahead > 0 && st->ahead[0].req->offset == next->offset &&
 		strcmp(st->ahead[0].req->url, next->url) == 0)
 	{
+		MemoryContextDelete(next_cxt);
 		st->cur_req = st->ahead[0].req;
 		st->inflight = st->ahead[0].xfer;
 		st->xfer_cxt = st->ahead[0].cxt;
@@ -913,6 +936,7 @@ advance_request(UfdwScanState *st, UfdwRequest *next)
 	}
 	drop_ahead(st);
 	st->cur_req = next;
+	st->xfer_cxt = next_cxt;
 	start_request(st);
 }
 
@@ -927,7 +951,7 @@ advance_request(UfdwScanState *st, UfdwRequest *next)
 static void
 fill_ahead(UfdwScanState *st, const UfdwPageInfo *info)
 {
-	int			want = Min(st->opts->max_concurrency, UFDW_MAX_AHEAD + 1) - 1;
+	int			want = Min(st->opts->max_concurrency, UFDW_MAX_CONCURRENCY) - 1;
 
 	if (st->spec.connector->dialect == UFDW_DIALECT_ODATA_V4 ||
 		info->next_link != NULL || st->inflight == NULL || st->cur_req->limit <= 0)
@@ -947,17 +971,18 @@ fill_ahead(UfdwScanState *st, const UfdwPageInfo *info)
 		full.nrecords = last->limit;
 		full.has_more = true;
 		full.total_count = info->total_count;
-		old = MemoryContextSwitchTo(st->scan_cxt);
+		a = &st->ahead[st->nahead];
+		a->cxt = request_context(st, "unified_fdw request ahead");
+		old = MemoryContextSwitchTo(a->cxt);
 		req = ufdw_next_request(&st->spec, st->opts, last, st->page_no + 1 + st->nahead,
 								&full);
-		MemoryContextSwitchTo(old);
 		if (req == NULL || req->offset <= last->offset)
+		{
+			MemoryContextSwitchTo(old);
+			MemoryContextDelete(a->cxt);
 			break;
-		a = &st->ahead[st->nahead];
+		}
 		a->req = req;
-		a->cxt = AllocSetContextCreate(st->scan_cxt, "unified_fdw request ahead",
-									   ALLOCSET_SMALL_SIZES);
-		old = MemoryContextSwitchTo(a->cxt);
 		a->xfer = ufdw_start_authenticated(req, st->opts, &st->rctx, st->umid);
 		MemoryContextSwitchTo(old);
 		st->nahead++;
@@ -981,14 +1006,18 @@ request_hash(const UfdwRequest *req)
 /*
  * Checks that next, the request for page st->page_no + 1, stays within the
  * server's max_pages and does not revisit a page of this scan (a next link
- * cycle A -> B -> A); raises an ERROR otherwise.  URLs are remembered as
- * 64-bit hashes, so memory stays small for long scans.
+ * cycle A -> B -> A); raises an ERROR otherwise.  Requests are remembered
+ * as 64-bit hashes of URL and body, in constant memory however long the
+ * scan: the first one and the last UFDW_RECENT_PAGES are compared exactly
+ * (a link back to any of them stops the scan at once), and a longer cycle
+ * is caught by Brent's algorithm within about twice its length (a
+ * checkpoint hash moved to the current page after 1, 2, 4, ... pages).
  */
 static void
 check_next_page(UfdwScanState *st, const UfdwRequest *next)
 {
 	uint64		h;
-	bool		found;
+	bool		found = false;
 
 	if (st->page_no >= st->opts->max_pages)
 		ereport(ERROR,
@@ -997,20 +1026,28 @@ check_next_page(UfdwScanState *st, const UfdwRequest *next)
 						st->rctx.table_name, st->opts->server_name),
 				 errdetail("The upstream offered more than %d pages.", st->opts->max_pages),
 				 errhint("Raise the server's max_pages option, or raise page_size.")));
-	if (st->seen_urls == NULL)
+	if (st->page_no <= 1)
 	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(uint64);
-		ctl.entrysize = sizeof(uint64);
-		ctl.hcxt = st->scan_cxt;
-		st->seen_urls = hash_create("unified_fdw page urls", 64, &ctl,
-									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		h = request_hash(st->first_req);
-		(void) hash_search(st->seen_urls, &h, HASH_ENTER, NULL);
+		st->first_hash = request_hash(st->first_req);
+		st->nrecent = 0;
+		st->brent_hash = st->first_hash;
+		st->brent_power = 1;
+		st->brent_steps = 0;
 	}
 	h = request_hash(next);
-	(void) hash_search(st->seen_urls, &h, HASH_ENTER, &found);
+	found = h == st->first_hash || h == st->brent_hash;
+	for (int i = 0; i < Min(st->nrecent, UFDW_RECENT_PAGES) && !found; i++)
+		found = st->recent[i] == h;
+	st->recent[st->nrecent++ % UFDW_RECENT_PAGES] = h;
+	if (st->nrecent >= 2 * UFDW_RECENT_PAGES)
+		st->nrecent -= UFDW_RECENT_PAGES;	/* stays full, no overflow */
+	if (++st->brent_steps >= st->brent_power)
+	{
+		st->brent_hash = h;
+		st->brent_power = st->brent_power < PG_INT32_MAX / 2 ? st->brent_power * 2 :
+			st->brent_power;
+		st->brent_steps = 0;
+	}
 	if (found)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
@@ -1028,6 +1065,8 @@ static void
 fetch_page(UfdwScanState *st)
 {
 	MemoryContext old;
+	MemoryContext done_cxt;
+	MemoryContext next_cxt;
 	UfdwResponse *resp;
 	UfdwPageInfo info;
 	UfdwRequest *next;
@@ -1040,7 +1079,10 @@ fetch_page(UfdwScanState *st)
 	old = MemoryContextSwitchTo(st->page_cxt);
 	resp = ufdw_finish_authenticated(st->inflight, st->cur_req, st->opts, &st->rctx,
 									 st->umid);
-	drop_request(st);
+	/* the finished request is freed once the next one is built from it */
+	done_cxt = st->xfer_cxt;
+	st->xfer_cxt = NULL;
+	st->inflight = NULL;
 	st->page_no++;
 	st->pages++;
 	st->retries += resp->attempts - 1;
@@ -1053,19 +1095,24 @@ fetch_page(UfdwScanState *st)
 	st->records += info.nrecords;
 	MemoryContextSwitchTo(old);
 
-	/* with the first request: freed when a parameterized scan renders again */
-	old = MemoryContextSwitchTo(st->req_cxt);
+	/* in a context of its own, freed with the request */
+	next_cxt = request_context(st, "unified_fdw request");
+	old = MemoryContextSwitchTo(next_cxt);
 	next = ufdw_next_request(&st->spec, st->opts, st->cur_req, st->page_no, &info);
 	MemoryContextSwitchTo(old);
+	if (done_cxt)
+		MemoryContextDelete(done_cxt);
+	st->cur_req = NULL;
 	if (next == NULL)
 	{
+		MemoryContextDelete(next_cxt);
 		st->last_page = true;
 		drop_ahead(st);
 	}
 	else
 	{
 		check_next_page(st, next);
-		advance_request(st, next);
+		advance_request(st, next, next_cxt);
 		fill_ahead(st, &info);
 	}
 }
@@ -1114,9 +1161,6 @@ unifiedReScanForeignScan(ForeignScanState *node)
 	st->nrows = st->next_row = 0;
 	st->page_no = 0;
 	st->last_page = false;
-	if (st->seen_urls)
-		hash_destroy(st->seen_urls);
-	st->seen_urls = NULL;
 }
 
 static void

@@ -201,6 +201,12 @@ extern List *ufdw_import_foreign_schema(struct ImportForeignSchemaStmt *stmt,
  * ----------------------------------------------------------------
  */
 
+/*
+ * Most requests one scan keeps in flight: the upper bound of the server
+ * option max_concurrency, and the size of the scan's read-ahead array.
+ */
+#define UFDW_MAX_CONCURRENCY 16
+
 /* Everything a scan needs from the server, user mapping and table options. */
 typedef struct UfdwOptions
 {
