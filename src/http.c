@@ -5,8 +5,10 @@
  *		latch, and upstream failures turned into PostgreSQL errors.
  *
  * One multi handle per backend, created on first use (never in the
- * postmaster).  It owns libcurl's connection cache, so keep-alive
- * connections and TLS sessions are reused across requests and scans.  Each
+ * postmaster).  Connections are cached per user mapping, as postgres_fdw
+ * caches its connections: each mapping has a curl share object holding its
+ * connection cache, so keep-alive connections are reused across requests
+ * and scans of that mapping.  Each
  * request gets its own easy handle, owned by a UfdwTransfer that lives in
  * the memory context current when the request was started: a reset
  * callback on that context removes the handle from the multi handle and
@@ -25,8 +27,11 @@
  * whole-request and low-speed timeouts, and a cap on the body enforced in
  * the write callback on decompressed bytes.  Retries are decided by the
  * caller (auth.c) with the helpers below; their backoff sleeps on the latch
- * like every other wait.  Any ALTER or DROP of a server or user mapping
- * drops the connection cache before the next request.
+ * like every other wait.  An ALTER or DROP of a server or user mapping
+ * retires the connection caches of the mappings it concerns (matched by
+ * syscache hash values, see ufdw_hash_matches): their next request opens a
+ * new connection, and the old connections are closed once no transfer uses
+ * them.  Other mappings keep their connections.
  *
  *-------------------------------------------------------------------------
  */
@@ -43,6 +48,9 @@
 #include "mb/pg_wchar.h"
 #include "storage/fd.h"
 #include "storage/latch.h"
+#include "access/htup_details.h"
+#include "catalog/pg_user_mapping.h"
+#include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
@@ -64,9 +72,32 @@
 #define UFDW_BACKOFF_BASE_MS 500L
 #define UFDW_BACKOFF_MAX_MS 30000L
 
+/*
+ * A connection cache (a curl share object) and the transfers using it.  In
+ * TopMemoryContext; a retired one is freed when its last transfer ends.
+ */
+typedef struct ConnShare
+{
+	CURLSH	   *share;
+	int			active;			/* transfers using it */
+	bool		retired;		/* replaced: clean up when active drops to 0 */
+} ConnShare;
+
+/* The connection cache of one user mapping. */
+typedef struct ConnCacheEntry
+{
+	Oid			umid;			/* hash key (InvalidOid: unified.connect's
+								 * check) */
+	ConnShare  *current;		/* for new transfers, or NULL */
+	bool		stale;			/* its server or mapping changed */
+	uint32		server_hashvalue;	/* see ufdw_mapping_hashes */
+	uint32		mapping_hashvalue;
+} ConnCacheEntry;
+
 struct UfdwTransfer
 {
 	CURL	   *easy;			/* NULL once cleaned up */
+	ConnShare  *conn;			/* the connection cache it uses */
 	struct curl_slist *headers;
 	char	   *buf;			/* response body, malloc'd */
 	size_t		len;
@@ -108,7 +139,7 @@ static int	nwatched = 0;
 static bool watch_overflow = false;
 static TimestampTz timer_deadline = 0;	/* 0: no timer */
 static int	active_transfers = 0;
-static bool connections_stale = false;	/* a server or user mapping changed */
+static HTAB *conn_caches = NULL;	/* ConnCacheEntry by user mapping OID */
 
 /* ---- libcurl callbacks: record only, never raise ---- */
 
@@ -291,7 +322,16 @@ opensocket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
 static int
 closesocket_cb(void *clientp, curl_socket_t fd)
 {
-	int			rc = close(fd);
+	int			rc;
+
+	/* a connection cache being cleaned up closes idle sockets: unwatch them */
+	for (int i = 0; i < nwatched; i++)
+		if (watched[i].fd == fd)
+		{
+			watched[i] = watched[--nwatched];
+			break;
+		}
+	rc = close(fd);
 
 	ReleaseExternalFD();
 	return rc;
@@ -311,6 +351,17 @@ transfer_cleanup(void *arg)
 		x->easy = NULL;
 		active_transfers--;
 	}
+	if (x->conn)
+	{
+		ConnShare  *c = x->conn;
+
+		x->conn = NULL;
+		if (--c->active == 0 && c->retired)
+		{
+			curl_share_cleanup(c->share);
+			pfree(c);
+		}
+	}
 	curl_slist_free_all(x->headers);
 	x->headers = NULL;
 	free(x->buf);
@@ -318,14 +369,120 @@ transfer_cleanup(void *arg)
 }
 
 /*
+ * The syscache hash values of user mapping umid's server and of umid, for
+ * matching invalidations (0 and 0 if umid is invalid or gone: every
+ * invalidation matches).
+ */
+void
+ufdw_mapping_hashes(Oid umid, uint32 *server_hashvalue, uint32 *mapping_hashvalue)
+{
+	HeapTuple	tup;
+	Oid			serverid;
+
+	*server_hashvalue = *mapping_hashvalue = 0;
+	if (!OidIsValid(umid))
+		return;
+	tup = SearchSysCache1(USERMAPPINGOID, ObjectIdGetDatum(umid));
+	if (!HeapTupleIsValid(tup))
+		return;
+	serverid = ((Form_pg_user_mapping) GETSTRUCT(tup))->umserver;
+	ReleaseSysCache(tup);
+	*server_hashvalue = GetSysCacheHashValue1(FOREIGNSERVEROID, ObjectIdGetDatum(serverid));
+	*mapping_hashvalue = GetSysCacheHashValue1(USERMAPPINGOID, ObjectIdGetDatum(umid));
+}
+
+/*
+ * Whether a syscache invalidation (cacheid, hashvalue) concerns a cache
+ * entry of a mapping with these hash values (ufdw_mapping_hashes): as
+ * postgres_fdw's pgfdw_inval_callback, by hash value; hash value 0 is a
+ * cache reset, which concerns every entry.
+ */
+bool
+ufdw_hash_matches(int cacheid, uint32 hashvalue, uint32 server_hashvalue,
+				  uint32 mapping_hashvalue)
+{
+	if (hashvalue == 0 || (server_hashvalue == 0 && mapping_hashvalue == 0))
+		return true;
+	if (cacheid == FOREIGNSERVEROID)
+		return hashvalue == server_hashvalue;
+	return hashvalue == mapping_hashvalue;
+}
+
+/*
  * Syscache callback: a server or user mapping changed (ALTER, DROP, a new
- * ca_file, new credentials).  Cached connections were made under the old
- * settings, so the connection cache is dropped before the next request.
+ * ca_file, new credentials).  Connections of the mappings it concerns were
+ * made under the old settings: those caches are retired before their next
+ * request.
  */
 static void
 invalidate_connections(Datum arg, int cacheid, uint32 hashvalue)
 {
-	connections_stale = true;
+	HASH_SEQ_STATUS scan;
+	ConnCacheEntry *e;
+
+	if (conn_caches == NULL)
+		return;
+	hash_seq_init(&scan, conn_caches);
+	while ((e = hash_seq_search(&scan)) != NULL)
+		if (ufdw_hash_matches(cacheid, hashvalue, e->server_hashvalue,
+							  e->mapping_hashvalue))
+			e->stale = true;
+}
+
+/*
+ * The connection cache for a new transfer of user mapping umid: a fresh
+ * one when the mapping changed since (the old one is closed once unused).
+ */
+static ConnShare *
+conn_share(Oid umid)
+{
+	ConnCacheEntry *e;
+	bool		found;
+
+	if (conn_caches == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(ConnCacheEntry);
+		conn_caches = hash_create("unified_fdw connections", 16, &ctl,
+								  HASH_ELEM | HASH_BLOBS);
+	}
+	e = hash_search(conn_caches, &umid, HASH_ENTER, &found);
+	if (!found)
+	{
+		e->current = NULL;
+		e->stale = false;
+	}
+	if (e->current && e->stale)
+	{
+		if (e->current->active == 0)
+		{
+			curl_share_cleanup(e->current->share);
+			pfree(e->current);
+		}
+		else
+			e->current->retired = true;
+		e->current = NULL;
+	}
+	if (e->current == NULL)
+	{
+		ConnShare  *c = MemoryContextAllocZero(TopMemoryContext, sizeof(ConnShare));
+
+		c->share = curl_share_init();
+		if (c->share == NULL ||
+			curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK)
+		{
+			if (c->share)
+				curl_share_cleanup(c->share);
+			pfree(c);
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		}
+		e->current = c;
+		e->stale = false;
+		ufdw_mapping_hashes(umid, &e->server_hashvalue, &e->mapping_hashvalue);
+	}
+	return e->current;
 }
 
 void
@@ -338,17 +495,8 @@ ufdw_http_init(void)
 static void
 ensure_multi(void)
 {
-	/* drop the connection cache once nothing uses it */
-	if (multi && connections_stale && active_transfers == 0)
-	{
-		curl_multi_cleanup(multi);
-		multi = NULL;
-		nwatched = 0;
-		timer_deadline = 0;
-	}
 	if (multi)
 		return;
-	connections_stale = false;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
@@ -385,12 +533,14 @@ make_request_id(char *dst)
 
 /*
  * Starts req.  auth_headers ("Name: value") and username/password (HTTP
- * Basic, may be NULL) carry the credentials and are never shown.  The
- * returned transfer belongs to the current memory context.
+ * Basic, may be NULL) carry the credentials and are never shown; the
+ * connection comes from user mapping umid's cache.  The returned transfer
+ * belongs to the current memory context.
  */
 UfdwTransfer *
 ufdw_http_start(const UfdwRequest *req, const UfdwRequestContext *rctx,
-				List *auth_headers, const char *username, const char *password)
+				List *auth_headers, const char *username, const char *password,
+				Oid umid)
 {
 	UfdwTransfer *x;
 	CURL	   *e;
@@ -418,10 +568,13 @@ ufdw_http_start(const UfdwRequest *req, const UfdwRequestContext *rctx,
 	if (e == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	active_transfers++;
+	x->conn = conn_share(umid);
+	x->conn->active++;
 
 #define SETOPT(opt, val) (ok = ok && curl_easy_setopt(e, opt, val) == CURLE_OK)
 	SETOPT(CURLOPT_URL, req->url);
 	SETOPT(CURLOPT_PRIVATE, x);
+	SETOPT(CURLOPT_SHARE, x->conn->share);
 	SETOPT(CURLOPT_NOSIGNAL, 1L);
 	SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
 	SETOPT(CURLOPT_WRITEFUNCTION, write_cb);

@@ -462,7 +462,12 @@ typedef struct UfdwResponse
 extern UfdwTransfer *ufdw_http_start(const UfdwRequest *req,
 									 const UfdwRequestContext *rctx,
 									 List *auth_headers,
-									 const char *username, const char *password);
+									 const char *username, const char *password,
+									 Oid umid);
+extern void ufdw_mapping_hashes(Oid umid, uint32 *server_hashvalue,
+								uint32 *mapping_hashvalue);
+extern bool ufdw_hash_matches(int cacheid, uint32 hashvalue,
+							  uint32 server_hashvalue, uint32 mapping_hashvalue);
 extern UfdwResponse *ufdw_http_finish(UfdwTransfer *xfer);
 extern void ufdw_http_wait(UfdwTransfer *xfer);
 extern bool ufdw_http_failed_retryably(UfdwTransfer *xfer);
