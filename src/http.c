@@ -58,7 +58,8 @@
 #include "compat.h"
 #include "unified_fdw.h"
 
-#define UFDW_MAX_SOCKETS 64
+/* first size of the table of watched sockets; it doubles as needed */
+#define UFDW_WATCHED_INITIAL 64
 /*
  * Defaults for request contexts that leave a limit at zero; the server
  * options' defaults are in option.c.
@@ -134,9 +135,12 @@ typedef struct WatchedSocket
 } WatchedSocket;
 
 static CURLM *multi = NULL;
-static WatchedSocket watched[UFDW_MAX_SOCKETS];
+static WatchedSocket *watched = NULL;	/* malloc'd: grown in socket_cb */
 static int	nwatched = 0;
-static bool watch_overflow = false;
+static int	watched_cap = 0;
+static bool watch_overflow = false; /* the table could not grow */
+static WaitEvent *wait_events = NULL;	/* for drive(); in TopMemoryContext */
+static int	wait_events_cap = 0;
 static TimestampTz timer_deadline = 0;	/* 0: no timer */
 static int	active_transfers = 0;
 static HTAB *conn_caches = NULL;	/* ConnCacheEntry by user mapping OID */
@@ -159,10 +163,19 @@ socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 	}
 	if (i == nwatched)
 	{
-		if (nwatched == UFDW_MAX_SOCKETS)
+		/* as many sockets as transfers in flight: grow, never a fixed cap */
+		if (nwatched == watched_cap)
 		{
-			watch_overflow = true;
-			return -1;
+			int			cap = watched_cap ? watched_cap * 2 : UFDW_WATCHED_INITIAL;
+			WatchedSocket *w = realloc(watched, sizeof(WatchedSocket) * cap);
+
+			if (w == NULL)
+			{
+				watch_overflow = true;	/* raised after curl returns */
+				return -1;
+			}
+			watched = w;
+			watched_cap = cap;
 		}
 		nwatched++;
 	}
@@ -661,7 +674,7 @@ collect_finished(void)
 static void
 drive(long max_wait_ms)
 {
-	WaitEvent	events[UFDW_MAX_SOCKETS + 2];
+	WaitEvent  *events;
 	int			nevents = 0;
 	long		timeout = max_wait_ms;
 	int			running;
@@ -675,6 +688,17 @@ drive(long max_wait_ms)
 		TimestampDifference(GetCurrentTimestamp(), timer_deadline, &secs, &usecs);
 		timeout = Min(timeout, secs * 1000 + usecs / 1000);
 	}
+
+	if (wait_events_cap < nwatched + 2)
+	{
+		int			cap = Max(nwatched + 2, 2 * wait_events_cap);
+
+		wait_events = wait_events ?
+			repalloc(wait_events, sizeof(WaitEvent) * cap) :
+			MemoryContextAlloc(TopMemoryContext, sizeof(WaitEvent) * cap);
+		wait_events_cap = cap;
+	}
+	events = wait_events;
 
 	if (timeout > 0 || nwatched > 0)
 	{
@@ -692,7 +716,7 @@ drive(long max_wait_ms)
 				ev |= WL_SOCKET_WRITEABLE;
 			AddWaitEventToSet(set, ev, watched[i].fd, NULL, NULL);
 		}
-		nevents = WaitEventSetWait(set, timeout, events, lengthof(events),
+		nevents = WaitEventSetWait(set, timeout, events, nwatched + 2,
 								   ufdw_upstream_wait_event());
 		FreeWaitEventSet(set);
 	}
@@ -719,7 +743,14 @@ drive(long max_wait_ms)
 		curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	collect_finished();
 	if (watch_overflow)
-		elog(ERROR, "too many sockets for unified_fdw's HTTP client");
+	{
+		watch_overflow = false;
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Could not grow the table of %d sockets of upstream requests in flight.",
+						   nwatched)));
+	}
 }
 
 /* Lets transfers in flight make progress without waiting. */
