@@ -267,37 +267,66 @@ header_cb(char *line, size_t size, size_t nmemb, void *userp)
 	return len;
 }
 
-/* True for loopback, private, link-local and unspecified addresses. */
+/*
+ * True for an IPv4 address (host byte order) that is not a public unicast
+ * address: "this network" 0/8, private 10/8, 172.16/12 and 192.168/16,
+ * shared (carrier-grade NAT) 100.64/10, loopback 127/8, link-local
+ * 169.254/16, IETF protocol assignments 192.0.0/24, benchmarking
+ * 198.18/15, multicast 224/4, reserved 240/4 and broadcast.
+ */
+static bool
+ipv4_is_internal(uint32 a)
+{
+	return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 22) == (100 << 2 | 1) ||
+		(a >> 24) == 127 || (a >> 16) == (169 << 8 | 254) ||
+		(a >> 20) == (172 << 4 | 1) || (a >> 8) == (192u << 16 | 0 << 8 | 0) ||
+		(a >> 16) == (192 << 8 | 168) || (a >> 17) == (198 << 7 | 18 >> 1) ||
+		(a >> 28) >= 0xe;
+}
+
+/* The 32 bits of b at offset off, as an IPv4 address in host byte order. */
+static uint32
+embedded_ipv4(const uint8 *b, int off)
+{
+	return (uint32) b[off] << 24 | (uint32) b[off + 1] << 16 |
+		(uint32) b[off + 2] << 8 | b[off + 3];
+}
+
+/*
+ * True for loopback, private, link-local, unspecified and other
+ * non-public addresses.  IPv6 addresses that reach IPv4 space are judged
+ * by the IPv4 address they embed: IPv4-mapped ::ffff:0:0/96, IPv4-
+ * translated ::ffff:0:0:0/96 (SIIT), IPv4-compatible ::/96, the NAT64
+ * well-known prefix 64:ff9b::/96 (RFC 6052) and 6to4 2002::/16 (the IPv4
+ * address in bits 16-47); the local-use NAT64 prefix 64:ff9b:1::/48
+ * (RFC 8215) is internal.  Also internal: unique local fc00::/7,
+ * link-local fe80::/10, site-local fec0::/10 and multicast ff00::/8.
+ */
 static bool
 address_is_internal(const struct sockaddr *sa)
 {
 	if (sa->sa_family == AF_INET)
-	{
-		uint32		a = ntohl(((const struct sockaddr_in *) sa)->sin_addr.s_addr);
-
-		return (a >> 24) == 127 || (a >> 24) == 10 || (a >> 24) == 0 ||
-			(a >> 20) == (172 << 4 | 1) || (a >> 16) == (192 << 8 | 168) ||
-			(a >> 16) == (169 << 8 | 254) || (a >> 22) == (100 << 2 | 1);
-	}
+		return ipv4_is_internal(ntohl(((const struct sockaddr_in *) sa)->sin_addr.s_addr));
 	if (sa->sa_family == AF_INET6)
 	{
 		const uint8 *b = ((const struct sockaddr_in6 *) sa)->sin6_addr.s6_addr;
 		static const uint8 v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-		bool		zero = true;
+		static const uint8 v4translated[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0};
+		static const uint8 v4compatible[12] = {0};
+		static const uint8 nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+		static const uint8 nat64_local[6] = {0, 0x64, 0xff, 0x9b, 0, 1};
 
-		for (int i = 0; i < 15; i++)
-			zero = zero && b[i] == 0;
-		if (zero)				/* :: and ::1 */
+		/* ::/96 (::, ::1, deprecated IPv4-compatible) is never public */
+		if (memcmp(b, v4mapped, 12) == 0 || memcmp(b, v4translated, 12) == 0 ||
+			memcmp(b, v4compatible, 12) == 0 || memcmp(b, nat64, 12) == 0)
+			return ipv4_is_internal(embedded_ipv4(b, 12)) ||
+				memcmp(b, v4compatible, 12) == 0;
+		if (b[0] == 0x20 && b[1] == 0x02)
+			return ipv4_is_internal(embedded_ipv4(b, 2));
+		if (memcmp(b, nat64_local, 6) == 0)
 			return true;
-		if (memcmp(b, v4mapped, 12) == 0)
-		{
-			struct sockaddr_in v4 = {0};
-
-			v4.sin_family = AF_INET;
-			memcpy(&v4.sin_addr.s_addr, b + 12, 4);
-			return address_is_internal((struct sockaddr *) &v4);
-		}
-		return (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+		return (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0x80) == 0x80) ||
+			b[0] == 0xff;
 	}
 	return true;
 }
@@ -930,7 +959,7 @@ ufdw_http_finish(UfdwTransfer *xfer)
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("destination address not allowed for server \"%s\"",
 							xfer->server_name),
-					 errdetail("\"%s\" resolves to a loopback, private or link-local address.", where),
+					 errdetail("\"%s\" resolves to an address that is not public (loopback, private, link-local, multicast, reserved, or an IPv6 form of one).", where),
 					 errhint("Only a superuser can allow such destinations, with the server option allow_insecure 'true' (meant for test servers).")));
 		if (overflow)
 			ereport(ERROR,

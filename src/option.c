@@ -12,6 +12,7 @@
  */
 #include "postgres.h"
 
+#include <math.h>
 #include <curl/curl.h>
 
 #include "access/reloptions.h"
@@ -38,7 +39,8 @@ typedef enum OptKind
 	OPT_TABLE,					/* a table of the unified model */
 	OPT_SECRET,					/* credential: non-empty, printable */
 	OPT_LIMIT,					/* integer in the range of transport_limits */
-	OPT_PATH					/* absolute file path, printable */
+	OPT_PATH,					/* absolute file path, printable */
+	OPT_COST					/* planner cost: a number >= 0 */
 } OptKind;
 
 typedef struct OptDef
@@ -71,6 +73,8 @@ static const OptDef option_defs[] = {
 	{"max_concurrency", ForeignServerRelationId, OPT_LIMIT, false},
 	{"disconnected", ForeignServerRelationId, OPT_BOOL, false},
 	{"use_remote_estimate", ForeignServerRelationId, OPT_BOOL, false},
+	{"fdw_startup_cost", ForeignServerRelationId, OPT_COST, false},
+	{"fdw_tuple_cost", ForeignServerRelationId, OPT_COST, false},
 	{"table", ForeignTableRelationId, OPT_TABLE, false},
 	{"page_size", ForeignTableRelationId, OPT_POSINT, false},
 	{"use_remote_estimate", ForeignTableRelationId, OPT_BOOL, false},
@@ -374,6 +378,9 @@ validate_value(const OptDef *def, DefElem *elem)
 						 errmsg("invalid value for option \"%s\"", def->name),
 						 errdetail("Expected an absolute file path without control characters.")));
 			break;
+		case OPT_COST:
+			(void) ufdw_cost_option(def->name, value, 0);
+			break;
 		case OPT_SECRET:
 			/* never echo the value */
 			if (value[0] == '\0' || has_bad_chars(value, false))
@@ -383,6 +390,47 @@ validate_value(const OptDef *def, DefElem *elem)
 						 errdetail("The value must not be empty or contain control characters.")));
 			break;
 	}
+}
+
+/*
+ * The value of planner cost option name (fdw_startup_cost, fdw_tuple_cost):
+ * value parsed, or dflt when value is NULL.  Raises an ERROR naming the
+ * option unless it is a finite number >= 0.
+ */
+double
+ufdw_cost_option(const char *name, const char *value, double dflt)
+{
+	char	   *end;
+	double		d;
+
+	if (value == NULL)
+		return dflt;
+	errno = 0;
+	d = strtod(value, &end);
+	if (errno || *end || end == value || isnan(d) || isinf(d) || d < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid value for option \"%s\"", name),
+				 errdetail("Expected a number of at least 0, e.g. \"1000\" or \"0.05\".")));
+	return d;
+}
+
+/*
+ * Records per upstream page of a table: its page_size option, else its
+ * server's, else the connector's default; at most the connector's maximum.
+ * The one place page_size is read (planner and executor alike).
+ */
+int
+ufdw_page_size(const UfdwConnector *conn, List *server_options, List *table_options)
+{
+	char	   *v = ufdw_option_value(table_options, "page_size");
+	long		n;
+
+	if (v == NULL)
+		v = ufdw_option_value(server_options, "page_size");
+	/* validated (1..1000000) when the option was set */
+	n = v ? strtol(v, NULL, 10) : conn->default_page_size;
+	return (int) Max(1, Min(n, conn->max_page_size));
 }
 
 /* A boolean option's value, or dflt when it is not set. */
@@ -655,8 +703,6 @@ ufdw_get_options(ForeignServer *server, UserMapping *um)
 	while (strlen(o->instance_url) > 0 && o->instance_url[strlen(o->instance_url) - 1] == '/')
 		o->instance_url[strlen(o->instance_url) - 1] = '\0';
 	o->token_url = ufdw_option_value(server->options, "token_url");
-	if ((v = ufdw_option_value(server->options, "page_size")) != NULL)
-		o->page_size = atoi(v);
 	if ((v = ufdw_option_value(server->options, "allow_insecure")) != NULL)
 		(void) parse_bool(v, &o->allow_insecure);
 	get_transport_options(o, server->options);
@@ -714,15 +760,6 @@ ufdw_get_options(ForeignServer *server, UserMapping *um)
 				 errhint("Set, in the user mapping: %s.", accepted.data)));
 	}
 	return o;
-}
-
-/* Records per upstream page: the option, else the connector's default, capped. */
-int
-ufdw_effective_page_size(const UfdwOptions *opts)
-{
-	int			n = opts->page_size > 0 ? opts->page_size : opts->connector->default_page_size;
-
-	return Min(n, opts->connector->max_page_size);
 }
 
 /* The secret values of the user mapping, for redaction from messages. */

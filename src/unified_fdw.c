@@ -73,10 +73,14 @@ PG_MODULE_MAGIC;
 /* Page hashes a scan remembers exactly, for the pagination loop check. */
 #define UFDW_RECENT_PAGES 32
 
-/* Default planner figures: every request is expensive. */
+/*
+ * Default planner figures: every request is expensive.  The server options
+ * fdw_startup_cost (the cost of one request) and fdw_tuple_cost (per row)
+ * override the costs, as postgres_fdw's options of those names do.
+ */
 #define DEFAULT_ROWS 1000
-#define REQUEST_COST 1000.0
-#define ROW_COST 0.05
+#define DEFAULT_REQUEST_COST 1000.0
+#define DEFAULT_TUPLE_COST 0.05
 
 /* fdw_private of a ForeignScan, by position. */
 enum UfdwPrivateIndex
@@ -108,6 +112,8 @@ typedef struct UfdwRelInfo
 	Bitmapset  *not_null;		/* model columns a top-level clause makes
 								 * non-NULL */
 	int			page_size;		/* records per upstream page */
+	double		request_cost;	/* fdw_startup_cost: one request */
+	double		tuple_cost;		/* fdw_tuple_cost: one row */
 	bool		counted;		/* rows come from the upstream's count */
 } UfdwRelInfo;
 
@@ -215,19 +221,23 @@ foreign_table_model(Oid relid, const char *relname, const UfdwConnector **conn_o
 	return ti;
 }
 
-/* Records per page a scan of the table will ask for (no user mapping needed). */
-static int
-plan_page_size(Oid relid, const UfdwConnector *conn)
+/*
+ * Page size and costs a scan of the table is planned with (no user mapping
+ * needed).
+ */
+static void
+plan_options(Oid relid, UfdwRelInfo *info)
 {
 	ForeignTable *ft = GetForeignTable(relid);
 	ForeignServer *server = GetForeignServer(ft->serverid);
-	char	   *v = ufdw_option_value(ft->options, "page_size");
-	int			n;
 
-	if (v == NULL)
-		v = ufdw_option_value(server->options, "page_size");
-	n = v ? atoi(v) : conn->default_page_size;
-	return Max(1, Min(n, conn->max_page_size));
+	info->page_size = ufdw_page_size(info->connector, server->options, ft->options);
+	info->request_cost = ufdw_cost_option("fdw_startup_cost",
+										  ufdw_option_value(server->options, "fdw_startup_cost"),
+										  DEFAULT_REQUEST_COST);
+	info->tuple_cost = ufdw_cost_option("fdw_tuple_cost",
+										ufdw_option_value(server->options, "fdw_tuple_cost"),
+										DEFAULT_TUPLE_COST);
 }
 
 static bool
@@ -397,7 +407,7 @@ unifiedGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 	}
 
 	baserel->fdw_private = info;
-	info->page_size = plan_page_size(foreigntableid, conn);
+	plan_options(foreigntableid, info);
 	baserel->tuples = DEFAULT_ROWS;
 	baserel->rows = clamp_row_est(DEFAULT_ROWS *
 								  clauselist_selectivity(root, baserel->baserestrictinfo,
@@ -508,7 +518,7 @@ pushable_limit(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *info)
 	return (int64) root->limit_tuples;
 }
 
-static void scan_cost(double rows, int page_size, Cost *startup, Cost *total);
+static void scan_cost(const UfdwRelInfo *info, double rows, Cost *startup, Cost *total);
 
 /* Is ri "column = outer value" on a column the upstream can filter on? */
 static bool
@@ -602,7 +612,7 @@ add_parameterized_paths(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *inf
 			continue;
 		seen = lappend(seen, required_outer);
 		ppi = get_baserel_parampathinfo(root, baserel, required_outer);
-		scan_cost(ppi->ppi_rows, info->page_size, &startup, &total);
+		scan_cost(info, ppi->ppi_rows, &startup, &total);
 		add_path(baserel, (Path *)
 				 ufdw_create_foreignscan_path(root, baserel, NULL, ppi->ppi_rows,
 											  startup, total, NIL, required_outer,
@@ -610,14 +620,17 @@ add_parameterized_paths(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *inf
 	}
 }
 
-/* Cost of fetching rows: one request per page, each expensive. */
+/*
+ * Cost of fetching rows: one request per page, each costing
+ * fdw_startup_cost (the first before any row), plus fdw_tuple_cost a row.
+ */
 static void
-scan_cost(double rows, int page_size, Cost *startup, Cost *total)
+scan_cost(const UfdwRelInfo *info, double rows, Cost *startup, Cost *total)
 {
-	double		pages = ceil(rows / page_size);
+	double		pages = ceil(rows / info->page_size);
 
-	*startup = REQUEST_COST;
-	*total = *startup + Max(pages - 1, 0) * REQUEST_COST + rows * ROW_COST;
+	*startup = info->request_cost;
+	*total = *startup + Max(pages - 1, 0) * info->request_cost + rows * info->tuple_cost;
 }
 
 /*
@@ -636,7 +649,7 @@ unifiedGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 	bool		sorted = false;
 	int64		limit;
 
-	scan_cost(baserel->rows, info->page_size, &startup, &total);
+	scan_cost(info, baserel->rows, &startup, &total);
 	add_path(baserel, (Path *)
 			 ufdw_create_foreignscan_path(root, baserel, NULL, baserel->rows,
 										  startup, total, NIL, NULL, NULL, NIL));
@@ -650,7 +663,7 @@ unifiedGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 		/* the upstream sorts: a little dearer than not sorting */
 		add_path(baserel, (Path *)
 				 ufdw_create_foreignscan_path(root, baserel, NULL, baserel->rows,
-											  startup, total + baserel->rows * ROW_COST,
+											  startup, total + baserel->rows * info->tuple_cost,
 											  root->query_pathkeys, NULL, NULL,
 											  list_make3(columns, desc, makeInteger(0))));
 	}
@@ -666,7 +679,7 @@ unifiedGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 		double		rows = Min(baserel->rows, (double) limit);
 
 		/* one request for just the rows needed: cheaper than any other */
-		scan_cost(rows, info->page_size, &startup, &total);
+		scan_cost(info, rows, &startup, &total);
 		startup -= 1.0;
 		total -= 1.0;
 		add_path(baserel, (Path *)
@@ -812,7 +825,6 @@ unifiedBeginForeignScan(ForeignScanState *node, int eflags)
 	const UfdwConnector *conn;
 	int			ti;
 	int		   *attr_column;
-	char	   *table_page_size;
 	MemoryContext old;
 
 	st = palloc0(sizeof(UfdwScanState));
@@ -832,12 +844,9 @@ unifiedBeginForeignScan(ForeignScanState *node, int eflags)
 	}
 	st->serverid = server->serverid;
 	st->opts = ufdw_get_options(server, um);
-	if ((table_page_size = ufdw_option_value(ft->options, "page_size")) != NULL)
-		st->opts->page_size = atoi(table_page_size);
-
 	st->spec.connector = conn;
 	st->spec.table = conn->tables[ti];
-	st->spec.page_size = ufdw_effective_page_size(st->opts);
+	st->spec.page_size = ufdw_page_size(conn, server->options, ft->options);
 	attr_column = palloc(sizeof(int) * tupdesc->natts);
 	for (int a = 0; a < tupdesc->natts; a++)
 	{

@@ -215,7 +215,6 @@ typedef struct UfdwOptions
 	List	   *server_options; /* of DefElem, as given */
 	char	   *instance_url;	/* without trailing slash */
 	char	   *token_url;		/* NULL: connector default */
-	int			page_size;		/* 0: connector default */
 	bool		allow_insecure;
 	char	   *ca_file;		/* CA bundle for TLS verification, or NULL */
 	/* transport limits (server options, defaults in option.c) */
@@ -250,7 +249,9 @@ extern int	ufdw_connection_credits;
 extern void ufdw_define_gucs(void);
 extern UfdwOptions *ufdw_get_options(ForeignServer *server, UserMapping *um);
 extern char *ufdw_option_value(List *options, const char *name);
-extern int	ufdw_effective_page_size(const UfdwOptions *opts);
+extern int	ufdw_page_size(const UfdwConnector *conn, List *server_options,
+						   List *table_options);
+extern double ufdw_cost_option(const char *name, const char *value, double dflt);
 struct UfdwRequestContext;
 extern void ufdw_transport_context(const UfdwOptions *opts,
 								   struct UfdwRequestContext *rctx);
