@@ -7,9 +7,12 @@
  *
  * Credentials come from the user mapping each time a scan starts; only
  * derived access tokens are cached, per user mapping OID, in backend
- * memory.  Any change to a server or user mapping drops every cached
- * token (the values are zeroed first), so ALTER USER MAPPING takes effect
- * on the next request.  A token is refreshed ahead of its expiry, and once
+ * memory.  A change to a server or user mapping drops the tokens of that
+ * mapping, or of the mappings of that server (the values are zeroed
+ * first), so ALTER USER MAPPING takes effect on the next request and other
+ * connections keep their tokens.  As postgres_fdw's connection cache does,
+ * entries are matched by the syscache hash values of their server and user
+ * mapping (ufdw_mapping_hashes); a cache reset (hash value 0) drops all.  A token is refreshed ahead of its expiry, and once
  * more when the upstream answers 401 (it may have been revoked).
  *
  * Retries: a request that only reads (GET, a SuiteQL POST, a token request)
@@ -41,6 +44,8 @@ typedef struct TokenEntry
 	Oid			umid;			/* hash key: user mapping OID */
 	char	   *access_token;	/* in TopMemoryContext, or NULL */
 	TimestampTz refresh_at;		/* renew from this time on */
+	uint32		server_hashvalue;	/* FOREIGNSERVEROID hash of its server */
+	uint32		mapping_hashvalue;	/* USERMAPPINGOID hash of umid */
 } TokenEntry;
 
 static HTAB *token_cache = NULL;
@@ -56,7 +61,10 @@ forget_token(TokenEntry *entry)
 	}
 }
 
-/* Syscache callback: a server or user mapping changed; drop every token. */
+/*
+ * Syscache callback: a server or user mapping changed; drop the tokens
+ * of the mappings it concerns (all of them on a cache reset).
+ */
 static void
 invalidate_tokens(Datum arg, int cacheid, uint32 hashvalue)
 {
@@ -67,7 +75,9 @@ invalidate_tokens(Datum arg, int cacheid, uint32 hashvalue)
 		return;
 	hash_seq_init(&scan, token_cache);
 	while ((entry = hash_seq_search(&scan)) != NULL)
-		forget_token(entry);
+		if (ufdw_hash_matches(cacheid, hashvalue, entry->server_hashvalue,
+							  entry->mapping_hashvalue))
+			forget_token(entry);
 }
 
 void
@@ -95,6 +105,8 @@ token_entry(Oid umid)
 	entry = hash_search(token_cache, &umid, HASH_ENTER, &found);
 	if (!found)
 		entry->access_token = NULL;
+	if (entry->access_token == NULL)
+		ufdw_mapping_hashes(umid, &entry->server_hashvalue, &entry->mapping_hashvalue);
 	return entry;
 }
 
@@ -185,6 +197,7 @@ typedef struct TokenAttempt
 {
 	const UfdwRequest *req;
 	const UfdwRequestContext *rctx;
+	Oid			umid;
 } TokenAttempt;
 
 static UfdwTransfer *
@@ -192,7 +205,7 @@ start_token_attempt(void *arg)
 {
 	TokenAttempt *t = arg;
 
-	return ufdw_http_start(t->req, t->rctx, NIL, NULL, NULL);
+	return ufdw_http_start(t->req, t->rctx, NIL, NULL, NULL, t->umid);
 }
 
 static void
@@ -251,6 +264,7 @@ oauth2_token(const UfdwOptions *opts, const UfdwRequestContext *rctx, Oid umid,
 	trctx.table_name = NULL;
 	starter.req = &req;
 	starter.rctx = &trctx;
+	starter.umid = umid;
 	resp = finish_with_retries(start_token_attempt(&starter), &req, &trctx,
 							   start_token_attempt, &starter);
 	explicit_bzero(body.data, body.len);
@@ -317,7 +331,7 @@ start_with_credentials(const UfdwRequest *req, const UfdwOptions *opts,
 	switch (opts->auth_method)
 	{
 		case UFDW_AUTH_BASIC:
-			return ufdw_http_start(req, rctx, NIL, opts->username, opts->password);
+			return ufdw_http_start(req, rctx, NIL, opts->username, opts->password, umid);
 		case UFDW_AUTH_BEARER:
 			headers = list_make1(psprintf("Authorization: Bearer %s", opts->token));
 			break;
@@ -333,7 +347,7 @@ start_with_credentials(const UfdwRequest *req, const UfdwOptions *opts,
 			headers = list_make1(tba_header(req, opts));
 			break;
 	}
-	return ufdw_http_start(req, rctx, headers, NULL, NULL);
+	return ufdw_http_start(req, rctx, headers, NULL, NULL, umid);
 }
 
 /* An attempt of a request with credentials. */

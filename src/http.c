@@ -5,8 +5,10 @@
  *		latch, and upstream failures turned into PostgreSQL errors.
  *
  * One multi handle per backend, created on first use (never in the
- * postmaster).  It owns libcurl's connection cache, so keep-alive
- * connections and TLS sessions are reused across requests and scans.  Each
+ * postmaster).  Connections are cached per user mapping, as postgres_fdw
+ * caches its connections: each mapping has a curl share object holding its
+ * connection cache, so keep-alive connections are reused across requests
+ * and scans of that mapping.  Each
  * request gets its own easy handle, owned by a UfdwTransfer that lives in
  * the memory context current when the request was started: a reset
  * callback on that context removes the handle from the multi handle and
@@ -25,8 +27,11 @@
  * whole-request and low-speed timeouts, and a cap on the body enforced in
  * the write callback on decompressed bytes.  Retries are decided by the
  * caller (auth.c) with the helpers below; their backoff sleeps on the latch
- * like every other wait.  Any ALTER or DROP of a server or user mapping
- * drops the connection cache before the next request.
+ * like every other wait.  An ALTER or DROP of a server or user mapping
+ * retires the connection caches of the mappings it concerns (matched by
+ * syscache hash values, see ufdw_hash_matches): their next request opens a
+ * new connection, and the old connections are closed once no transfer uses
+ * them.  Other mappings keep their connections.
  *
  *-------------------------------------------------------------------------
  */
@@ -43,6 +48,9 @@
 #include "mb/pg_wchar.h"
 #include "storage/fd.h"
 #include "storage/latch.h"
+#include "access/htup_details.h"
+#include "catalog/pg_user_mapping.h"
+#include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
@@ -50,7 +58,8 @@
 #include "compat.h"
 #include "unified_fdw.h"
 
-#define UFDW_MAX_SOCKETS 64
+/* first size of the table of watched sockets; it doubles as needed */
+#define UFDW_WATCHED_INITIAL 64
 /*
  * Defaults for request contexts that leave a limit at zero; the server
  * options' defaults are in option.c.
@@ -72,9 +81,32 @@
 #define UFDW_BACKOFF_BASE_MS 500L
 #define UFDW_BACKOFF_MAX_MS 30000L
 
+/*
+ * A connection cache (a curl share object) and the transfers using it.  In
+ * TopMemoryContext; a retired one is freed when its last transfer ends.
+ */
+typedef struct ConnShare
+{
+	CURLSH	   *share;
+	int			active;			/* transfers using it */
+	bool		retired;		/* replaced: clean up when active drops to 0 */
+} ConnShare;
+
+/* The connection cache of one user mapping. */
+typedef struct ConnCacheEntry
+{
+	Oid			umid;			/* hash key (InvalidOid: unified.connect's
+								 * check) */
+	ConnShare  *current;		/* for new transfers, or NULL */
+	bool		stale;			/* its server or mapping changed */
+	uint32		server_hashvalue;	/* see ufdw_mapping_hashes */
+	uint32		mapping_hashvalue;
+} ConnCacheEntry;
+
 struct UfdwTransfer
 {
 	CURL	   *easy;			/* NULL once cleaned up */
+	ConnShare  *conn;			/* the connection cache it uses */
 	struct curl_slist *headers;
 	char	   *buf;			/* response body, malloc'd */
 	size_t		len;
@@ -111,12 +143,15 @@ typedef struct WatchedSocket
 } WatchedSocket;
 
 static CURLM *multi = NULL;
-static WatchedSocket watched[UFDW_MAX_SOCKETS];
+static WatchedSocket *watched = NULL;	/* malloc'd: grown in socket_cb */
 static int	nwatched = 0;
-static bool watch_overflow = false;
+static int	watched_cap = 0;
+static bool watch_overflow = false; /* the table could not grow */
+static WaitEvent *wait_events = NULL;	/* for drive(); in TopMemoryContext */
+static int	wait_events_cap = 0;
 static TimestampTz timer_deadline = 0;	/* 0: no timer */
 static int	active_transfers = 0;
-static bool connections_stale = false;	/* a server or user mapping changed */
+static HTAB *conn_caches = NULL;	/* ConnCacheEntry by user mapping OID */
 
 /* ---- libcurl callbacks: record only, never raise ---- */
 
@@ -136,10 +171,19 @@ socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 	}
 	if (i == nwatched)
 	{
-		if (nwatched == UFDW_MAX_SOCKETS)
+		/* as many sockets as transfers in flight: grow, never a fixed cap */
+		if (nwatched == watched_cap)
 		{
-			watch_overflow = true;
-			return -1;
+			int			cap = watched_cap ? watched_cap * 2 : UFDW_WATCHED_INITIAL;
+			WatchedSocket *w = realloc(watched, sizeof(WatchedSocket) * cap);
+
+			if (w == NULL)
+			{
+				watch_overflow = true;	/* raised after curl returns */
+				return -1;
+			}
+			watched = w;
+			watched_cap = cap;
 		}
 		nwatched++;
 	}
@@ -231,37 +275,66 @@ header_cb(char *line, size_t size, size_t nmemb, void *userp)
 	return len;
 }
 
-/* True for loopback, private, link-local and unspecified addresses. */
+/*
+ * True for an IPv4 address (host byte order) that is not a public unicast
+ * address: "this network" 0/8, private 10/8, 172.16/12 and 192.168/16,
+ * shared (carrier-grade NAT) 100.64/10, loopback 127/8, link-local
+ * 169.254/16, IETF protocol assignments 192.0.0/24, benchmarking
+ * 198.18/15, multicast 224/4, reserved 240/4 and broadcast.
+ */
+static bool
+ipv4_is_internal(uint32 a)
+{
+	return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 22) == (100 << 2 | 1) ||
+		(a >> 24) == 127 || (a >> 16) == (169 << 8 | 254) ||
+		(a >> 20) == (172 << 4 | 1) || (a >> 8) == (192u << 16 | 0 << 8 | 0) ||
+		(a >> 16) == (192 << 8 | 168) || (a >> 17) == (198 << 7 | 18 >> 1) ||
+		(a >> 28) >= 0xe;
+}
+
+/* The 32 bits of b at offset off, as an IPv4 address in host byte order. */
+static uint32
+embedded_ipv4(const uint8 *b, int off)
+{
+	return (uint32) b[off] << 24 | (uint32) b[off + 1] << 16 |
+		(uint32) b[off + 2] << 8 | b[off + 3];
+}
+
+/*
+ * True for loopback, private, link-local, unspecified and other
+ * non-public addresses.  IPv6 addresses that reach IPv4 space are judged
+ * by the IPv4 address they embed: IPv4-mapped ::ffff:0:0/96, IPv4-
+ * translated ::ffff:0:0:0/96 (SIIT), IPv4-compatible ::/96, the NAT64
+ * well-known prefix 64:ff9b::/96 (RFC 6052) and 6to4 2002::/16 (the IPv4
+ * address in bits 16-47); the local-use NAT64 prefix 64:ff9b:1::/48
+ * (RFC 8215) is internal.  Also internal: unique local fc00::/7,
+ * link-local fe80::/10, site-local fec0::/10 and multicast ff00::/8.
+ */
 static bool
 address_is_internal(const struct sockaddr *sa)
 {
 	if (sa->sa_family == AF_INET)
-	{
-		uint32		a = ntohl(((const struct sockaddr_in *) sa)->sin_addr.s_addr);
-
-		return (a >> 24) == 127 || (a >> 24) == 10 || (a >> 24) == 0 ||
-			(a >> 20) == (172 << 4 | 1) || (a >> 16) == (192 << 8 | 168) ||
-			(a >> 16) == (169 << 8 | 254) || (a >> 22) == (100 << 2 | 1);
-	}
+		return ipv4_is_internal(ntohl(((const struct sockaddr_in *) sa)->sin_addr.s_addr));
 	if (sa->sa_family == AF_INET6)
 	{
 		const uint8 *b = ((const struct sockaddr_in6 *) sa)->sin6_addr.s6_addr;
 		static const uint8 v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-		bool		zero = true;
+		static const uint8 v4translated[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0};
+		static const uint8 v4compatible[12] = {0};
+		static const uint8 nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+		static const uint8 nat64_local[6] = {0, 0x64, 0xff, 0x9b, 0, 1};
 
-		for (int i = 0; i < 15; i++)
-			zero = zero && b[i] == 0;
-		if (zero)				/* :: and ::1 */
+		/* ::/96 (::, ::1, deprecated IPv4-compatible) is never public */
+		if (memcmp(b, v4mapped, 12) == 0 || memcmp(b, v4translated, 12) == 0 ||
+			memcmp(b, v4compatible, 12) == 0 || memcmp(b, nat64, 12) == 0)
+			return ipv4_is_internal(embedded_ipv4(b, 12)) ||
+				memcmp(b, v4compatible, 12) == 0;
+		if (b[0] == 0x20 && b[1] == 0x02)
+			return ipv4_is_internal(embedded_ipv4(b, 2));
+		if (memcmp(b, nat64_local, 6) == 0)
 			return true;
-		if (memcmp(b, v4mapped, 12) == 0)
-		{
-			struct sockaddr_in v4 = {0};
-
-			v4.sin_family = AF_INET;
-			memcpy(&v4.sin_addr.s_addr, b + 12, 4);
-			return address_is_internal((struct sockaddr *) &v4);
-		}
-		return (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+		return (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0x80) == 0x80) ||
+			b[0] == 0xff;
 	}
 	return true;
 }
@@ -299,7 +372,16 @@ opensocket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
 static int
 closesocket_cb(void *clientp, curl_socket_t fd)
 {
-	int			rc = close(fd);
+	int			rc;
+
+	/* a connection cache being cleaned up closes idle sockets: unwatch them */
+	for (int i = 0; i < nwatched; i++)
+		if (watched[i].fd == fd)
+		{
+			watched[i] = watched[--nwatched];
+			break;
+		}
+	rc = close(fd);
 
 	ReleaseExternalFD();
 	return rc;
@@ -319,6 +401,17 @@ transfer_cleanup(void *arg)
 		x->easy = NULL;
 		active_transfers--;
 	}
+	if (x->conn)
+	{
+		ConnShare  *c = x->conn;
+
+		x->conn = NULL;
+		if (--c->active == 0 && c->retired)
+		{
+			curl_share_cleanup(c->share);
+			pfree(c);
+		}
+	}
 	curl_slist_free_all(x->headers);
 	x->headers = NULL;
 	free(x->buf);
@@ -326,14 +419,120 @@ transfer_cleanup(void *arg)
 }
 
 /*
+ * The syscache hash values of user mapping umid's server and of umid, for
+ * matching invalidations (0 and 0 if umid is invalid or gone: every
+ * invalidation matches).
+ */
+void
+ufdw_mapping_hashes(Oid umid, uint32 *server_hashvalue, uint32 *mapping_hashvalue)
+{
+	HeapTuple	tup;
+	Oid			serverid;
+
+	*server_hashvalue = *mapping_hashvalue = 0;
+	if (!OidIsValid(umid))
+		return;
+	tup = SearchSysCache1(USERMAPPINGOID, ObjectIdGetDatum(umid));
+	if (!HeapTupleIsValid(tup))
+		return;
+	serverid = ((Form_pg_user_mapping) GETSTRUCT(tup))->umserver;
+	ReleaseSysCache(tup);
+	*server_hashvalue = GetSysCacheHashValue1(FOREIGNSERVEROID, ObjectIdGetDatum(serverid));
+	*mapping_hashvalue = GetSysCacheHashValue1(USERMAPPINGOID, ObjectIdGetDatum(umid));
+}
+
+/*
+ * Whether a syscache invalidation (cacheid, hashvalue) concerns a cache
+ * entry of a mapping with these hash values (ufdw_mapping_hashes): as
+ * postgres_fdw's pgfdw_inval_callback, by hash value; hash value 0 is a
+ * cache reset, which concerns every entry.
+ */
+bool
+ufdw_hash_matches(int cacheid, uint32 hashvalue, uint32 server_hashvalue,
+				  uint32 mapping_hashvalue)
+{
+	if (hashvalue == 0 || (server_hashvalue == 0 && mapping_hashvalue == 0))
+		return true;
+	if (cacheid == FOREIGNSERVEROID)
+		return hashvalue == server_hashvalue;
+	return hashvalue == mapping_hashvalue;
+}
+
+/*
  * Syscache callback: a server or user mapping changed (ALTER, DROP, a new
- * ca_file, new credentials).  Cached connections were made under the old
- * settings, so the connection cache is dropped before the next request.
+ * ca_file, new credentials).  Connections of the mappings it concerns were
+ * made under the old settings: those caches are retired before their next
+ * request.
  */
 static void
 invalidate_connections(Datum arg, int cacheid, uint32 hashvalue)
 {
-	connections_stale = true;
+	HASH_SEQ_STATUS scan;
+	ConnCacheEntry *e;
+
+	if (conn_caches == NULL)
+		return;
+	hash_seq_init(&scan, conn_caches);
+	while ((e = hash_seq_search(&scan)) != NULL)
+		if (ufdw_hash_matches(cacheid, hashvalue, e->server_hashvalue,
+							  e->mapping_hashvalue))
+			e->stale = true;
+}
+
+/*
+ * The connection cache for a new transfer of user mapping umid: a fresh
+ * one when the mapping changed since (the old one is closed once unused).
+ */
+static ConnShare *
+conn_share(Oid umid)
+{
+	ConnCacheEntry *e;
+	bool		found;
+
+	if (conn_caches == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(ConnCacheEntry);
+		conn_caches = hash_create("unified_fdw connections", 16, &ctl,
+								  HASH_ELEM | HASH_BLOBS);
+	}
+	e = hash_search(conn_caches, &umid, HASH_ENTER, &found);
+	if (!found)
+	{
+		e->current = NULL;
+		e->stale = false;
+	}
+	if (e->current && e->stale)
+	{
+		if (e->current->active == 0)
+		{
+			curl_share_cleanup(e->current->share);
+			pfree(e->current);
+		}
+		else
+			e->current->retired = true;
+		e->current = NULL;
+	}
+	if (e->current == NULL)
+	{
+		ConnShare  *c = MemoryContextAllocZero(TopMemoryContext, sizeof(ConnShare));
+
+		c->share = curl_share_init();
+		if (c->share == NULL ||
+			curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK)
+		{
+			if (c->share)
+				curl_share_cleanup(c->share);
+			pfree(c);
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		}
+		e->current = c;
+		e->stale = false;
+		ufdw_mapping_hashes(umid, &e->server_hashvalue, &e->mapping_hashvalue);
+	}
+	return e->current;
 }
 
 void
@@ -346,17 +545,8 @@ ufdw_http_init(void)
 static void
 ensure_multi(void)
 {
-	/* drop the connection cache once nothing uses it */
-	if (multi && connections_stale && active_transfers == 0)
-	{
-		curl_multi_cleanup(multi);
-		multi = NULL;
-		nwatched = 0;
-		timer_deadline = 0;
-	}
 	if (multi)
 		return;
-	connections_stale = false;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
@@ -393,12 +583,14 @@ make_request_id(char *dst)
 
 /*
  * Starts req.  auth_headers ("Name: value") and username/password (HTTP
- * Basic, may be NULL) carry the credentials and are never shown.  The
- * returned transfer belongs to the current memory context.
+ * Basic, may be NULL) carry the credentials and are never shown; the
+ * connection comes from user mapping umid's cache.  The returned transfer
+ * belongs to the current memory context.
  */
 UfdwTransfer *
 ufdw_http_start(const UfdwRequest *req, const UfdwRequestContext *rctx,
-				List *auth_headers, const char *username, const char *password)
+				List *auth_headers, const char *username, const char *password,
+				Oid umid)
 {
 	UfdwTransfer *x;
 	CURL	   *e;
@@ -426,10 +618,13 @@ ufdw_http_start(const UfdwRequest *req, const UfdwRequestContext *rctx,
 	if (e == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	active_transfers++;
+	x->conn = conn_share(umid);
+	x->conn->active++;
 
 #define SETOPT(opt, val) (ok = ok && curl_easy_setopt(e, opt, val) == CURLE_OK)
 	SETOPT(CURLOPT_URL, req->url);
 	SETOPT(CURLOPT_PRIVATE, x);
+	SETOPT(CURLOPT_SHARE, x->conn->share);
 	SETOPT(CURLOPT_NOSIGNAL, 1L);
 	SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
 	SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
@@ -516,7 +711,7 @@ collect_finished(void)
 static void
 drive(long max_wait_ms)
 {
-	WaitEvent	events[UFDW_MAX_SOCKETS + 2];
+	WaitEvent  *events;
 	int			nevents = 0;
 	long		timeout = max_wait_ms;
 	int			running;
@@ -530,6 +725,17 @@ drive(long max_wait_ms)
 		TimestampDifference(GetCurrentTimestamp(), timer_deadline, &secs, &usecs);
 		timeout = Min(timeout, secs * 1000 + usecs / 1000);
 	}
+
+	if (wait_events_cap < nwatched + 2)
+	{
+		int			cap = Max(nwatched + 2, 2 * wait_events_cap);
+
+		wait_events = wait_events ?
+			repalloc(wait_events, sizeof(WaitEvent) * cap) :
+			MemoryContextAlloc(TopMemoryContext, sizeof(WaitEvent) * cap);
+		wait_events_cap = cap;
+	}
+	events = wait_events;
 
 	if (timeout > 0 || nwatched > 0)
 	{
@@ -547,7 +753,7 @@ drive(long max_wait_ms)
 				ev |= WL_SOCKET_WRITEABLE;
 			AddWaitEventToSet(set, ev, watched[i].fd, NULL, NULL);
 		}
-		nevents = WaitEventSetWait(set, timeout, events, lengthof(events),
+		nevents = WaitEventSetWait(set, timeout, events, nwatched + 2,
 								   ufdw_upstream_wait_event());
 		FreeWaitEventSet(set);
 	}
@@ -574,7 +780,14 @@ drive(long max_wait_ms)
 		curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	collect_finished();
 	if (watch_overflow)
-		elog(ERROR, "too many sockets for unified_fdw's HTTP client");
+	{
+		watch_overflow = false;
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Could not grow the table of %d sockets of upstream requests in flight.",
+						   nwatched)));
+	}
 }
 
 /* Lets transfers in flight make progress without waiting. */
@@ -754,7 +967,7 @@ ufdw_http_finish(UfdwTransfer *xfer)
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("destination address not allowed for server \"%s\"",
 							xfer->server_name),
-					 errdetail("\"%s\" resolves to a loopback, private or link-local address.", where),
+					 errdetail("\"%s\" resolves to an address that is not public (loopback, private, link-local, multicast, reserved, or an IPv6 form of one).", where),
 					 errhint("Only a superuser can allow such destinations, with the server option allow_insecure 'true' (meant for test servers).")));
 		if (overflow)
 			ereport(ERROR,

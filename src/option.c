@@ -13,6 +13,7 @@
 #include "postgres.h"
 
 #include <fcntl.h>
+#include <math.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,7 +48,8 @@ typedef enum OptKind
 	OPT_SECRET,					/* credential: non-empty, printable */
 	OPT_LIMIT,					/* integer in the range of transport_limits */
 	OPT_PATH,					/* absolute file path, printable */
-	OPT_SECRET_FILE				/* credential read from a server file */
+	OPT_SECRET_FILE,			/* credential read from a server file */
+	OPT_COST					/* planner cost: a number >= 0 */
 } OptKind;
 
 typedef struct OptDef
@@ -80,6 +82,8 @@ static const OptDef option_defs[] = {
 	{"max_concurrency", ForeignServerRelationId, OPT_LIMIT, false},
 	{"disconnected", ForeignServerRelationId, OPT_BOOL, false},
 	{"use_remote_estimate", ForeignServerRelationId, OPT_BOOL, false},
+	{"fdw_startup_cost", ForeignServerRelationId, OPT_COST, false},
+	{"fdw_tuple_cost", ForeignServerRelationId, OPT_COST, false},
 	{"table", ForeignTableRelationId, OPT_TABLE, false},
 	{"page_size", ForeignTableRelationId, OPT_POSINT, false},
 	{"use_remote_estimate", ForeignTableRelationId, OPT_BOOL, false},
@@ -130,7 +134,7 @@ static const TransportLimit transport_limits[] = {
 	{"max_response_bytes", 1024, INT64CONST(1073741824), INT64CONST(268435456), "bytes"},
 	{"max_pages", 1, 10000000, 100000, "pages"},
 	/* offset-paged dialects only; 1 = the next page only (prefetch) */
-	{"max_concurrency", 1, 16, 1, "requests"},
+	{"max_concurrency", 1, UFDW_MAX_CONCURRENCY, 1, "requests"},
 };
 
 /* Credential options that must be given together. */
@@ -395,6 +399,9 @@ validate_value(const OptDef *def, DefElem *elem)
 						 errmsg("invalid value for option \"%s\"", def->name),
 						 errdetail("Expected an absolute file path without control characters.")));
 			break;
+		case OPT_COST:
+			(void) ufdw_cost_option(def->name, value, 0);
+			break;
 		case OPT_SECRET:
 			/* never echo the value */
 			if (value[0] == '\0' || has_bad_chars(value, false))
@@ -404,6 +411,47 @@ validate_value(const OptDef *def, DefElem *elem)
 						 errdetail("The value must not be empty or contain control characters.")));
 			break;
 	}
+}
+
+/*
+ * The value of planner cost option name (fdw_startup_cost, fdw_tuple_cost):
+ * value parsed, or dflt when value is NULL.  Raises an ERROR naming the
+ * option unless it is a finite number >= 0.
+ */
+double
+ufdw_cost_option(const char *name, const char *value, double dflt)
+{
+	char	   *end;
+	double		d;
+
+	if (value == NULL)
+		return dflt;
+	errno = 0;
+	d = strtod(value, &end);
+	if (errno || *end || end == value || isnan(d) || isinf(d) || d < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid value for option \"%s\"", name),
+				 errdetail("Expected a number of at least 0, e.g. \"1000\" or \"0.05\".")));
+	return d;
+}
+
+/*
+ * Records per upstream page of a table: its page_size option, else its
+ * server's, else the connector's default; at most the connector's maximum.
+ * The one place page_size is read (planner and executor alike).
+ */
+int
+ufdw_page_size(const UfdwConnector *conn, List *server_options, List *table_options)
+{
+	char	   *v = ufdw_option_value(table_options, "page_size");
+	long		n;
+
+	if (v == NULL)
+		v = ufdw_option_value(server_options, "page_size");
+	/* validated (1..1000000) when the option was set */
+	n = v ? strtol(v, NULL, 10) : conn->default_page_size;
+	return (int) Max(1, Min(n, conn->max_page_size));
 }
 
 /* A boolean option's value, or dflt when it is not set. */
@@ -807,8 +855,6 @@ ufdw_get_options(ForeignServer *server, UserMapping *um)
 	while (strlen(o->instance_url) > 0 && o->instance_url[strlen(o->instance_url) - 1] == '/')
 		o->instance_url[strlen(o->instance_url) - 1] = '\0';
 	o->token_url = ufdw_option_value(server->options, "token_url");
-	if ((v = ufdw_option_value(server->options, "page_size")) != NULL)
-		o->page_size = atoi(v);
 	if ((v = ufdw_option_value(server->options, "allow_insecure")) != NULL)
 		(void) parse_bool(v, &o->allow_insecure);
 	get_transport_options(o, server->options);
@@ -866,15 +912,6 @@ ufdw_get_options(ForeignServer *server, UserMapping *um)
 				 errhint("Set, in the user mapping: %s.", accepted.data)));
 	}
 	return o;
-}
-
-/* Records per upstream page: the option, else the connector's default, capped. */
-int
-ufdw_effective_page_size(const UfdwOptions *opts)
-{
-	int			n = opts->page_size > 0 ? opts->page_size : opts->connector->default_page_size;
-
-	return Min(n, opts->connector->max_page_size);
 }
 
 /* s with every byte outside unreserved (RFC 3986) as %XX, hex in upper or lower case. */

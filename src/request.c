@@ -394,7 +394,8 @@ origin_length(const char *url)
 }
 
 /*
- * The request for the page after prev, or NULL when prev was the last.
+ * The request for the page after prev, or NULL when prev was the last,
+ * allocated in the current memory context and sharing nothing with prev.
  * A next link must stay on the origin of the first request and must not
  * repeat the current one.
  */
@@ -404,6 +405,7 @@ ufdw_next_request(const UfdwScanSpec *spec, const UfdwOptions *opts,
 {
 	UfdwRequest *req;
 	size_t		olen = origin_length(prev->url);
+	ListCell   *lc;
 
 	if (spec->top > 0 && prev->offset + page->nrecords >= spec->top &&
 		opts->connector->dialect != UFDW_DIALECT_ODATA_V4)
@@ -440,7 +442,9 @@ ufdw_next_request(const UfdwScanSpec *spec, const UfdwOptions *opts,
 	req = palloc0(sizeof(UfdwRequest));
 	req->method = "GET";
 	req->url = pstrdup(page->next_link);
-	req->headers = prev->headers;
+	/* copied: prev is freed once this request is built (one page in memory) */
+	foreach(lc, prev->headers)
+		req->headers = lappend(req->headers, pstrdup(lfirst(lc)));
 	req->offset = prev->offset + page->nrecords;
 	req->limit = prev->limit;
 

@@ -8,23 +8,33 @@
  * (ufdw_status_request), every upstream failure just before it is raised
  * (ufdw_status_failure), and every scan that finished
  * (ufdw_status_success).  They are collected per server name in backend
- * memory and written to unified.connections by a short-lived dynamic
- * background worker, in a transaction of its own, so a failure is recorded
+ * memory and written to unified.connections by a dynamic background worker,
+ * the status writer, in a transaction of its own, so a failure is recorded
  * even when the query's transaction rolls back, is visible to every
- * session, and survives a restart.  The events travel to the worker in a
- * pinned dynamic shared memory segment; the worker unpins it.  This needs
- * no shared_preload_libraries.
+ * session, and survives a restart.  This needs no shared_preload_libraries.
  *
- * Cost on the hot path: a hash lookup per request.  Failures start a worker
- * at once (they are rare and must not be lost); successes are coalesced: a
- * worker is started at scan end only when this backend last wrote another
- * state for the connection (or nothing yet), or when at least
- * STATUS_FLUSH_INTERVAL_MS have passed and the previous worker of this
- * backend has finished.  Workers share max_worker_processes with parallel
- * query, hence the long interval.  Request
- * counts not yet written when a backend exits are lost, so "requests" is a
- * lower bound.  Events are applied in timestamp order whatever order the
- * workers run in.  Nothing is recorded on a standby.
+ * Batching: backends hand their events to a small queue in shared memory
+ * (StatusShared, created on first use with ShmemInitStruct from the main
+ * segment's spare space), merged per database, connection and kind (the
+ * writer's UPDATE is order-independent: timestamps decide, request counts
+ * add up).  Each database has at most one status writer at a time: the
+ * backend that queues an event starts one only if none is running for its
+ * database; the writer drains the queue, stays STATUS_WRITER_LINGER_MS
+ * after the last event it found (so a burst of failures in any number of
+ * sessions is written by one writer), and exits after at most
+ * STATUS_WRITER_MAX_LIFE_MS.  Taking the last events and leaving happen
+ * under the queue's lock, so no event is left without a writer.  Workers
+ * share max_worker_processes with parallel query: without a free slot the
+ * events stay queued (not lost) and the next event of any session tries
+ * again; a full queue leaves events pending in the backend until its next
+ * event.  A writer that died is noticed (its pid is gone) and replaced.
+ *
+ * Cost on the hot path: a hash lookup per request.  Failures are queued at
+ * once; successes are coalesced: queued at scan end only when this backend
+ * last queued another state for the connection (or nothing yet), or when at
+ * least STATUS_FLUSH_INTERVAL_MS have passed.  What a backend still holds
+ * when it exits is queued by an exit callback.  Nothing is recorded on a
+ * standby.
  *
  * The text recorded is the sanitised DETAIL the transport shows (secrets
  * already redacted), never a credential.
@@ -41,8 +51,11 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
-#include "storage/dsm.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -52,6 +65,12 @@
 #include "unified_fdw.h"
 
 #define STATUS_FLUSH_INTERVAL_MS 10000
+#define STATUS_QUEUE_LEN 32		/* merged events in shared memory */
+#define STATUS_MAX_WRITERS 8	/* databases with a writer at once */
+#define STATUS_WRITER_LINGER_MS 1000
+#define STATUS_WRITER_MAX_LIFE_MS 60000
+#define STATUS_WRITER_START_MS 10000	/* registered, not started: dead */
+#define STATUS_SYNC_WAIT_MS 10000
 #define STATUS_ERROR_LEN 600
 #define STATUS_REQUEST_ID_LEN 40
 
@@ -75,13 +94,30 @@ typedef struct StatusEvent
 	char		error[STATUS_ERROR_LEN];	/* failure: sanitised reason */
 } StatusEvent;
 
-/* What the worker finds in its segment. */
-typedef struct StatusPayload
+/* An event waiting in shared memory. */
+typedef struct QueuedEvent
 {
-	Oid			dboid;
-	int			nevents;
-	StatusEvent events[FLEXIBLE_ARRAY_MEMBER];
-} StatusPayload;
+	Oid			dboid;			/* InvalidOid: a free slot */
+	StatusEvent ev;
+} QueuedEvent;
+
+/* The status writer of one database. */
+typedef struct StatusWriter
+{
+	Oid			dboid;			/* InvalidOid: a free slot */
+	pid_t		pid;			/* 0 until the writer has started */
+	TimestampTz registered;		/* when its start was requested */
+	int			applying;		/* events taken, not yet committed */
+} StatusWriter;
+
+/* Shared by every backend; protected by mutex. */
+typedef struct StatusShared
+{
+	slock_t		mutex;
+	uint64		writers_started;	/* since the server started */
+	StatusWriter writers[STATUS_MAX_WRITERS];
+	QueuedEvent queue[STATUS_QUEUE_LEN];
+} StatusShared;
 
 /* Not yet written figures of one connection, in this backend. */
 typedef struct PendingEntry
@@ -91,12 +127,17 @@ typedef struct PendingEntry
 	char		request_id[STATUS_REQUEST_ID_LEN];
 	bool		success;		/* a success not yet written */
 	TimestampTz success_at;
+	bool		failure;		/* a failure not yet written: */
+	StatusEvent failure_ev;		/* the latest */
 	bool		written_active; /* the last event written was a success */
 } PendingEntry;
 
 static HTAB *pending = NULL;
-static List *workers = NIL;		/* of BackgroundWorkerHandle *, ours */
 static TimestampTz last_flush = 0;
+static StatusShared *shared = NULL;
+static bool exit_callback = false;
+
+static void flush_pending(void);
 
 PGDLLEXPORT void ufdw_status_worker_main(Datum arg);
 
@@ -124,71 +165,63 @@ pending_entry(const char *name)
 		e->request_id[0] = '\0';
 		e->success = false;
 		e->success_at = 0;
+		e->failure = false;
 		e->written_active = false;
 	}
 	return e;
 }
 
-/* Forgets handles of workers that have exited; true if none is left. */
-static bool
-reap_workers(void)
+/*
+ * The shared queue and writer table, created on first use (NULL, with a
+ * DEBUG1 message, if the main shared memory segment has no room left).
+ */
+static StatusShared *
+status_shared(void)
 {
-	List	   *alive = NIL;
-	ListCell   *lc;
-	pid_t		pid;
+	bool		found;
 
-	foreach(lc, workers)
+	if (shared)
+		return shared;
+	PG_TRY();
 	{
-		BackgroundWorkerHandle *h = lfirst(lc);
-
-		if (GetBackgroundWorkerPid(h, &pid) == BGWH_STOPPED)
-			pfree(h);
-		else
-			alive = lappend(alive, h);
+		LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+		shared = ShmemInitStruct("unified_fdw status queue", sizeof(StatusShared), &found);
+		if (!found)
+		{
+			memset(shared, 0, sizeof(StatusShared));
+			SpinLockInit(&shared->mutex);
+		}
+		LWLockRelease(AddinShmemInitLock);
 	}
-	list_free(workers);
-	workers = NIL;
-	if (alive)
+	PG_CATCH();
 	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		workers = list_copy(alive);
-		MemoryContextSwitchTo(old);
-		list_free(alive);
+		/* ShmemInitStruct raised "out of shared memory" */
+		LWLockReleaseAll();
+		FlushErrorState();
+		shared = NULL;
+		ereport(DEBUG1,
+				(errmsg_internal("unified_fdw: no shared memory for the status queue")));
 	}
-	return workers == NIL;
+	PG_END_TRY();
+	return shared;
 }
 
-/*
- * Hands events to a new worker.  Returns false (and the caller keeps its
- * figures) when none can be started; never raises for that.
- */
-static bool
-launch_worker(StatusEvent *events, int n)
+/* The writer slot of database dboid (under the mutex), or NULL. */
+static StatusWriter *
+writer_of(Oid dboid)
 {
-	Size		size = offsetof(StatusPayload, events) + n * sizeof(StatusEvent);
-	dsm_segment *seg;
-	dsm_handle	handle;
-	StatusPayload *p;
+	for (int i = 0; i < STATUS_MAX_WRITERS; i++)
+		if (shared->writers[i].dboid == dboid)
+			return &shared->writers[i];
+	return NULL;
+}
+
+/* Registers a status writer for this database; false if none can start. */
+static bool
+register_writer(void)
+{
 	BackgroundWorker w;
 	BackgroundWorkerHandle *h;
-	MemoryContext old;
-	bool		ok;
-
-	if (n == 0 || !IsUnderPostmaster || !OidIsValid(MyDatabaseId) ||
-		RecoveryInProgress())
-		return false;
-	(void) reap_workers();
-	seg = dsm_create(size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
-	if (seg == NULL)
-		return false;
-	p = dsm_segment_address(seg);
-	p->dboid = MyDatabaseId;
-	p->nevents = n;
-	memcpy(p->events, events, n * sizeof(StatusEvent));
-	dsm_pin_segment(seg);
-	handle = dsm_segment_handle(seg);
-	dsm_detach(seg);
 
 	memset(&w, 0, sizeof(w));
 	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -198,21 +231,143 @@ launch_worker(StatusEvent *events, int n)
 	snprintf(w.bgw_function_name, BGW_MAXLEN, "ufdw_status_worker_main");
 	snprintf(w.bgw_name, BGW_MAXLEN, "unified_fdw status writer");
 	snprintf(w.bgw_type, BGW_MAXLEN, "unified_fdw status writer");
-	w.bgw_main_arg = UInt32GetDatum(handle);
-	w.bgw_notify_pid = MyProcPid;
-
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	ok = RegisterDynamicBackgroundWorker(&w, &h);
-	if (ok)
-		workers = lappend(workers, h);
-	MemoryContextSwitchTo(old);
-	if (!ok)
+	w.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
+	w.bgw_notify_pid = 0;
+	if (RegisterDynamicBackgroundWorker(&w, &h))
 	{
-		dsm_unpin_segment(handle);
-		ereport(DEBUG1,
-				(errmsg_internal("unified_fdw: no background worker slot to record connection status")));
+		pfree(h);
+		return true;
 	}
-	return ok;
+	ereport(DEBUG1,
+			(errmsg_internal("unified_fdw: no background worker slot to record connection status; the events stay queued")));
+	return false;
+}
+
+/*
+ * Queues events (n may be 0) for this database's status writer, starting
+ * one if none is running and something is queued.  Returns false (and queues nothing) when the queue has no
+ * room or there is no shared memory; the caller keeps its events.  Never
+ * raises for that.
+ */
+static bool
+enqueue(StatusEvent *events, int n)
+{
+	StatusWriter *w;
+	bool		start = false;
+	int			free_slots = 0;
+	int			needed = 0;
+	pid_t		pid = 0;
+	TimestampTz registered = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!IsUnderPostmaster || !OidIsValid(MyDatabaseId) || RecoveryInProgress() ||
+		status_shared() == NULL)
+		return false;
+
+	/*
+	 * A writer registered but never started, or started and gone (an ERROR
+	 * while writing), or older than any writer lives (its pid reused):
+	 * forget it.
+	 */
+	SpinLockAcquire(&shared->mutex);
+	if ((w = writer_of(MyDatabaseId)) != NULL)
+	{
+		pid = w->pid;
+		registered = w->registered;
+	}
+	SpinLockRelease(&shared->mutex);
+	if (w && ((pid != 0 && kill(pid, 0) != 0 && errno == ESRCH) ||
+			  (pid == 0 && TimestampDifferenceExceeds(registered, now, STATUS_WRITER_START_MS)) ||
+			  TimestampDifferenceExceeds(registered, now,
+										 STATUS_WRITER_MAX_LIFE_MS + STATUS_WRITER_START_MS +
+										 STATUS_SYNC_WAIT_MS)))
+	{
+		SpinLockAcquire(&shared->mutex);
+		if (w->dboid == MyDatabaseId && w->pid == pid && w->registered == registered)
+			w->dboid = InvalidOid;
+		SpinLockRelease(&shared->mutex);
+	}
+
+	SpinLockAcquire(&shared->mutex);
+	/* room: each event merges into its slot or takes a free one */
+	for (int i = 0; i < STATUS_QUEUE_LEN; i++)
+		if (!OidIsValid(shared->queue[i].dboid))
+			free_slots++;
+	for (int j = 0; j < n; j++)
+	{
+		bool		merges = false;
+
+		for (int i = 0; i < STATUS_QUEUE_LEN && !merges; i++)
+			merges = shared->queue[i].dboid == MyDatabaseId &&
+				shared->queue[i].ev.kind == events[j].kind &&
+				strcmp(shared->queue[i].ev.name, events[j].name) == 0;
+		needed += merges ? 0 : 1;
+	}
+	if (needed > free_slots)
+	{
+		SpinLockRelease(&shared->mutex);
+		return false;
+	}
+	for (int j = 0; j < n; j++)
+	{
+		QueuedEvent *slot = NULL;
+
+		for (int i = 0; i < STATUS_QUEUE_LEN && slot == NULL; i++)
+			if (shared->queue[i].dboid == MyDatabaseId &&
+				shared->queue[i].ev.kind == events[j].kind &&
+				strcmp(shared->queue[i].ev.name, events[j].name) == 0)
+				slot = &shared->queue[i];
+		if (slot == NULL)
+		{
+			for (int i = 0; i < STATUS_QUEUE_LEN && slot == NULL; i++)
+				if (!OidIsValid(shared->queue[i].dboid))
+					slot = &shared->queue[i];
+			slot->dboid = MyDatabaseId;
+			slot->ev = events[j];
+		}
+		else
+		{
+			/* the later event's details, both request counts */
+			int64		requests = slot->ev.requests + events[j].requests;
+
+			if (events[j].at >= slot->ev.at)
+				slot->ev = events[j];
+			slot->ev.requests = requests;
+		}
+	}
+	for (int i = 0; i < STATUS_QUEUE_LEN && !start; i++)
+		start = shared->queue[i].dboid == MyDatabaseId;
+	if (!start)
+		;						/* nothing to write */
+	else if (writer_of(MyDatabaseId) != NULL || (w = writer_of(InvalidOid)) == NULL)
+		start = false;			/* one is running, or no slot: queued */
+	else
+	{
+		w->dboid = MyDatabaseId;
+		w->pid = 0;
+		w->registered = now;
+		w->applying = 0;
+		shared->writers_started++;
+	}
+	SpinLockRelease(&shared->mutex);
+
+	if (start && !register_writer())
+	{
+		SpinLockAcquire(&shared->mutex);
+		if (w->dboid == MyDatabaseId && w->pid == 0)
+			w->dboid = InvalidOid;
+		shared->writers_started--;
+		SpinLockRelease(&shared->mutex);
+	}
+	return true;
+}
+
+/* Backend exit: queue what this backend still holds. */
+static void
+flush_at_exit(int code, Datum arg)
+{
+	if (code == 0 && pending != NULL)
+		flush_pending();
 }
 
 static void
@@ -224,7 +379,10 @@ fill_event(StatusEvent *ev, PendingEntry *e)
 	strlcpy(ev->request_id, e->request_id, STATUS_REQUEST_ID_LEN);
 }
 
-/* Writes every pending success (and request count); see file header. */
+/*
+ * Queues every pending failure, success and request count; see file
+ * header.  Kept pending if the queue has no room.
+ */
 static void
 flush_pending(void)
 {
@@ -235,26 +393,45 @@ flush_pending(void)
 
 	if (pending == NULL)
 		return;
-	events = palloc(sizeof(StatusEvent) * hash_get_num_entries(pending));
+	if (!exit_callback && IsUnderPostmaster)
+	{
+		before_shmem_exit(flush_at_exit, (Datum) 0);
+		exit_callback = true;
+	}
+	events = palloc(sizeof(StatusEvent) * 2 * hash_get_num_entries(pending));
 	hash_seq_init(&scan, pending);
 	while ((e = hash_seq_search(&scan)) != NULL)
 	{
-		if (!e->success && e->requests == 0)
-			continue;
-		fill_event(&events[n], e);
-		events[n].kind = e->success ? STATUS_SUCCESS : STATUS_COUNT;
-		events[n].at = e->success ? e->success_at : GetCurrentTimestamp();
-		events[n].http_status = e->success ? 200 : 0;
-		n++;
+		bool		counted = false;
+
+		if (e->failure)
+		{
+			events[n] = e->failure_ev;
+			events[n].requests = e->requests;
+			counted = true;
+			n++;
+		}
+		if (e->success || (e->requests > 0 && !counted))
+		{
+			fill_event(&events[n], e);
+			if (counted)
+				events[n].requests = 0;
+			events[n].kind = e->success ? STATUS_SUCCESS : STATUS_COUNT;
+			events[n].at = e->success ? e->success_at : GetCurrentTimestamp();
+			events[n].http_status = e->success ? 200 : 0;
+			n++;
+		}
 	}
-	if (launch_worker(events, n))
+	if (enqueue(events, n))
 	{
 		hash_seq_init(&scan, pending);
 		while ((e = hash_seq_search(&scan)) != NULL)
 		{
-			if (e->success)
-				e->written_active = true;
+			if (e->success || e->failure)
+				e->written_active = e->success &&
+					(!e->failure || e->success_at >= e->failure_ev.at);
 			e->success = false;
+			e->failure = false;
 			e->requests = 0;
 		}
 		last_flush = GetCurrentTimestamp();
@@ -285,8 +462,7 @@ ufdw_status_success(const char *server)
 	e->success = true;
 	e->success_at = now;
 	if (!e->written_active ||
-		(TimestampDifferenceExceeds(last_flush, now, STATUS_FLUSH_INTERVAL_MS) &&
-		 reap_workers()))
+		TimestampDifferenceExceeds(last_flush, now, STATUS_FLUSH_INTERVAL_MS))
 		flush_pending();
 }
 
@@ -301,54 +477,64 @@ ufdw_status_failure(const char *server, const char *table, long http_status,
 					const char *request_id, const char *what)
 {
 	PendingEntry *e = pending_entry(server);
-	StatusEvent events[2];
-	int			n = 0;
+	StatusEvent *ev = &e->failure_ev;
 
-	if (e->success)
-	{
-		fill_event(&events[n], e);
-		events[n].kind = STATUS_SUCCESS;
-		events[n].at = e->success_at;
-		events[n].http_status = 200;
-		events[n].requests = 0;
-		n++;
-	}
-	fill_event(&events[n], e);
-	events[n].kind = STATUS_FAILURE;
-	events[n].at = GetCurrentTimestamp();
-	events[n].http_status = (int32) http_status;
+	/* the latest failure; queued at once with whatever else is pending */
+	fill_event(ev, e);
+	ev->kind = STATUS_FAILURE;
+	ev->at = GetCurrentTimestamp();
+	ev->http_status = (int32) http_status;
 	if (request_id)
-		strlcpy(events[n].request_id, request_id, STATUS_REQUEST_ID_LEN);
+		strlcpy(ev->request_id, request_id, STATUS_REQUEST_ID_LEN);
 	if (http_status == 401)
-		strlcpy(events[n].new_status, "reauthorization_required", 32);
+		strlcpy(ev->new_status, "reauthorization_required", 32);
 	else if (http_status == 0 || http_status == 404 || http_status >= 500)
-		strlcpy(events[n].new_status, "error", 32);
+		strlcpy(ev->new_status, "error", 32);
 	if (http_status > 0)
-		snprintf(events[n].error, STATUS_ERROR_LEN, "HTTP status %ld%s%s%s: %s",
+		snprintf(ev->error, STATUS_ERROR_LEN, "HTTP status %ld%s%s%s: %s",
 				 http_status, table ? " while reading \"" : "", table ? table : "",
 				 table ? "\"" : "", what ? what : "");
 	else
-		snprintf(events[n].error, STATUS_ERROR_LEN, "could not connect: %s",
+		snprintf(ev->error, STATUS_ERROR_LEN, "could not connect: %s",
 				 what ? what : "");
-	n++;
-	if (launch_worker(events, n))
-	{
-		e->success = false;
-		e->requests = 0;
-		e->written_active = false;
-	}
+	e->failure = true;
+	flush_pending();
 }
 
-/* Writes what is pending now and waits until every worker of ours is done. */
+/*
+ * Queues what is pending now and waits (at most STATUS_SYNC_WAIT_MS) until
+ * this database's queued events have been written.
+ */
 void
 ufdw_status_sync(void)
 {
-	ListCell   *lc;
+	TimestampTz start = GetCurrentTimestamp();
 
 	flush_pending();
-	foreach(lc, workers)
-		(void) WaitForBackgroundWorkerShutdown(lfirst(lc));
-	(void) reap_workers();
+	if (status_shared() == NULL)
+		return;
+	for (;;)
+	{
+		bool		busy = false;
+		StatusWriter *w;
+
+		SpinLockAcquire(&shared->mutex);
+		for (int i = 0; i < STATUS_QUEUE_LEN; i++)
+			busy = busy || shared->queue[i].dboid == MyDatabaseId;
+		w = writer_of(MyDatabaseId);
+		busy = busy || (w && w->applying > 0);
+		SpinLockRelease(&shared->mutex);
+		if (!busy ||
+			TimestampDifferenceExceeds(start, GetCurrentTimestamp(), STATUS_SYNC_WAIT_MS))
+			break;
+		/* no writer (no slot, or it died): try to start one */
+		if (w == NULL)
+			(void) enqueue(NULL, 0);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 /*
@@ -395,35 +581,13 @@ static const char *const update_sql =
 "    ELSE status END "
 "WHERE name = $1";
 
-/*
- * Entry point of the status writer: copies its events out of the segment,
- * unpins it, and applies them in one transaction as the bootstrap
- * superuser, with a safe search_path and bounded lock waits.
- */
-void
-ufdw_status_worker_main(Datum arg)
+/* Applies events in one transaction, as the bootstrap superuser. */
+static void
+apply_events(StatusEvent *events, int n)
 {
-	dsm_handle	handle = DatumGetUInt32(arg);
-	dsm_segment *seg;
-	StatusPayload *p;
-	Size		len;
 	Oid			argtypes[8] = {TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID, BOOLOID,
 	TEXTOID, INT4OID, TEXTOID};
 
-	BackgroundWorkerUnblockSignals();
-	seg = dsm_attach(handle);
-	if (seg == NULL)
-	{
-		ereport(LOG, (errmsg("unified_fdw status writer: its events are gone")));
-		proc_exit(0);
-	}
-	len = dsm_segment_map_length(seg);
-	p = MemoryContextAlloc(TopMemoryContext, len);
-	memcpy(p, dsm_segment_address(seg), len);
-	dsm_unpin_segment(handle);
-	dsm_detach(seg);
-
-	BackgroundWorkerInitializeConnectionByOid(p->dboid, InvalidOid, 0);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
@@ -435,9 +599,9 @@ ufdw_status_worker_main(Datum arg)
 	if (SPI_execute("SELECT 1 FROM pg_extension WHERE extname = 'unified_fdw'", true, 1) ==
 		SPI_OK_SELECT && SPI_processed == 1)
 	{
-		for (int i = 0; i < p->nevents; i++)
+		for (int i = 0; i < n; i++)
 		{
-			StatusEvent *ev = &p->events[i];
+			StatusEvent *ev = &events[i];
 			Datum		values[8];
 			char		nulls[8] = "        ";
 
@@ -467,5 +631,72 @@ ufdw_status_worker_main(Datum arg)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * Entry point of the status writer of database arg: takes this database's
+ * events from the shared queue and applies them, until it has found none
+ * for STATUS_WRITER_LINGER_MS (or has run STATUS_WRITER_MAX_LIFE_MS); it
+ * gives up its slot under the queue's lock, after finding it empty.
+ */
+void
+ufdw_status_worker_main(Datum arg)
+{
+	Oid			dboid = DatumGetObjectId(arg);
+	StatusWriter *w;
+	StatusEvent events[STATUS_QUEUE_LEN];
+	TimestampTz born = GetCurrentTimestamp();
+	TimestampTz last_event = born;
+
+	BackgroundWorkerUnblockSignals();
+	if (status_shared() == NULL)
+		proc_exit(0);
+	SpinLockAcquire(&shared->mutex);
+	w = writer_of(dboid);
+	if (w && w->pid == 0)
+		w->pid = MyProcPid;
+	else
+		w = NULL;				/* taken over by another writer */
+	SpinLockRelease(&shared->mutex);
+	if (w == NULL)
+		proc_exit(0);
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+
+	for (;;)
+	{
+		int			n = 0;
+		TimestampTz now = GetCurrentTimestamp();
+
+		SpinLockAcquire(&shared->mutex);
+		for (int i = 0; i < STATUS_QUEUE_LEN; i++)
+			if (shared->queue[i].dboid == dboid)
+			{
+				events[n++] = shared->queue[i].ev;
+				shared->queue[i].dboid = InvalidOid;
+			}
+		w->applying = n;
+		if (n == 0 &&
+			(TimestampDifferenceExceeds(last_event, now, STATUS_WRITER_LINGER_MS) ||
+			 TimestampDifferenceExceeds(born, now, STATUS_WRITER_MAX_LIFE_MS)))
+		{
+			w->dboid = InvalidOid;	/* the next event starts a new writer */
+			SpinLockRelease(&shared->mutex);
+			break;
+		}
+		SpinLockRelease(&shared->mutex);
+		if (n > 0)
+		{
+			apply_events(events, n);
+			SpinLockAcquire(&shared->mutex);
+			w->applying = 0;
+			SpinLockRelease(&shared->mutex);
+			last_event = GetCurrentTimestamp();
+			continue;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 20,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 	proc_exit(0);
 }

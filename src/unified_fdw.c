@@ -70,13 +70,17 @@
 
 PG_MODULE_MAGIC;
 
-/* Most requests one scan sends ahead (max_concurrency is at most 16). */
-#define UFDW_MAX_AHEAD 16
+/* Page hashes a scan remembers exactly, for the pagination loop check. */
+#define UFDW_RECENT_PAGES 32
 
-/* Default planner figures: every request is expensive. */
+/*
+ * Default planner figures: every request is expensive.  The server options
+ * fdw_startup_cost (the cost of one request) and fdw_tuple_cost (per row)
+ * override the costs, as postgres_fdw's options of those names do.
+ */
 #define DEFAULT_ROWS 1000
-#define REQUEST_COST 1000.0
-#define ROW_COST 0.05
+#define DEFAULT_REQUEST_COST 1000.0
+#define DEFAULT_TUPLE_COST 0.05
 
 /* fdw_private of a ForeignScan, by position. */
 enum UfdwPrivateIndex
@@ -108,6 +112,8 @@ typedef struct UfdwRelInfo
 	Bitmapset  *not_null;		/* model columns a top-level clause makes
 								 * non-NULL */
 	int			page_size;		/* records per upstream page */
+	double		request_cost;	/* fdw_startup_cost: one request */
+	double		tuple_cost;		/* fdw_tuple_cost: one row */
 	bool		counted;		/* rows come from the upstream's count */
 } UfdwRelInfo;
 
@@ -147,10 +153,16 @@ typedef struct UfdwScanState
 	bool		params_set;		/* ... and its values are available */
 	bool		needs_render;	/* render the filter again before fetching */
 	MemoryContext req_cxt;		/* the rendered filter and first request */
-	HTAB	   *seen_urls;		/* hashes of the page URLs requested */
+	/* pagination loop check, in constant memory (check_next_page) */
+	uint64		first_hash;		/* the first request */
+	uint64		recent[UFDW_RECENT_PAGES];	/* the last pages', a ring */
+	int			nrecent;		/* pages in recent (at most its size) */
+	uint64		brent_hash;		/* Brent's checkpoint for longer cycles */
+	int			brent_power;	/* pages between checkpoints */
+	int			brent_steps;	/* pages since the checkpoint */
 	/* offset-paged dialects: further pages in flight, in offset order */
 	int			nahead;
-	UfdwAhead	ahead[UFDW_MAX_AHEAD];
+	UfdwAhead	ahead[UFDW_MAX_CONCURRENCY - 1];
 	/* EXPLAIN ANALYZE figures, over all loops */
 	int64		pages;
 	int64		requests;
@@ -209,19 +221,23 @@ foreign_table_model(Oid relid, const char *relname, const UfdwConnector **conn_o
 	return ti;
 }
 
-/* Records per page a scan of the table will ask for (no user mapping needed). */
-static int
-plan_page_size(Oid relid, const UfdwConnector *conn)
+/*
+ * Page size and costs a scan of the table is planned with (no user mapping
+ * needed).
+ */
+static void
+plan_options(Oid relid, UfdwRelInfo *info)
 {
 	ForeignTable *ft = GetForeignTable(relid);
 	ForeignServer *server = GetForeignServer(ft->serverid);
-	char	   *v = ufdw_option_value(ft->options, "page_size");
-	int			n;
 
-	if (v == NULL)
-		v = ufdw_option_value(server->options, "page_size");
-	n = v ? atoi(v) : conn->default_page_size;
-	return Max(1, Min(n, conn->max_page_size));
+	info->page_size = ufdw_page_size(info->connector, server->options, ft->options);
+	info->request_cost = ufdw_cost_option("fdw_startup_cost",
+										  ufdw_option_value(server->options, "fdw_startup_cost"),
+										  DEFAULT_REQUEST_COST);
+	info->tuple_cost = ufdw_cost_option("fdw_tuple_cost",
+										ufdw_option_value(server->options, "fdw_tuple_cost"),
+										DEFAULT_TUPLE_COST);
 }
 
 static bool
@@ -388,7 +404,7 @@ unifiedGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 	}
 
 	baserel->fdw_private = info;
-	info->page_size = plan_page_size(foreigntableid, conn);
+	plan_options(foreigntableid, info);
 	baserel->tuples = DEFAULT_ROWS;
 	baserel->rows = clamp_row_est(DEFAULT_ROWS *
 								  clauselist_selectivity(root, baserel->baserestrictinfo,
@@ -499,7 +515,7 @@ pushable_limit(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *info)
 	return (int64) root->limit_tuples;
 }
 
-static void scan_cost(double rows, int page_size, Cost *startup, Cost *total);
+static void scan_cost(const UfdwRelInfo *info, double rows, Cost *startup, Cost *total);
 
 /* Is ri "column = outer value" on a column the upstream can filter on? */
 static bool
@@ -593,7 +609,7 @@ add_parameterized_paths(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *inf
 			continue;
 		seen = lappend(seen, required_outer);
 		ppi = get_baserel_parampathinfo(root, baserel, required_outer);
-		scan_cost(ppi->ppi_rows, info->page_size, &startup, &total);
+		scan_cost(info, ppi->ppi_rows, &startup, &total);
 		add_path(baserel, (Path *)
 				 ufdw_create_foreignscan_path(root, baserel, NULL, ppi->ppi_rows,
 											  startup, total, NIL, required_outer,
@@ -601,14 +617,17 @@ add_parameterized_paths(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *inf
 	}
 }
 
-/* Cost of fetching rows: one request per page, each expensive. */
+/*
+ * Cost of fetching rows: one request per page, each costing
+ * fdw_startup_cost (the first before any row), plus fdw_tuple_cost a row.
+ */
 static void
-scan_cost(double rows, int page_size, Cost *startup, Cost *total)
+scan_cost(const UfdwRelInfo *info, double rows, Cost *startup, Cost *total)
 {
-	double		pages = ceil(rows / page_size);
+	double		pages = ceil(rows / info->page_size);
 
-	*startup = REQUEST_COST;
-	*total = *startup + Max(pages - 1, 0) * REQUEST_COST + rows * ROW_COST;
+	*startup = info->request_cost;
+	*total = *startup + Max(pages - 1, 0) * info->request_cost + rows * info->tuple_cost;
 }
 
 /*
@@ -627,7 +646,7 @@ unifiedGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 	bool		sorted = false;
 	int64		limit;
 
-	scan_cost(baserel->rows, info->page_size, &startup, &total);
+	scan_cost(info, baserel->rows, &startup, &total);
 	add_path(baserel, (Path *)
 			 ufdw_create_foreignscan_path(root, baserel, NULL, baserel->rows,
 										  startup, total, NIL, NULL, NULL, NIL));
@@ -641,7 +660,7 @@ unifiedGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 		/* the upstream sorts: a little dearer than not sorting */
 		add_path(baserel, (Path *)
 				 ufdw_create_foreignscan_path(root, baserel, NULL, baserel->rows,
-											  startup, total + baserel->rows * ROW_COST,
+											  startup, total + baserel->rows * info->tuple_cost,
 											  root->query_pathkeys, NULL, NULL,
 											  list_make3(columns, desc, makeInteger(0))));
 	}
@@ -657,7 +676,7 @@ unifiedGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 		double		rows = Min(baserel->rows, (double) limit);
 
 		/* one request for just the rows needed: cheaper than any other */
-		scan_cost(rows, info->page_size, &startup, &total);
+		scan_cost(info, rows, &startup, &total);
 		startup -= 1.0;
 		total -= 1.0;
 		add_path(baserel, (Path *)
@@ -803,7 +822,6 @@ unifiedBeginForeignScan(ForeignScanState *node, int eflags)
 	const UfdwConnector *conn;
 	int			ti;
 	int		   *attr_column;
-	char	   *table_page_size;
 	MemoryContext old;
 
 	st = palloc0(sizeof(UfdwScanState));
@@ -823,12 +841,9 @@ unifiedBeginForeignScan(ForeignScanState *node, int eflags)
 	}
 	st->serverid = server->serverid;
 	st->opts = ufdw_get_options(server, um);
-	if ((table_page_size = ufdw_option_value(ft->options, "page_size")) != NULL)
-		st->opts->page_size = atoi(table_page_size);
-
 	st->spec.connector = conn;
 	st->spec.table = conn->tables[ti];
-	st->spec.page_size = ufdw_effective_page_size(st->opts);
+	st->spec.page_size = ufdw_page_size(conn, server->options, ft->options);
 	attr_column = palloc(sizeof(int) * tupdesc->natts);
 	for (int a = 0; a < tupdesc->natts; a++)
 	{
@@ -853,14 +868,26 @@ unifiedBeginForeignScan(ForeignScanState *node, int eflags)
 	MemoryContextSwitchTo(old);
 }
 
-/* Sends st->cur_req; its response is read by fetch_page(). */
+/*
+ * A context for one request: the UfdwRequest (unless it is the first one,
+ * in req_cxt) and its transfer.  Deleting it cancels the transfer and frees
+ * the request, so a scan holds only the requests in flight however many
+ * pages it reads.
+ */
+#define request_context(st, name) \
+	AllocSetContextCreate((st)->scan_cxt, name, ALLOCSET_SMALL_SIZES)
+
+/*
+ * Sends st->cur_req in st->xfer_cxt (made if there is none yet); its
+ * response is read by fetch_page().
+ */
 static void
 start_request(UfdwScanState *st)
 {
 	MemoryContext old;
 
-	st->xfer_cxt = AllocSetContextCreate(st->scan_cxt, "unified_fdw request",
-										 ALLOCSET_SMALL_SIZES);
+	if (st->xfer_cxt == NULL)
+		st->xfer_cxt = request_context(st, "unified_fdw request");
 	old = MemoryContextSwitchTo(st->xfer_cxt);
 	ufdw_check_connected(st->serverid);
 	st->inflight = ufdw_start_authenticated(st->cur_req, st->opts, &st->rctx, st->umid);
@@ -868,6 +895,7 @@ start_request(UfdwScanState *st)
 	MemoryContextSwitchTo(old);
 }
 
+/* Cancels the request in flight and frees it (unless it is the first). */
 static void
 drop_request(UfdwScanState *st)
 {
@@ -875,6 +903,7 @@ drop_request(UfdwScanState *st)
 		MemoryContextDelete(st->xfer_cxt);	/* cancels a transfer in flight */
 	st->xfer_cxt = NULL;
 	st->inflight = NULL;
+	st->cur_req = NULL;
 }
 
 /* Cancels the requests sent ahead. */
@@ -887,17 +916,20 @@ drop_ahead(UfdwScanState *st)
 }
 
 /*
- * Sends next, the request for the page after the current one: it is the
- * first request sent ahead if that one asked for the same page (it then
- * becomes the request in flight), else it is sent now and whatever was
- * sent ahead is cancelled (the upstream paged differently than guessed).
+ * Sends next (built in next_cxt), the request for the page after the
+ * current one: it is the first request sent ahead if that one asked for
+ * the same page (it then becomes the request in flight, and next_cxt is
+ * freed), else it is sent now and whatever was sent ahead is cancelled
+ * (the upstream paged differently than guessed).
  */
 static void
-advance_request(UfdwScanState *st, UfdwRequest *next)
+advance_request(UfdwScanState *st, UfdwRequest *next, MemoryContext next_cxt)
 {
+	Assert(st->xfer_cxt == NULL);
 	if (st->nahead > 0 && st->ahead[0].req->offset == next->offset &&
 		strcmp(st->ahead[0].req->url, next->url) == 0)
 	{
+		MemoryContextDelete(next_cxt);
 		st->cur_req = st->ahead[0].req;
 		st->inflight = st->ahead[0].xfer;
 		st->xfer_cxt = st->ahead[0].cxt;
@@ -907,6 +939,7 @@ advance_request(UfdwScanState *st, UfdwRequest *next)
 	}
 	drop_ahead(st);
 	st->cur_req = next;
+	st->xfer_cxt = next_cxt;
 	start_request(st);
 }
 
@@ -921,7 +954,7 @@ advance_request(UfdwScanState *st, UfdwRequest *next)
 static void
 fill_ahead(UfdwScanState *st, const UfdwPageInfo *info)
 {
-	int			want = Min(st->opts->max_concurrency, UFDW_MAX_AHEAD + 1) - 1;
+	int			want = Min(st->opts->max_concurrency, UFDW_MAX_CONCURRENCY) - 1;
 
 	if (st->spec.connector->dialect == UFDW_DIALECT_ODATA_V4 ||
 		info->next_link != NULL || st->inflight == NULL || st->cur_req->limit <= 0)
@@ -941,17 +974,18 @@ fill_ahead(UfdwScanState *st, const UfdwPageInfo *info)
 		full.nrecords = last->limit;
 		full.has_more = true;
 		full.total_count = info->total_count;
-		old = MemoryContextSwitchTo(st->scan_cxt);
+		a = &st->ahead[st->nahead];
+		a->cxt = request_context(st, "unified_fdw request ahead");
+		old = MemoryContextSwitchTo(a->cxt);
 		req = ufdw_next_request(&st->spec, st->opts, last, st->page_no + 1 + st->nahead,
 								&full);
-		MemoryContextSwitchTo(old);
 		if (req == NULL || req->offset <= last->offset)
+		{
+			MemoryContextSwitchTo(old);
+			MemoryContextDelete(a->cxt);
 			break;
-		a = &st->ahead[st->nahead];
+		}
 		a->req = req;
-		a->cxt = AllocSetContextCreate(st->scan_cxt, "unified_fdw request ahead",
-									   ALLOCSET_SMALL_SIZES);
-		old = MemoryContextSwitchTo(a->cxt);
 		a->xfer = ufdw_start_authenticated(req, st->opts, &st->rctx, st->umid);
 		MemoryContextSwitchTo(old);
 		st->nahead++;
@@ -975,14 +1009,18 @@ request_hash(const UfdwRequest *req)
 /*
  * Checks that next, the request for page st->page_no + 1, stays within the
  * server's max_pages and does not revisit a page of this scan (a next link
- * cycle A -> B -> A); raises an ERROR otherwise.  URLs are remembered as
- * 64-bit hashes, so memory stays small for long scans.
+ * cycle A -> B -> A); raises an ERROR otherwise.  Requests are remembered
+ * as 64-bit hashes of URL and body, in constant memory however long the
+ * scan: the first one and the last UFDW_RECENT_PAGES are compared exactly
+ * (a link back to any of them stops the scan at once), and a longer cycle
+ * is caught by Brent's algorithm within about twice its length (a
+ * checkpoint hash moved to the current page after 1, 2, 4, ... pages).
  */
 static void
 check_next_page(UfdwScanState *st, const UfdwRequest *next)
 {
 	uint64		h;
-	bool		found;
+	bool		found = false;
 
 	if (st->page_no >= st->opts->max_pages)
 		ereport(ERROR,
@@ -991,20 +1029,28 @@ check_next_page(UfdwScanState *st, const UfdwRequest *next)
 						st->rctx.table_name, st->opts->server_name),
 				 errdetail("The upstream offered more than %d pages.", st->opts->max_pages),
 				 errhint("Raise the server's max_pages option, or raise page_size.")));
-	if (st->seen_urls == NULL)
+	if (st->page_no <= 1)
 	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(uint64);
-		ctl.entrysize = sizeof(uint64);
-		ctl.hcxt = st->scan_cxt;
-		st->seen_urls = hash_create("unified_fdw page urls", 64, &ctl,
-									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		h = request_hash(st->first_req);
-		(void) hash_search(st->seen_urls, &h, HASH_ENTER, NULL);
+		st->first_hash = request_hash(st->first_req);
+		st->nrecent = 0;
+		st->brent_hash = st->first_hash;
+		st->brent_power = 1;
+		st->brent_steps = 0;
 	}
 	h = request_hash(next);
-	(void) hash_search(st->seen_urls, &h, HASH_ENTER, &found);
+	found = h == st->first_hash || h == st->brent_hash;
+	for (int i = 0; i < Min(st->nrecent, UFDW_RECENT_PAGES) && !found; i++)
+		found = st->recent[i] == h;
+	st->recent[st->nrecent++ % UFDW_RECENT_PAGES] = h;
+	if (st->nrecent >= 2 * UFDW_RECENT_PAGES)
+		st->nrecent -= UFDW_RECENT_PAGES;	/* stays full, no overflow */
+	if (++st->brent_steps >= st->brent_power)
+	{
+		st->brent_hash = h;
+		st->brent_power = st->brent_power < PG_INT32_MAX / 2 ? st->brent_power * 2 :
+			st->brent_power;
+		st->brent_steps = 0;
+	}
 	if (found)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
@@ -1022,6 +1068,8 @@ static void
 fetch_page(UfdwScanState *st)
 {
 	MemoryContext old;
+	MemoryContext done_cxt;
+	MemoryContext next_cxt;
 	UfdwResponse *resp;
 	UfdwPageInfo info;
 	UfdwRequest *next;
@@ -1034,7 +1082,10 @@ fetch_page(UfdwScanState *st)
 	old = MemoryContextSwitchTo(st->page_cxt);
 	resp = ufdw_finish_authenticated(st->inflight, st->cur_req, st->opts, &st->rctx,
 									 st->umid);
-	drop_request(st);
+	/* the finished request is freed once the next one is built from it */
+	done_cxt = st->xfer_cxt;
+	st->xfer_cxt = NULL;
+	st->inflight = NULL;
 	st->page_no++;
 	st->pages++;
 	st->retries += resp->attempts - 1;
@@ -1047,19 +1098,24 @@ fetch_page(UfdwScanState *st)
 	st->records += info.nrecords;
 	MemoryContextSwitchTo(old);
 
-	/* with the first request: freed when a parameterized scan renders again */
-	old = MemoryContextSwitchTo(st->req_cxt);
+	/* in a context of its own, freed with the request */
+	next_cxt = request_context(st, "unified_fdw request");
+	old = MemoryContextSwitchTo(next_cxt);
 	next = ufdw_next_request(&st->spec, st->opts, st->cur_req, st->page_no, &info);
 	MemoryContextSwitchTo(old);
+	if (done_cxt)
+		MemoryContextDelete(done_cxt);
+	st->cur_req = NULL;
 	if (next == NULL)
 	{
+		MemoryContextDelete(next_cxt);
 		st->last_page = true;
 		drop_ahead(st);
 	}
 	else
 	{
 		check_next_page(st, next);
-		advance_request(st, next);
+		advance_request(st, next, next_cxt);
 		fill_ahead(st, &info);
 	}
 }
@@ -1108,9 +1164,6 @@ unifiedReScanForeignScan(ForeignScanState *node)
 	st->nrows = st->next_row = 0;
 	st->page_no = 0;
 	st->last_page = false;
-	if (st->seen_urls)
-		hash_destroy(st->seen_urls);
-	st->seen_urls = NULL;
 }
 
 static void

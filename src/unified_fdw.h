@@ -201,6 +201,12 @@ extern List *ufdw_import_foreign_schema(struct ImportForeignSchemaStmt *stmt,
  * ----------------------------------------------------------------
  */
 
+/*
+ * Most requests one scan keeps in flight: the upper bound of the server
+ * option max_concurrency, and the size of the scan's read-ahead array.
+ */
+#define UFDW_MAX_CONCURRENCY 16
+
 /* Everything a scan needs from the server, user mapping and table options. */
 typedef struct UfdwOptions
 {
@@ -209,7 +215,6 @@ typedef struct UfdwOptions
 	List	   *server_options; /* of DefElem, as given */
 	char	   *instance_url;	/* without trailing slash */
 	char	   *token_url;		/* NULL: connector default */
-	int			page_size;		/* 0: connector default */
 	bool		allow_insecure;
 	char	   *ca_file;		/* CA bundle for TLS verification, or NULL */
 	/* transport limits (server options, defaults in option.c) */
@@ -244,7 +249,9 @@ extern int	ufdw_connection_credits;
 extern void ufdw_define_gucs(void);
 extern UfdwOptions *ufdw_get_options(ForeignServer *server, UserMapping *um);
 extern char *ufdw_option_value(List *options, const char *name);
-extern int	ufdw_effective_page_size(const UfdwOptions *opts);
+extern int	ufdw_page_size(const UfdwConnector *conn, List *server_options,
+						   List *table_options);
+extern double ufdw_cost_option(const char *name, const char *value, double dflt);
 struct UfdwRequestContext;
 extern void ufdw_request_context(const UfdwOptions *opts, const char *table_name,
 								 struct UfdwRequestContext *rctx);
@@ -456,7 +463,12 @@ typedef struct UfdwResponse
 extern UfdwTransfer *ufdw_http_start(const UfdwRequest *req,
 									 const UfdwRequestContext *rctx,
 									 List *auth_headers,
-									 const char *username, const char *password);
+									 const char *username, const char *password,
+									 Oid umid);
+extern void ufdw_mapping_hashes(Oid umid, uint32 *server_hashvalue,
+								uint32 *mapping_hashvalue);
+extern bool ufdw_hash_matches(int cacheid, uint32 hashvalue,
+							  uint32 server_hashvalue, uint32 mapping_hashvalue);
 extern UfdwResponse *ufdw_http_finish(UfdwTransfer *xfer);
 extern void ufdw_http_wait(UfdwTransfer *xfer);
 extern bool ufdw_http_failed_retryably(UfdwTransfer *xfer);
