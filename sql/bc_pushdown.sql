@@ -187,6 +187,12 @@ SELECT * FROM traffic(format($$SELECT * FROM bcp.purchase_order_lines WHERE purc
 SELECT l.line_number, l.item_id IS NULL AS no_item, l.quantity, o.number
   FROM bcp.purchase_order_lines l JOIN bcp.purchase_orders o ON o.id = l.purchase_order_id
  WHERE l.purchase_order_id IN (:'po21', :'po8') ORDER BY o.number, l.line_number;
+-- no silent truncation: an order whose lines were cut short (a nested next
+-- link, as OData allows for an expanded collection) or left out is an error
+\! curl -fsS -o /dev/null -H 'Content-Type: application/json' -d '[{"match": "expand=purchaseOrderLines", "status": 200, "body": {"value": [{"id": "a1b2c3d4-0000-4000-8000-000000000001", "purchaseOrderLines@odata.nextLink": "http://127.0.0.1:1/more", "purchaseOrderLines": []}]}}, {"match": "expand=purchaseOrderLines", "status": 200, "body": {"value": [{"id": "a1b2c3d4-0000-4000-8000-000000000001"}]}}]' "$UFDW_BC_URL/_sandbox/faults"
+SELECT show_error($$SELECT * FROM bcp.purchase_order_lines$$);
+SELECT show_error($$SELECT * FROM bcp.purchase_order_lines$$);
+
 -- a join per order (parameterized path, use_remote_estimate): each request names one order
 ALTER FOREIGN TABLE bcp.purchase_orders OPTIONS (ADD use_remote_estimate 'true');
 ALTER FOREIGN TABLE bcp.purchase_order_lines OPTIONS (ADD use_remote_estimate 'true');
