@@ -617,7 +617,7 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 {
 	static const char *const top_keys[] = {"format", "format_version", "system", "name",
 		"dialect", "instance_url_example", "base_url", "options", "auth", "paging",
-	"headers", "query", "null_values", "setup_steps", "tables", NULL};
+	"headers", "query", "in_operator", "null_values", "setup_steps", "tables", NULL};
 	static const char *const opt_keys[] = {"required", "optional", NULL};
 	static const char *const auth_keys[] = {"methods", "token_url", "scope", "api_key_header", NULL};
 	static const char *const paging_keys[] = {"default_page_size", "max_page_size", NULL};
@@ -683,6 +683,15 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 	conn->max_page_size = get_int(&ppaging, obj, "max_page_size", 1, 1000000);
 	conn->default_page_size = get_int(&ppaging, obj, "default_page_size", 1,
 									  conn->max_page_size);
+
+	obj = json_object_get(root, "in_operator");
+	if (obj && !json_is_boolean(obj))
+	{
+		LoadPos		pin = pos_child(pos, "in_operator");
+
+		load_error(&pin, "expected true or false", NULL);
+	}
+	conn->in_operator = obj == NULL || json_is_true(obj);
 
 	conn->headers = get_name_values(pos, root, "headers", &conn->nheaders);
 	conn->query = get_name_values(pos, root, "query", &conn->nquery);

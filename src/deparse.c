@@ -841,7 +841,10 @@ or_word(const RenderCtx *r)
 	return r->dialect == UFDW_DIALECT_SUITEQL ? " OR " : " or ";
 }
 
-/* "f in (a, b)" / "(f eq a or f eq b)" / "f IN (?, ?)"; lits non-empty. */
+/*
+ * "f in (a, b)" / "(f eq a or f eq b)" (OData V2, and OData v4 connectors
+ * without "in_operator") / "f IN (?, ?)"; lits non-empty.
+ */
 static char *
 in_text(RenderCtx *r, const char *f, List *lits)
 {
@@ -851,7 +854,7 @@ in_text(RenderCtx *r, const char *f, List *lits)
 	if (list_length(lits) == 1)
 		return cmp_text(r, f, UFDW_OP_EQ, linitial(lits));
 	initStringInfo(&buf);
-	if (r->dialect == UFDW_DIALECT_ODATA_V2)
+	if (r->dialect == UFDW_DIALECT_ODATA_V2 || !r->conn->in_operator)
 	{
 		appendStringInfoChar(&buf, '(');
 		foreach(lc, lits)

@@ -189,6 +189,8 @@ typedef struct UfdwConnector
 	UfdwNameValue *headers;
 	int			nquery;			/* extra query parameters (templates) */
 	UfdwNameValue *query;
+	bool		in_operator;	/* filters may say "f in (a, b)"; else "f eq a
+								 * or f eq b" (connector key "in_operator") */
 	int			nnull_values;	/* native texts that mean "no value" */
 	char	  **null_values;
 	List	   *setup_steps;	/* of char * */

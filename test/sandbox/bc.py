@@ -749,6 +749,11 @@ class FilterCompiler:
 
     def _in(self, node: tuple) -> tuple[Callable[[dict], bool], set]:
         _, left, items, _pos = node
+        # "Note: This only works in $schemaversion=2.1." (use-filter-expressions-
+        # in-odata-uris, "In a list of values")
+        if not self.nested_ok:
+            raise _unsupported("The 'in' operator in $filter is supported only with "
+                               "$schemaversion=2.1 or later.")
         if not self._is_field_expr(left):
             raise _unsupported("The left side of 'in' must be a property.")
         prop, get = self._value(left)

@@ -152,6 +152,8 @@ class SandboxCase(unittest.TestCase):
         return out, pages
 
     def filter_ids(self, entity_set: str, expr: str, **params: str) -> list[str]:
+        if " in (" in expr:                 # 'in' needs $schemaversion=2.1 in BC
+            params.setdefault("$schemaversion", "2.1")
         if entity_set == "purchaseOrderLines":
             records = self.expanded_lines(7, lines_filter=expr)
             return sorted(r["id"] for r in records)
@@ -306,6 +308,16 @@ class FilterTests(SandboxCase):
         for entity_set, expr, pred in cases:
             with self.subTest(entity_set=entity_set, expr=expr):
                 self.check(entity_set, expr, pred)
+
+    def test_in_needs_schemaversion_2_1(self):
+        """use-filter-expressions-in-odata-uris: 'in' "only works in
+        $schemaversion=2.1"; an or of the same field works everywhere."""
+        expr = "number in ('106005', '106007')"
+        status, h, raw = self.api(self.company_path("purchaseOrders"), **{"$filter": expr})
+        self.assert_bc_error(status, h, raw, 400, "BadRequest", contains="schemaversion")
+        self.assertEqual(self.filter_ids("purchaseOrders", expr),
+                         self.filter_ids("purchaseOrders",
+                                         "number eq '106005' or number eq '106007'"))
 
     def test_nested_function_needs_schemaversion_2_1(self):
         expr = "startswith(tolower(vendorName),'acme')"
@@ -583,14 +595,16 @@ class PagingTests(SandboxCase):
         self.assertEqual(self.filter_ids_direct(f"id eq {lines[1]['id']}"), [lines[1]["id"]])
         self.assertEqual(self.filter_ids_direct(f"id eq {lines[1]['id']} and quantity lt -1000000"),
                          [])
-        status, h, raw = self.api(path, **{"$filter": f"id in ({lines[0]['id']}, {lines[1]['id']})"})
+        status, h, raw = self.api(path, **{"$filter": f"id in ({lines[0]['id']}, {lines[1]['id']})",
+                                           "$schemaversion": "2.1"})
         self.assert_bc_error(status, h, raw, 400, "Application_DialogException")
         # single entity by key: no filter needed
         status, _h, raw = self.api(f"{path}({lines[0]['id']})")
         self.assertEqual((status, parse_json(raw)["id"]), (200, lines[0]["id"]))
 
     def filter_ids_direct(self, expr: str) -> list[str]:
-        records, _ = self.scan("purchaseOrderLines", 3, **{"$filter": expr})
+        records, _ = self.scan("purchaseOrderLines", 3, **{"$filter": expr,
+                                                           "$schemaversion": "2.1"})
         return [r["id"] for r in records]
 
     def test_document_id_filter_loads_the_first_document_only(self):
@@ -640,7 +654,7 @@ class PagingTests(SandboxCase):
         # orders by id, several at once, each with all its lines
         ids = [pos[3]["id"], pos[30]["id"]]
         status, _h, raw = self.api(self.company_path("purchaseOrders"), **{
-            "$select": "id", "$filter": f"id in ({ids[0]}, {ids[1]})",
+            "$select": "id", "$filter": f"id eq {ids[0]} or id eq {ids[1]}",
             "$expand": "purchaseOrderLines($select=id)"})
         doc = parse_json(raw)
         self.assertEqual({o["id"]: [ln["id"] for ln in o["purchaseOrderLines"]]
