@@ -13,7 +13,10 @@
  *
  *	 odata_v4   GET base/entity?$select=…&$filter=…&$orderby=…[&$top=L]
  *	            with Prefer: odata.maxpagesize=N, then every @odata.nextLink
- *	            as given (opaque; it repeats the options).
+ *	            as given (opaque; it repeats the options).  A table read
+ *	            through its parent (read_through): GET base/parent?$select=
+ *	            key[&$filter=…]&$expand=nav($select=…;$filter=…), paged by
+ *	            parents, N / children_per_parent of them per page.
  *	 odata_v2   GET base/entity?$select=…&$filter=…&$orderby=…&$top=N&$skip=K
  *	            ($top lowered to what a pushed LIMIT still needs); follows
  *	            __next when the server sends it, else advances $skip.
