@@ -168,6 +168,42 @@ SELECT * FROM traffic($$SELECT * FROM bcp.purchase_orders WHERE total_amount >= 
 SELECT * FROM traffic($$SELECT * FROM bcp.purchase_orders ORDER BY updated_at DESC LIMIT 10$$);
 SELECT * FROM traffic($$SELECT * FROM bcp.vendors WHERE name = 'acme supplies'$$);
 
+-- purchase order lines: Business Central serves lines only per document
+-- (a bare purchaseOrderLines is HTTP 400), so they are read through their
+-- orders, purchaseOrders?$expand=purchaseOrderLines(...), paged by orders
+-- (page_size / children_per_parent per page); a line's own conditions go
+-- inside the $expand, conditions on purchase_order_id alone pick the orders;
+-- no $orderby or $top (they would order and count orders)
+SELECT id AS po21 FROM bcp.purchase_orders WHERE number = '106021' \gset
+SELECT id AS po8 FROM bcp.purchase_orders WHERE number = '106008' \gset
+SELECT native($$SELECT id FROM bcp.purchase_order_lines$$);
+SELECT explain_upstream($$SELECT * FROM bcp.purchase_order_lines$$);
+SELECT native(format($$SELECT id FROM bcp.purchase_order_lines WHERE purchase_order_id = %L AND quantity > 1$$, :'po21'));
+SELECT native(format($$SELECT id FROM bcp.purchase_order_lines WHERE purchase_order_id IN (%L, %L)$$, :'po21', :'po8'));
+SELECT native(format($$SELECT id FROM bcp.purchase_order_lines WHERE purchase_order_id = %L OR quantity > 1$$, :'po21'));
+SELECT native($$SELECT id FROM bcp.purchase_order_lines WHERE line_number > 10000 ORDER BY quantity LIMIT 2$$);
+-- only those two orders travel, with their lines
+SELECT * FROM traffic(format($$SELECT * FROM bcp.purchase_order_lines WHERE purchase_order_id IN (%L, %L)$$, :'po21', :'po8'));
+SELECT l.line_number, l.item_id IS NULL AS no_item, l.quantity, o.number
+  FROM bcp.purchase_order_lines l JOIN bcp.purchase_orders o ON o.id = l.purchase_order_id
+ WHERE l.purchase_order_id IN (:'po21', :'po8') ORDER BY o.number, l.line_number;
+-- no silent truncation: an order whose lines were cut short (a nested next
+-- link, as OData allows for an expanded collection) or left out is an error
+\! curl -fsS -o /dev/null -H 'Content-Type: application/json' -d '[{"match": "expand=purchaseOrderLines", "status": 200, "body": {"value": [{"id": "a1b2c3d4-0000-4000-8000-000000000001", "purchaseOrderLines@odata.nextLink": "http://127.0.0.1:1/more", "purchaseOrderLines": []}]}}, {"match": "expand=purchaseOrderLines", "status": 200, "body": {"value": [{"id": "a1b2c3d4-0000-4000-8000-000000000001"}]}}]' "$UFDW_BC_URL/_sandbox/faults"
+SELECT show_error($$SELECT * FROM bcp.purchase_order_lines$$);
+SELECT show_error($$SELECT * FROM bcp.purchase_order_lines$$);
+
+-- a join per order (parameterized path, use_remote_estimate): each request names one order
+ALTER FOREIGN TABLE bcp.purchase_orders OPTIONS (ADD use_remote_estimate 'true');
+ALTER FOREIGN TABLE bcp.purchase_order_lines OPTIONS (ADD use_remote_estimate 'true');
+SELECT explain_upstream($$SELECT o.number, l.line_number FROM bcp.purchase_orders o JOIN bcp.purchase_order_lines l ON l.purchase_order_id = o.id WHERE o.number = '106021'$$);
+SELECT o.number, l.line_number, l.quantity FROM bcp.purchase_orders o
+  JOIN bcp.purchase_order_lines l ON l.purchase_order_id = o.id
+ WHERE o.number = '106021' ORDER BY l.line_number;
+SELECT * FROM traffic($$SELECT o.number, l.line_number FROM bcp.purchase_orders o JOIN bcp.purchase_order_lines l ON l.purchase_order_id = o.id WHERE o.number = '106021'$$);
+ALTER FOREIGN TABLE bcp.purchase_orders OPTIONS (DROP use_remote_estimate);
+ALTER FOREIGN TABLE bcp.purchase_order_lines OPTIONS (DROP use_remote_estimate);
+
 -- use_remote_estimate: planning asks the upstream for the count ($count=true, one record)
 CREATE FUNCTION estimated_rows(query text) RETURNS int
 LANGUAGE plpgsql AS $$

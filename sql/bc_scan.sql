@@ -51,6 +51,13 @@ SELECT count(*), count(item_id), sum(quantity), sum(amount), min(line_number), m
 SELECT o.number, count(*) AS lines, sum(l.amount) AS amount
   FROM bc.purchase_orders o JOIN bc.purchase_order_lines l ON l.purchase_order_id = o.id
  GROUP BY o.number ORDER BY o.number LIMIT 5;
+-- Business Central serves lines only per document: they come through their
+-- orders (purchaseOrders?$expand=purchaseOrderLines), page_size / 4 orders a
+-- page; with page_size 40, ten orders a page, six pages for the 60 orders
+ALTER FOREIGN TABLE bc.purchase_order_lines OPTIONS (ADD page_size '40');
+SELECT explain_upstream('SELECT id, quantity FROM bc.purchase_order_lines');
+SELECT count(*), count(DISTINCT purchase_order_id), count(DISTINCT id) FROM bc.purchase_order_lines;
+ALTER FOREIGN TABLE bc.purchase_order_lines OPTIONS (DROP page_size);
 
 -- raw holds the native record
 SELECT raw->>'number' = number AS same_number, raw ? '@odata.etag' AS has_etag,

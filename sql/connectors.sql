@@ -40,6 +40,12 @@ SELECT f, check_fixture(f || '.json')
                     'native_type_not_a_field', 'native_type_datetime_suiteql',
                     'native_type_guid_suiteql', 'native_type_not_a_string']) AS f;
 
+-- read_through (a table served only per parent) is checked: OData v4 only,
+-- a link column mapped to one field, at least one child per parent
+SELECT f, check_fixture(f || '.json')
+  FROM unnest(ARRAY['read_through_not_odata_v4', 'read_through_bad_link_column',
+                    'read_through_zero_children']) AS f;
+
 -- any role may see the systems and the model; only roles that may read
 -- server files can check connector files
 CREATE ROLE regress_ufdw_author;

@@ -574,16 +574,54 @@ parse_auth_method(const LoadPos *pos, const char *s)
 			   "Valid methods are: basic, bearer, api_key, oauth2_client_credentials, tba.");
 }
 
+/*
+ * "read_through": {"parent": "purchaseOrders", "parent_key": "id", "expand":
+ * "purchaseOrderLines", "link_column": "purchase_order_id",
+ * "children_per_parent": 4} for a table the upstream serves only per parent
+ * (see UfdwReadThrough).  OData v4 only; the link column must be mapped to
+ * one native field.
+ */
+static UfdwReadThrough *
+parse_read_through(const LoadPos *pos, json_t *tdef, const UfdwConnector *conn,
+				   const UfdwTableMap *tm)
+{
+	static const char *const keys[] = {"parent", "parent_key", "expand", "link_column",
+	"children_per_parent", NULL};
+	LoadPos		p = pos_child(pos, "read_through");
+	json_t	   *obj = get_object(pos, tdef, "read_through", true);
+	UfdwReadThrough *rt = palloc0(sizeof(UfdwReadThrough));
+	char	   *link;
+	int			c;
+
+	check_keys(&p, obj, keys);
+	if (conn->dialect != UFDW_DIALECT_ODATA_V4)
+		load_error(&p, "\"read_through\" is only valid for the odata_v4 dialect", NULL);
+	rt->parent = get_string(&p, obj, "parent", true);
+	rt->parent_key = get_string(&p, obj, "parent_key", true);
+	rt->expand = get_string(&p, obj, "expand", true);
+	link = get_string(&p, obj, "link_column", true);
+	rt->children_per_parent = get_int(&p, obj, "children_per_parent", 1, 10000);
+	for (c = 0; c < tm->model->ncolumns; c++)
+		if (strcmp(tm->model->columns[c].name, link) == 0)
+			break;
+	if (c == tm->model->ncolumns || tm->columns[c].kind != UFDW_MAP_FIELD ||
+		tm->columns[c].nfields != 1)
+		load_error(&p, psprintf("\"link_column\" \"%s\" is not a column mapped to one field",
+								link), NULL);
+	rt->link_column = c;
+	return rt;
+}
+
 static UfdwConnector *
 parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 {
 	static const char *const top_keys[] = {"format", "format_version", "system", "name",
 		"dialect", "instance_url_example", "base_url", "options", "auth", "paging",
-	"headers", "query", "null_values", "setup_steps", "tables", NULL};
+	"headers", "query", "in_operator", "null_values", "setup_steps", "tables", NULL};
 	static const char *const opt_keys[] = {"required", "optional", NULL};
 	static const char *const auth_keys[] = {"methods", "token_url", "scope", "api_key_header", NULL};
 	static const char *const paging_keys[] = {"default_page_size", "max_page_size", NULL};
-	static const char *const table_keys[] = {"entity", "where", "columns", NULL};
+	static const char *const table_keys[] = {"entity", "where", "read_through", "columns", NULL};
 	UfdwConnector *conn = palloc0(sizeof(UfdwConnector));
 	LoadPos		popt = pos_child(pos, "options");
 	LoadPos		pauth = pos_child(pos, "auth");
@@ -645,6 +683,15 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 	conn->max_page_size = get_int(&ppaging, obj, "max_page_size", 1, 1000000);
 	conn->default_page_size = get_int(&ppaging, obj, "default_page_size", 1,
 									  conn->max_page_size);
+
+	obj = json_object_get(root, "in_operator");
+	if (obj && !json_is_boolean(obj))
+	{
+		LoadPos		pin = pos_child(pos, "in_operator");
+
+		load_error(&pin, "expected true or false", NULL);
+	}
+	conn->in_operator = obj == NULL || json_is_true(obj);
 
 	conn->headers = get_name_values(pos, root, "headers", &conn->nheaders);
 	conn->query = get_name_values(pos, root, "query", &conn->nquery);
@@ -717,6 +764,8 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 			if ((int) tm->columns[c].kind == -1)
 				load_error(&pcols, psprintf("column \"%s\" is not mapped", mt->columns[c].name),
 						   "Map every column of the model; use null for a column the system does not have.");
+		if (json_object_get(tdef, "read_through"))
+			tm->read_through = parse_read_through(&pt, tdef, conn, tm);
 		conn->tables[ti] = tm;
 	}
 	return conn;

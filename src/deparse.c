@@ -841,7 +841,10 @@ or_word(const RenderCtx *r)
 	return r->dialect == UFDW_DIALECT_SUITEQL ? " OR " : " or ";
 }
 
-/* "f in (a, b)" / "(f eq a or f eq b)" / "f IN (?, ?)"; lits non-empty. */
+/*
+ * "f in (a, b)" / "(f eq a or f eq b)" (OData V2, and OData v4 connectors
+ * without "in_operator") / "f IN (?, ?)"; lits non-empty.
+ */
 static char *
 in_text(RenderCtx *r, const char *f, List *lits)
 {
@@ -851,7 +854,7 @@ in_text(RenderCtx *r, const char *f, List *lits)
 	if (list_length(lits) == 1)
 		return cmp_text(r, f, UFDW_OP_EQ, linitial(lits));
 	initStringInfo(&buf);
-	if (r->dialect == UFDW_DIALECT_ODATA_V2)
+	if (r->dialect == UFDW_DIALECT_ODATA_V2 || !r->conn->in_operator)
 	{
 		appendStringInfoChar(&buf, '(');
 		foreach(lc, lits)
@@ -1345,6 +1348,86 @@ ufdw_render_filter(const UfdwConnector *conn, const UfdwTableMap *tm, List *filt
 	return out;
 }
 
+/* Does flt (a tree) test column and nothing else? */
+static bool
+only_column(const UfdwFilter *flt, int column)
+{
+	ListCell   *lc;
+
+	switch (flt->kind)
+	{
+		case UFDW_FILTER_AND:
+		case UFDW_FILTER_OR:
+		case UFDW_FILTER_NOT:
+			foreach(lc, flt->args)
+				if (!only_column(lfirst(lc), column))
+					return false;
+			return flt->args != NIL;
+		case UFDW_FILTER_NONE:
+			return false;
+		default:
+			return flt->column == column;
+	}
+}
+
+/*
+ * Renders a scan's filters (of UfdwFilter *, AND-ed) into spec->filter and
+ * spec->params.  A table read through its parent (tm->read_through) sends
+ * the filters on the link column alone to the parent collection, as
+ * conditions on the parent's key (spec->parent_filter: only those parents
+ * are read, e.g. purchaseOrders?$filter=id in (...)), and the others into
+ * the expanded children's filter.  Returns whether what was sent is exactly
+ * the filters (else it selects a superset).
+ */
+bool
+ufdw_render_scan_filter(const UfdwConnector *conn, const UfdwTableMap *tm, List *filters,
+						UfdwScanSpec *spec)
+{
+	const UfdwReadThrough *rt = tm->read_through;
+	List	   *own = NIL,
+			   *parent = NIL;
+	UfdwRendered r,
+				pr;
+	UfdwTableMap ptm;
+	UfdwColumnMap *pcols;
+	UfdwField  *key;
+	ListCell   *lc;
+
+	spec->parent_filter = NULL;
+	if (rt == NULL)
+	{
+		r = ufdw_render_filter(conn, tm, filters);
+		spec->filter = r.text;
+		spec->params = r.params;
+		return r.exact || filters == NIL;
+	}
+	foreach(lc, filters)
+	{
+		UfdwFilter *f = lfirst(lc);
+
+		if (only_column(f, rt->link_column))
+			parent = lappend(parent, f);
+		else
+			own = lappend(own, f);
+	}
+
+	/* the parents' filter: the link column's field is the parent's key */
+	ptm = *tm;
+	pcols = palloc(sizeof(UfdwColumnMap) * tm->model->ncolumns);
+	memcpy(pcols, tm->columns, sizeof(UfdwColumnMap) * tm->model->ncolumns);
+	key = palloc0(sizeof(UfdwField));
+	key->name = rt->parent_key;
+	pcols[rt->link_column].fields = key;
+	ptm.columns = pcols;
+	ptm.read_through = NULL;
+	pr = ufdw_render_filter(conn, &ptm, parent);
+	r = ufdw_render_filter(conn, tm, own);
+	spec->parent_filter = pr.text;
+	spec->filter = r.text;
+	spec->params = r.params;
+	return (pr.exact || parent == NIL) && (r.exact || own == NIL);
+}
+
 /*
  * Can the upstream sort by column exactly as PostgreSQL would?  Numbers,
  * dates and instants only (text sorts by an upstream collation, GUIDs and
@@ -1362,7 +1445,8 @@ ufdw_sortable(const UfdwConnector *conn, const UfdwTableMap *tm, int column,
 	const UfdwColumnMap *cm = &tm->columns[column];
 	RenderCtx	r;
 
-	if (cm->kind != UFDW_MAP_FIELD)
+	/* read through parents, records come in the parents' order */
+	if (cm->kind != UFDW_MAP_FIELD || tm->read_through)
 		return false;
 	switch (cm->native_type)
 	{

@@ -92,6 +92,12 @@ struct UfdwConverter
 	char	   *keys[MAX_ENVELOPE_DEPTH + 1];	/* envelope key per depth */
 	bool		found_records;
 	int			records_depth;	/* depth inside the records array, or 0 */
+	/* read_through tables: records sit in an array field of parent records */
+	const char *expand;			/* the parents' field holding the records */
+	int			parents_depth;	/* depth inside the parents array, or 0 */
+	bool		in_parent;		/* inside a parent (outside its records) */
+	bool		parent_has_records; /* the current parent had its expand field */
+	const char *parent_field;	/* the parent's field being parsed */
 	bool		in_record;
 	const char *record_start;
 	bool		build_raw;		/* build "raw" as jsonb while parsing */
@@ -176,6 +182,7 @@ ufdw_make_converter(const UfdwScanSpec *spec, const UfdwOptions *opts,
 	conv->connector = spec->connector;
 	conv->relname = pstrdup(relname);
 	conv->env = &envelopes[spec->connector->dialect];
+	conv->expand = tm->read_through ? tm->read_through->expand : NULL;
 	conv->natts = tupdesc->natts;
 	conv->attr_column = attr_column;
 	conv->in_funcs = palloc0(sizeof(FmgrInfo) * conv->natts);
@@ -564,6 +571,13 @@ on_object_start(void *state)
 			raw_push_container(conv, WJB_BEGIN_OBJECT);
 		}
 	}
+	else if (conv->parents_depth > 0 && conv->depth == conv->parents_depth)
+	{
+		/* a parent begins; its records come in its expand field */
+		conv->in_parent = true;
+		conv->parent_has_records = false;
+		conv->parent_field = NULL;
+	}
 	conv->depth++;
 	UFDW_JSON_ACTION_RETURN;
 }
@@ -581,6 +595,13 @@ on_object_end(void *state)
 		finish_record(conv);
 		conv->in_record = false;
 		MemoryContextSwitchTo(conv->envelope_cxt);
+	}
+	else if (!conv->in_record && conv->in_parent && conv->depth == conv->parents_depth)
+	{
+		/* a parent without its records would silently lose them */
+		if (!conv->parent_has_records)
+			shape_error(conv, psprintf("a parent record has no \"%s\" array", conv->expand));
+		conv->in_parent = false;
 	}
 	else if (!conv->in_record && conv->depth < MAX_ENVELOPE_DEPTH)
 		conv->keys[conv->depth + 1] = NULL;
@@ -600,12 +621,25 @@ on_array_start(void *state)
 		if (conv->build_raw)
 			raw_push_container(conv, WJB_BEGIN_ARRAY);
 	}
-	else if (conv->records_depth == 0 && path_is(conv, conv->env->records, conv->depth))
+	else if (conv->in_parent && conv->records_depth == 0 &&
+			 conv->depth == conv->parents_depth + 1)
+	{
+		if (conv->parent_field && strcmp(conv->parent_field, conv->expand) == 0)
+		{
+			conv->parent_has_records = true;
+			conv->records_depth = conv->depth + 1;
+		}
+	}
+	else if (conv->records_depth == 0 && conv->parents_depth == 0 &&
+			 path_is(conv, conv->env->records, conv->depth))
 	{
 		if (conv->found_records)
 			shape_error(conv, "more than one records array");
 		conv->found_records = true;
-		conv->records_depth = conv->depth + 1;
+		if (conv->expand)
+			conv->parents_depth = conv->depth + 1;
+		else
+			conv->records_depth = conv->depth + 1;
 	}
 	conv->depth++;
 	UFDW_JSON_ACTION_RETURN;
@@ -622,6 +656,9 @@ on_array_end(void *state)
 	if (!conv->in_record && conv->records_depth > 0 &&
 		conv->depth == conv->records_depth - 1)
 		conv->records_depth = 0;
+	else if (!conv->in_record && !conv->in_parent && conv->parents_depth > 0 &&
+			 conv->depth == conv->parents_depth - 1)
+		conv->parents_depth = 0;
 	UFDW_JSON_ACTION_RETURN;
 }
 
@@ -658,6 +695,24 @@ on_field_start(void *state, char *fname, bool isnull)
 			}
 		}
 	}
+	else if (conv->in_parent && conv->depth == conv->parents_depth + 1)
+	{
+		size_t		elen = strlen(conv->expand);
+
+		conv->parent_field = fname;
+		if (strcmp(fname, conv->expand) == 0 && conv->parent_has_records)
+			shape_error(conv, psprintf("a parent record has two \"%s\" arrays", conv->expand));
+		/* a server-paged expansion: its records go on elsewhere */
+		if (strncmp(fname, conv->expand, elen) == 0 &&
+			strcmp(fname + elen, "@odata.nextLink") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("the upstream sent only part of the \"%s\" of a record for foreign table \"%s\"",
+							conv->expand, conv->relname),
+					 errdetail("The expanded \"%s\" carries a next link (\"%s\"), which unified_fdw does not follow; no partial table is returned.",
+							   conv->expand, fname),
+					 errhint("Report this upstream behaviour to the unified_fdw maintainers.")));
+	}
 	else if (conv->depth <= MAX_ENVELOPE_DEPTH)
 	{
 		conv->keys[conv->depth] = fname;
@@ -684,6 +739,12 @@ on_scalar(void *state, char *token, JsonTokenType tokentype)
 	}
 	else if (conv->records_depth > 0 && conv->depth == conv->records_depth)
 		shape_error(conv, "a record is not an object");
+	else if (conv->parents_depth > 0 && !conv->in_parent && conv->depth == conv->parents_depth)
+		shape_error(conv, "a parent record is not an object");
+	else if (conv->in_parent && conv->depth == conv->parents_depth + 1 &&
+			 conv->parent_field && strcmp(conv->parent_field, conv->expand) == 0)
+		shape_error(conv, psprintf("the \"%s\" of a parent record is not an array",
+								   conv->expand));
 	else if (path_is(conv, conv->env->next_link, conv->depth))
 	{
 		if (conv->info->next_link)
@@ -850,6 +911,8 @@ ufdw_parse_page(UfdwConverter *conv, char *body, size_t len,
 	memset(conv->keys, 0, sizeof(conv->keys));
 	conv->found_records = false;
 	conv->records_depth = 0;
+	conv->parents_depth = 0;
+	conv->in_parent = false;
 	conv->in_record = false;
 	conv->err_attr = -1;
 	conv->out_cxt = CurrentMemoryContext;

@@ -13,7 +13,10 @@
  *
  *	 odata_v4   GET base/entity?$select=…&$filter=…&$orderby=…[&$top=L]
  *	            with Prefer: odata.maxpagesize=N, then every @odata.nextLink
- *	            as given (opaque; it repeats the options).
+ *	            as given (opaque; it repeats the options).  A table read
+ *	            through its parent (read_through): GET base/parent?$select=
+ *	            key[&$filter=…]&$expand=nav($select=…;$filter=…), paged by
+ *	            parents, N / children_per_parent of them per page.
  *	 odata_v2   GET base/entity?$select=…&$filter=…&$orderby=…&$top=N&$skip=K
  *	            ($top lowered to what a pushed LIMIT still needs); follows
  *	            __next when the server sends it, else advances $skip.
@@ -227,13 +230,50 @@ append_odata_select(StringInfo url, const UfdwScanSpec *spec)
 		append_param(url, "$select", sel.data);
 }
 
+/*
+ * A table read through its parent (UfdwReadThrough):
+ * "$select=<key>[&$filter=<parents>]&$expand=<nav>($select=…;$filter=…)",
+ * the children's options inside the expand, where "=" and ";" are kept
+ * as they are (they spell the nested options; values are escaped).
+ */
+static void
+append_read_through_query(StringInfo url, const UfdwScanSpec *spec)
+{
+	const UfdwReadThrough *rt = spec->table->read_through;
+	StringInfoData sel;
+	StringInfoData nested;
+
+	append_param(url, "$select", rt->parent_key);
+	if (spec->parent_filter)
+		append_param(url, "$filter", spec->parent_filter);
+
+	initStringInfo(&sel);
+	append_odata_select(&sel, spec);
+	initStringInfo(&nested);
+	if (sel.len > 0)
+		/* sel is "?$select=…", already escaped */
+		appendStringInfoString(&nested, sel.data + 1);
+	if (spec->filter)
+		appendStringInfo(&nested, "%s$filter=%s", nested.len ? ";" : "",
+						 query_escape(spec->filter));
+	appendStringInfo(url, "%c$expand=%s", strchr(url->data, '?') ? '&' : '?',
+					 query_escape(rt->expand));
+	if (nested.len > 0)
+		appendStringInfo(url, "(%s)", nested.data);
+}
+
 /* $select, then the pushed $filter and $orderby. */
 static void
 append_odata_query(StringInfo url, const UfdwScanSpec *spec)
 {
-	append_odata_select(url, spec);
-	if (spec->filter)
-		append_param(url, "$filter", spec->filter);
+	if (spec->table->read_through)
+		append_read_through_query(url, spec);
+	else
+	{
+		append_odata_select(url, spec);
+		if (spec->filter)
+			append_param(url, "$filter", spec->filter);
+	}
 	if (spec->orderby)
 		append_param(url, "$orderby", spec->orderby);
 	if (spec->count)
@@ -358,6 +398,7 @@ ufdw_first_request(const UfdwScanSpec *spec, const UfdwOptions *opts)
 {
 	UfdwRequest *req;
 	StringInfoData url;
+	int			page_size;
 
 	if (opts->connector->dialect != UFDW_DIALECT_ODATA_V4)
 		return offset_request(spec, opts, 0);
@@ -366,14 +407,22 @@ ufdw_first_request(const UfdwScanSpec *spec, const UfdwOptions *opts)
 	req->method = "GET";
 	initStringInfo(&url);
 	appendStringInfoString(&url, base_url(opts));
-	appendStringInfoString(&url, spec->table->entity);
+	page_size = spec->page_size;
+	if (spec->table->read_through)
+	{
+		/* paged by parents, each with all its children: fewer per page */
+		appendStringInfoString(&url, spec->table->read_through->parent);
+		page_size = Max(1, page_size / spec->table->read_through->children_per_parent);
+	}
+	else
+		appendStringInfoString(&url, spec->table->entity);
 	append_odata_query(&url, spec);
 	if (spec->top > 0)
 		append_param(&url, "$top", psprintf(INT64_FORMAT, spec->top));
 	req->headers = lappend(req->headers,
 						   psprintf("Prefer: odata.maxpagesize=%d",
-									spec->top > 0 && spec->top < spec->page_size ?
-									(int) spec->top : spec->page_size));
+									spec->top > 0 && spec->top < page_size ?
+									(int) spec->top : page_size));
 	add_connector_extras(req, &url, opts);
 	req->url = url.data;
 	return req;

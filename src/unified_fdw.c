@@ -288,7 +288,6 @@ remote_estimate(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *info,
 	bool		complete = info->all_pushed;
 	Relation	rel;
 	int		   *no_columns;
-	UfdwRendered r;
 	UfdwRequest *req;
 	UfdwResponse *resp;
 	UfdwPageInfo page;
@@ -308,16 +307,13 @@ remote_estimate(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *info,
 		else
 			complete = false;
 	}
-	r = ufdw_render_filter(info->connector, tm, filters);
-	*exact = complete && r.exact;
+	*exact = ufdw_render_scan_filter(info->connector, tm, filters, &spec) && complete;
 
 	spec.connector = info->connector;
 	spec.table = tm;
 	spec.page_size = 1;
 	spec.top = 1;
 	spec.count = true;
-	spec.filter = r.text;
-	spec.params = r.params;
 	req = ufdw_first_request(&spec, opts);
 
 	rel = table_open(relid, NoLock);
@@ -331,7 +327,12 @@ remote_estimate(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *info,
 										rctx.table_name),
 					resp->body, resp->len, &nrows, &values, &nulls, &page);
 	table_close(rel, NoLock);
-	return page.total_count >= 0 ? (double) page.total_count : -1;
+	if (page.total_count < 0)
+		return -1;
+	/* read through parents, the upstream counts parents: scale by its guess */
+	if (tm->read_through)
+		return (double) page.total_count * tm->read_through->children_per_parent;
+	return (double) page.total_count;
 }
 
 static void
@@ -505,6 +506,9 @@ pushable_limit(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *info)
 {
 	Query	   *parse = root->parse;
 
+	/* read through parents, $top would count parents, not records */
+	if (info->connector->tables[info->table_index]->read_through)
+		return 0;
 	if (!info->all_pushed || root->limit_tuples <= 0 ||
 		root->limit_tuples > PG_INT32_MAX ||
 		parse->limitOption == LIMIT_OPTION_WITH_TIES ||
@@ -782,7 +786,7 @@ push_filter_and_sort(ForeignScanState *node, UfdwScanState *st, ForeignScan *fsp
 	List	   *filters = NIL;
 	bool		complete = intVal(list_nth(priv, UFDW_PRIVATE_ALL_PUSHED)) != 0;
 	int			limit = intVal(list_nth(priv, UFDW_PRIVATE_LIMIT));
-	UfdwRendered r;
+	bool		exact;
 	ListCell   *lc;
 
 	foreach(lc, fsplan->fdw_exprs)
@@ -796,13 +800,11 @@ push_filter_and_sort(ForeignScanState *node, UfdwScanState *st, ForeignScan *fsp
 		else
 			complete = false;	/* e.g. a parameter that is NULL */
 	}
-	r = ufdw_render_filter(st->spec.connector, st->spec.table, filters);
-	st->spec.filter = r.text;
-	st->spec.params = r.params;
+	exact = ufdw_render_scan_filter(st->spec.connector, st->spec.table, filters, &st->spec);
 	st->spec.orderby = ufdw_render_orderby(st->spec.connector, st->spec.table,
 										   list_nth(priv, UFDW_PRIVATE_SORT_COLUMNS),
 										   list_nth(priv, UFDW_PRIVATE_SORT_DESC));
-	st->filter_exact = complete && r.exact;
+	st->filter_exact = complete && exact;
 	if (limit > 0 && st->filter_exact)
 		st->spec.top = limit;
 }

@@ -136,12 +136,31 @@ typedef struct UfdwColumnMap
 	char	   *map_default;
 } UfdwColumnMap;
 
+/*
+ * A table the upstream serves only per parent record (connector key
+ * "read_through"; Business Central's document lines): it is read through
+ * the parent collection with the children expanded, e.g.
+ * purchaseOrders?$select=id&$expand=purchaseOrderLines(...), paged by the
+ * parents.  Conditions on the link column alone filter the parents (as
+ * conditions on the parent's key), the others the expanded children.
+ */
+typedef struct UfdwReadThrough
+{
+	char	   *parent;			/* parent collection, path below base_url */
+	char	   *parent_key;		/* the parent's key field, e.g. "id" */
+	char	   *expand;			/* navigation property holding the children */
+	int			link_column;	/* model column holding the parent's key */
+	int			children_per_parent;	/* expected children of a parent: the
+										 * parent page is page_size / this */
+} UfdwReadThrough;
+
 typedef struct UfdwTableMap
 {
 	const UfdwModelTable *model;
 	char	   *entity;			/* path below base_url, or SuiteQL FROM clause */
 	char	   *where;			/* SuiteQL: fixed condition, or NULL */
 	UfdwColumnMap *columns;		/* one per model column, same order */
+	UfdwReadThrough *read_through;	/* OData v4: read via the parent, or NULL */
 } UfdwTableMap;
 
 typedef struct UfdwNameValue
@@ -170,6 +189,8 @@ typedef struct UfdwConnector
 	UfdwNameValue *headers;
 	int			nquery;			/* extra query parameters (templates) */
 	UfdwNameValue *query;
+	bool		in_operator;	/* filters may say "f in (a, b)"; else "f eq a
+								 * or f eq b" (connector key "in_operator") */
 	int			nnull_values;	/* native texts that mean "no value" */
 	char	  **null_values;
 	List	   *setup_steps;	/* of char * */
@@ -273,6 +294,8 @@ typedef struct UfdwScanSpec
 								 * condition), or NULL */
 	List	   *params;			/* SuiteQL: bound values (char *) of filter */
 	char	   *orderby;		/* rendered sort, or NULL */
+	char	   *parent_filter;	/* read_through tables: the parents' filter,
+								 * or NULL */
 	int64		top;			/* records wanted in all (0: all) */
 	bool		count;			/* ask for the total count too ($count=true,
 								 * $inlinecount; SuiteQL always says) */
@@ -379,6 +402,8 @@ extern bool ufdw_contains_exec_param(struct Node *n);
 extern Oid	ufdw_coltype_oid(UfdwColType t);
 extern UfdwRendered ufdw_render_filter(const UfdwConnector *conn,
 									   const UfdwTableMap *tm, List *filters);
+extern bool ufdw_render_scan_filter(const UfdwConnector *conn, const UfdwTableMap *tm,
+									List *filters, UfdwScanSpec *spec);
 extern bool ufdw_sortable(const UfdwConnector *conn, const UfdwTableMap *tm,
 						  int column, bool desc, bool nulls_first,
 						  bool known_not_null);

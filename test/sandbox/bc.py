@@ -207,6 +207,9 @@ COMPANY = EntityType("company", [
 ENTITY_SETS = {"purchaseOrders": PURCHASE_ORDER, "purchaseOrderLines": PURCHASE_ORDER_LINE,
                "vendors": VENDOR, "items": ITEM}
 
+# Collections BC serves only per document (an id or documentId filter needed).
+DOCUMENT_LINE_SETS = {"purchaseOrderLines"}
+
 # BC permission error text per entity set (for config "denied_entity_sets").
 _TABLEDATA = {"purchaseOrders": "TableData 38 Purchase Header Read: Base Application",
               "purchaseOrderLines": "TableData 39 Purchase Line Read: Base Application",
@@ -746,6 +749,11 @@ class FilterCompiler:
 
     def _in(self, node: tuple) -> tuple[Callable[[dict], bool], set]:
         _, left, items, _pos = node
+        # "Note: This only works in $schemaversion=2.1." (use-filter-expressions-
+        # in-odata-uris, "In a list of values")
+        if not self.nested_ok:
+            raise _unsupported("The 'in' operator in $filter is supported only with "
+                               "$schemaversion=2.1 or later.")
         if not self._is_field_expr(left):
             raise _unsupported("The left side of 'in' must be a property.")
         prop, get = self._value(left)
@@ -805,6 +813,26 @@ class FilterCompiler:
         else:
             pred = lambda r, v=val, x=lit: x in v(r)  # noqa: E731
         return pred, {prop.name}
+
+    # -- the conjuncts a line collection needs ---------------------------------
+
+    def conjuncts(self) -> list[tuple[tuple, set, Callable[[dict], bool]]]:
+        """The top-level AND-ed conditions as (node, fields, predicate).  BC's
+        API pages see a condition on one field as that field's AL filter
+        (``GetFilter``), which document-line pages insist on (see
+        ``BcApp._line_scope``)."""
+        out: list[tuple[tuple, set, Callable[[dict], bool]]] = []
+
+        def walk(node: tuple) -> None:
+            if node[0] == "and":
+                walk(node[1])
+                walk(node[2])
+            else:
+                pred, fields = self._bool(node)
+                out.append((node, fields, pred))
+
+        walk(self.ast)
+        return out
 
     # -- narrowing (index lookups for selective filters) -------------------------
 
@@ -1224,11 +1252,15 @@ class Query:
     skip: int = 0
     count: bool = False
     expand_lines: bool = False
+    expand_select: Optional[tuple[str, ...]] = None         # $expand=lines($select=...)
+    expand_predicate: Optional[Callable[[dict], bool]] = None  # $expand=lines($filter=...)
+    conjuncts: list
     token: Optional[dict] = None
     schema_version: tuple[int, int] = (1, 0)
 
     def __init__(self) -> None:
         self.lookups = {}
+        self.conjuncts = []
 
 
 def parse_query(params: list[tuple[str, str]], etype: EntityType, single: bool = False) -> Query:
@@ -1269,21 +1301,10 @@ def parse_query(params: list[tuple[str, str]], etype: EntityType, single: bool =
         q.filter_text = text
         q.predicate = fc.compile()
         q.lookups = fc.equality_lookups()
+        q.conjuncts = fc.conjuncts()
 
     if "$select" in seen:
-        names = [s.strip() for s in seen["$select"].split(",")]
-        if not names or any(not s for s in names):
-            raise _syntax(f"Syntax error in $select '{seen['$select']}'.")
-        if "*" not in names:
-            chosen = []
-            for s in names:
-                if s not in etype.by_name:
-                    raise _syntax(f"Could not find a property named '{s}' on type "
-                                  f"'{etype.qualified}'.")
-                if s not in chosen:
-                    chosen.append(s)
-            order = {p.name: k for k, p in enumerate(etype.props)}
-            q.select = tuple(sorted(chosen, key=order.__getitem__))
+        q.select = _parse_select(seen["$select"], etype)
 
     if "$orderby" in seen:
         text = seen["$orderby"]
@@ -1319,15 +1340,23 @@ def parse_query(params: list[tuple[str, str]], etype: EntityType, single: bool =
         q.count = raw == "true"
 
     if "$expand" in seen:
-        names = [s.strip() for s in seen["$expand"].split(",") if s.strip()]
-        for s in names:
-            if "(" in s:
-                raise _unsupported("Nested query options in $expand are not supported by this "
-                                   "sandbox.")
-            if s not in etype.navigation:
-                raise _syntax(f"Could not find a property named '{s}' on type "
+        for name, options in _split_expand(seen["$expand"]):
+            if name not in etype.navigation:
+                raise _syntax(f"Could not find a property named '{name}' on type "
                               f"'{etype.qualified}'.")
-        q.expand_lines = "purchaseOrderLines" in names
+            target = ENTITY_SETS[etype.navigation[name]]
+            for opt, value in options:
+                if opt == "$select":
+                    q.expand_select = _parse_select(value, target)
+                elif opt == "$filter":
+                    q.expand_predicate = FilterCompiler(target, value,
+                                                        q.schema_version).compile()
+                elif opt in _SUPPORTED_OPTIONS or opt in _UNSUPPORTED_OPTIONS:
+                    raise _unsupported(f"The query option '{opt}' inside $expand is not "
+                                       "supported by this sandbox.")
+                else:
+                    raise _syntax(f"The query parameter '{opt}' is not supported.")
+            q.expand_lines = q.expand_lines or name == "purchaseOrderLines"
 
     if "$skiptoken" in seen:
         try:
@@ -1339,6 +1368,70 @@ def parse_query(params: list[tuple[str, str]], etype: EntityType, single: bool =
             raise _unsupported(f"The skip token value '{seen['$skiptoken']}' is not valid.") \
                 from None
     return q
+
+
+def _parse_select(text: str, etype: EntityType) -> Optional[tuple[str, ...]]:
+    """A $select list -> property names in schema order (None for ``*``)."""
+    names = [s.strip() for s in text.split(",")]
+    if not names or any(not s for s in names):
+        raise _syntax(f"Syntax error in $select '{text}'.")
+    if "*" in names:
+        return None
+    chosen = []
+    for s in names:
+        if s not in etype.by_name:
+            raise _syntax(f"Could not find a property named '{s}' on type "
+                          f"'{etype.qualified}'.")
+        if s not in chosen:
+            chosen.append(s)
+    order = {p.name: k for k, p in enumerate(etype.props)}
+    return tuple(sorted(chosen, key=order.__getitem__))
+
+
+def _split_expand(text: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """``a,b($select=x;$filter=y eq 'p;q')`` -> [(a, []), (b, [($select, x),
+    ($filter, y eq 'p;q')])]: OData v4 expand items with their nested options
+    (separated by ``;``, outside quoted literals and inner parentheses)."""
+    items: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def split(s: str, sep: str) -> list[str]:
+        parts, depth, quoted, start = [], 0, False, 0
+        for i, ch in enumerate(s):
+            if ch == "'":
+                quoted = not quoted            # '' toggles twice: still quoted
+            elif not quoted and ch == "(":
+                depth += 1
+            elif not quoted and ch == ")":
+                depth -= 1
+                if depth < 0:
+                    raise _syntax(f"Syntax error in $expand '{text}'.")
+            elif not quoted and depth == 0 and ch == sep:
+                parts.append(s[start:i])
+                start = i + 1
+        if quoted or depth:
+            raise _syntax(f"Syntax error in $expand '{text}'.")
+        parts.append(s[start:])
+        return parts
+
+    for item in split(text, ","):
+        item = item.strip()
+        if not item:
+            continue
+        m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?", item, re.S)
+        if not m:
+            raise _syntax(f"Syntax error in $expand '{text}'.")
+        options = []
+        if m.group(2) is not None:
+            for opt in split(m.group(2), ";"):
+                name, eq, value = opt.strip().partition("=")
+                if not eq or not name:
+                    raise _syntax(f"Syntax error in $expand '{text}'.")
+                if name in (o[0] for o in options):
+                    raise _syntax(f"Query option '{name}' was specified more than once in "
+                                  "$expand.")
+                options.append((name.strip(), value))
+        items.append((m.group(1), options))
+    return items
 
 
 def _encode_token(payload: dict) -> str:
@@ -1814,11 +1907,14 @@ class BcApp(SandboxApp):
         ctx_path = f"{cpath}/{set_name}"
         rest2 = segs[2:]
         if m.group(2) is None:
+            if rest2 not in ([], ["$count"]):
+                raise self._not_found_segment(rest2[0])
+            scope = None
+            if set_name in DOCUMENT_LINE_SETS:
+                scope = self._line_scope(req, company, es, count=bool(rest2))
             if not rest2:
-                return self._collection(req, base, es, None, ctx_path, company)
-            if rest2 == ["$count"]:
-                return self._count(req, es, None, company)
-            raise self._not_found_segment(rest2[0])
+                return self._collection(req, base, es, scope, ctx_path, company)
+            return self._count(req, es, scope, company)
         key = self._parse_key(m.group(2), segs[1])
         if not rest2:
             return self._single(req, base, es, key, ctx_path, company)
@@ -1851,6 +1947,60 @@ class BcApp(SandboxApp):
                 raise self._not_found_segment(rest2[1])
             return self._count(req, les, scope, company)
         return self._collection(req, base, les, scope, nav_path, company)
+
+    def _line_scope(self, req: Request, company: Company, es: EntitySet,
+                    count: bool = False) -> list[int]:
+        """The lines a document-line collection serves, as BC's API page does
+        (microsoft/BCApps, page 30067 "APIV2 - Purchase Order Lines",
+        OnFindRecord, and codeunit 5497 "Graph Mgt - Purch Order Buffer",
+        LoadLines): without a filter on ``id`` or ``documentId`` it is an
+        error; an ``id`` filter must name one line (``Evaluate`` into a Guid)
+        and loads that line's document; a ``documentId`` filter loads the
+        lines of the FIRST purchase order it matches, by order number
+        (``FindFirst`` on the buffer keyed by "No."), so ``documentId in (a,
+        b)`` returns one document's lines.  The whole $filter is then applied
+        to those lines.  Returns sorted ranks (the collection's scope)."""
+        params = req.params
+        if count:
+            params = [(k, v) for k, v in params
+                      if k in ("$filter", "$schemaversion") or not k.startswith("$")]
+        q = parse_query(params, es.etype)
+        id_conds = [c for c in q.conjuncts if c[1] == {"id"}]
+        doc_conds = [c for c in q.conjuncts if c[1] == {"documentId"}]
+        if not id_conds and not doc_conds:
+            raise BcError(400, "Application_DialogException",
+                          "You must specify an Id or a Document Id to get the lines.")
+        orders = company.sets["purchaseOrders"]
+        if id_conds:
+            node = id_conds[0][0]
+            guid = None
+            if len(id_conds) == 1 and node[0] == "cmp" and node[1] == "eq" \
+                    and node[2][0] == "prop" and node[3][0] == "lit" and node[3][1] == "guid":
+                guid = node[3][2]
+            elif len(id_conds) == 1 and node[0] == "in" and node[1][0] == "prop" \
+                    and len(node[2]) == 1 and node[2][0][:2] == ("lit", "guid"):
+                guid = node[2][0][2]
+            if guid is None:
+                raise BcError(400, "Application_DialogException",
+                              "The value of the id filter can't be evaluated into type Guid.")
+            lidx = es.lookup(guid)
+            if lidx is None:
+                return []
+            order = company.ds.locate_line(lidx)[0]
+        else:
+            def matches(i: int) -> bool:
+                rec = {"documentId": orders.record(i)["id"]}
+                return all(pred(rec) for _n, _f, pred in doc_conds)
+            cands = q.lookups.get("documentId")
+            if cands is not None:
+                idxs = (orders.lookup(g) for g in cands)
+                hits = sorted(i for i in idxs if i is not None and matches(i))
+            else:
+                hits = [i for i in range(orders.size) if matches(i)]
+            if not hits:
+                return []
+            order = hits[0]                  # lowest "No." (numbers follow the index)
+        return sorted(es.rank(j) for j in company.lines_of_order(order))
 
     def _service_document(self, base: str) -> Response:
         body = {"@odata.context": base + "/$metadata",
@@ -2036,12 +2186,8 @@ class BcApp(SandboxApp):
         ser = serializer(es.etype, q.select, ieee)
         parts = []
         if q.expand_lines:
-            les = company.entity_set("purchaseOrderLines")
-            lser = serializer(PURCHASE_ORDER_LINE, None, ieee)
             for idx, rec in rows:
-                lines = sorted(company.lines_of_order(idx), key=les.rank)
-                inner = ",".join(lser(les.record(j)) for j in lines)
-                parts.append(ser(rec)[:-1] + ',"purchaseOrderLines":[' + inner + "]}")
+                parts.append(ser(rec)[:-1] + self._expanded_lines(company, idx, q, ieee) + "}")
         else:
             parts = [ser(rec) for _idx, rec in rows]
 
@@ -2049,7 +2195,7 @@ class BcApp(SandboxApp):
         if q.select or q.expand_lines:
             sel = list(q.select) if q.select else ["*"]
             if q.expand_lines:
-                sel.append("purchaseOrderLines()")
+                sel.append("purchaseOrderLines(" + ",".join(q.expand_select or ()) + ")")
             context += "(" + ",".join(sel) + ")"
         out = ['{"@odata.context":', json_string(context)]
         if q.count:
@@ -2067,6 +2213,18 @@ class BcApp(SandboxApp):
             headers.append(("Preference-Applied", f"odata.maxpagesize={applied}"))
         return Response(200, "".join(out).encode("utf-8"),
                         API_CONTENT_TYPE_IEEE if ieee else API_CONTENT_TYPE, headers)
+
+    @staticmethod
+    def _expanded_lines(company: Company, idx: int, q: Query, ieee: bool) -> str:
+        """``,"purchaseOrderLines":[...]`` for order idx: all its lines (the
+        part's SubPageLink gives the lines page its Document Id filter), with
+        the $expand's own $filter and $select; never paged."""
+        les = company.entity_set("purchaseOrderLines")
+        lser = serializer(PURCHASE_ORDER_LINE, q.expand_select, ieee)
+        pred = q.expand_predicate
+        recs = (les.record(j) for j in sorted(company.lines_of_order(idx), key=les.rank))
+        return ',"purchaseOrderLines":[' + ",".join(
+            lser(r) for r in recs if pred is None or pred(r)) + "]"
 
     def _next_link(self, req: Request, token: str) -> str:
         kept = []
@@ -2099,11 +2257,7 @@ class BcApp(SandboxApp):
         ieee = self._ieee754(req)
         text = serializer(es.etype, q.select, ieee)(es.record(idx))
         if q.expand_lines and company is not None:
-            les = company.entity_set("purchaseOrderLines")
-            lser = serializer(PURCHASE_ORDER_LINE, None, ieee)
-            lines = sorted(company.lines_of_order(idx), key=les.rank)
-            text = text[:-1] + ',"purchaseOrderLines":[' + \
-                ",".join(lser(les.record(j)) for j in lines) + "]}"
+            text = text[:-1] + self._expanded_lines(company, idx, q, ieee) + "}"
         context = f"{base}/$metadata#{ctx_path}"
         if q.select:
             context += "(" + ",".join(q.select) + ")"

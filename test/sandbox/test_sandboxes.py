@@ -152,8 +152,30 @@ class SandboxCase(unittest.TestCase):
         return out, pages
 
     def filter_ids(self, entity_set: str, expr: str, **params: str) -> list[str]:
+        if " in (" in expr:                 # 'in' needs $schemaversion=2.1 in BC
+            params.setdefault("$schemaversion", "2.1")
+        if entity_set == "purchaseOrderLines":
+            records = self.expanded_lines(7, lines_filter=expr)
+            return sorted(r["id"] for r in records)
         records, _ = self.scan(entity_set, 7, **{"$filter": expr}, **params)
         return [r["id"] for r in records]
+
+    def expanded_lines(self, page_size: int, company: str = MAIN, lines_filter: str = "",
+                       lines_select: str = "", **params: str) -> list[dict]:
+        """Every purchase order line, read as BC requires: through the orders
+        (purchaseOrders?$expand=purchaseOrderLines(...)), paged by orders;
+        the lines of each order in the order's place."""
+        opts = ";".join(o for o in (f"$select={lines_select}" if lines_select else "",
+                                    f"$filter={lines_filter}" if lines_filter else "") if o)
+        expand = "purchaseOrderLines" + (f"({opts})" if opts else "")
+        orders, _ = self.scan("purchaseOrders", page_size, company,
+                              **{"$select": "id", "$expand": expand}, **params)
+        out = []
+        for o in orders:
+            for line in o["purchaseOrderLines"]:
+                self.assertEqual(line.get("documentId", o["id"]), o["id"])
+                out.append(line)
+        return out
 
     def assert_bc_error(self, status: int, headers, raw: bytes, want_status: int,
                         code: str | None = None, contains: str | None = None) -> dict:
@@ -178,6 +200,8 @@ class FilterTests(SandboxCase):
 
     def check(self, entity_set: str, expr: str, predicate, min_hits: int = 1, **params: str):
         expected = [r["id"] for r in self.export(entity_set) if predicate(r)]
+        if entity_set == "purchaseOrderLines":
+            expected.sort()
         got = self.filter_ids(entity_set, expr, **params)
         self.assertEqual(got, expected, f"$filter={expr}")
         self.assertGreaterEqual(len(got), min_hits, f"$filter={expr} matched too little")
@@ -284,6 +308,16 @@ class FilterTests(SandboxCase):
         for entity_set, expr, pred in cases:
             with self.subTest(entity_set=entity_set, expr=expr):
                 self.check(entity_set, expr, pred)
+
+    def test_in_needs_schemaversion_2_1(self):
+        """use-filter-expressions-in-odata-uris: 'in' "only works in
+        $schemaversion=2.1"; an or of the same field works everywhere."""
+        expr = "number in ('106005', '106007')"
+        status, h, raw = self.api(self.company_path("purchaseOrders"), **{"$filter": expr})
+        self.assert_bc_error(status, h, raw, 400, "BadRequest", contains="schemaversion")
+        self.assertEqual(self.filter_ids("purchaseOrders", expr),
+                         self.filter_ids("purchaseOrders",
+                                         "number eq '106005' or number eq '106007'"))
 
     def test_nested_function_needs_schemaversion_2_1(self):
         expr = "startswith(tolower(vendorName),'acme')"
@@ -423,7 +457,12 @@ class FilterTests(SandboxCase):
 class PagingTests(SandboxCase):
 
     def test_full_scans_with_several_page_sizes(self):
-        for entity_set in ("purchaseOrders", "purchaseOrderLines", "vendors", "items"):
+        lines = sorted(self.export("purchaseOrderLines"), key=lambda r: r["id"])
+        for page in (1, 7, 61, 50000):
+            with self.subTest(entity_set="purchaseOrderLines", page=page):
+                got = self.expanded_lines(page)
+                self.assertEqual(sorted(got, key=lambda r: r["id"]), lines)
+        for entity_set in ("purchaseOrders", "vendors", "items"):
             expected = self.export(entity_set)
             for page in (1, 7, 13, 24, 59, 60, 61, 1000, 50000):
                 with self.subTest(entity_set=entity_set, page=page):
@@ -530,6 +569,98 @@ class PagingTests(SandboxCase):
                                    {"Prefer": "odata.maxpagesize=10"},
                                    **{"$expand": "purchaseOrderLines", "$filter": f"id eq {po['id']}"})
         self.assertEqual(parse_json(raw)["value"][0]["purchaseOrderLines"], lines)
+
+
+    def test_lines_need_an_id_or_document_id(self):
+        """BC's lines page refuses a collection read that names no document
+        (APIV2 - Purchase Order Lines, OnFindRecord)."""
+        want = "You must specify an Id or a Document Id to get the lines."
+        path = self.company_path("purchaseOrderLines")
+        for params in ({}, {"$filter": "quantity gt 1"}, {"$top": "5"},
+                       {"$filter": "quantity gt 1 or quantity lt 0"},
+                       {"$select": "id,documentId"}):
+            with self.subTest(params=params):
+                status, h, raw = self.api(path, **params)
+                body = self.assert_bc_error(status, h, raw, 400, "Application_DialogException")
+                self.assertTrue(body["error"]["message"].startswith(want + "  CorrelationId:"))
+        status, h, raw = self.api(path + "/$count")
+        self.assert_bc_error(status, h, raw, 400, "Application_DialogException", want)
+        po = self.export("purchaseOrders")[20]
+        lines = [r for r in self.export("purchaseOrderLines") if r["documentId"] == po["id"]]
+        status, _h, raw = self.api(path + "/$count", **{"$filter": f"documentId eq {po['id']}"})
+        self.assertEqual((status, raw.decode()), (200, str(len(lines))))
+        # a documentId (or id) condition AND-ed with others is enough
+        self.assertEqual(self.filter_ids_direct(f"documentId eq {po['id']} and sequence ge 20000"),
+                         [r["id"] for r in lines if r["sequence"] >= 20000])
+        self.assertEqual(self.filter_ids_direct(f"id eq {lines[1]['id']}"), [lines[1]["id"]])
+        self.assertEqual(self.filter_ids_direct(f"id eq {lines[1]['id']} and quantity lt -1000000"),
+                         [])
+        status, h, raw = self.api(path, **{"$filter": f"id in ({lines[0]['id']}, {lines[1]['id']})",
+                                           "$schemaversion": "2.1"})
+        self.assert_bc_error(status, h, raw, 400, "Application_DialogException")
+        # single entity by key: no filter needed
+        status, _h, raw = self.api(f"{path}({lines[0]['id']})")
+        self.assertEqual((status, parse_json(raw)["id"]), (200, lines[0]["id"]))
+
+    def filter_ids_direct(self, expr: str) -> list[str]:
+        records, _ = self.scan("purchaseOrderLines", 3, **{"$filter": expr,
+                                                           "$schemaversion": "2.1"})
+        return [r["id"] for r in records]
+
+    def test_document_id_filter_loads_the_first_document_only(self):
+        """LoadLines does FindFirst on the documents the documentId filter
+        matches (lowest order number): several documents give one's lines."""
+        pos = self.export("purchaseOrders")
+        all_lines = self.export("purchaseOrderLines")
+        a, b = pos[30], pos[3]
+        first = min((a, b), key=lambda r: r["number"])
+        want = [r["id"] for r in all_lines if r["documentId"] == first["id"]]
+        for expr in (f"documentId in ({a['id']}, {b['id']})",
+                     f"documentId eq {a['id']} or documentId eq {b['id']}"):
+            with self.subTest(expr=expr):
+                self.assertEqual(self.filter_ids_direct(expr), want)
+        lowest = min(pos, key=lambda r: r["number"])
+        expr = f"documentId ne {pos[40]['id']}"
+        self.assertEqual(self.filter_ids_direct(expr),
+                         [r["id"] for r in all_lines if r["documentId"] == lowest["id"]])
+        self.assertEqual(self.filter_ids_direct(f"documentId eq {common.ZERO_GUID}"), [])
+
+    def test_expand_lines_with_nested_select_and_filter(self):
+        pos = self.export("purchaseOrders")
+        all_lines = self.export("purchaseOrderLines")
+        got = self.expanded_lines(5, lines_select="id,documentId,quantity",
+                                  lines_filter="quantity gt 1 and lineType eq 'Item'")
+        want = [{"@odata.etag": r["@odata.etag"], "id": r["id"], "documentId": r["documentId"],
+                 "quantity": r["quantity"]}
+                for r in all_lines if r["quantity"] > 1 and r["lineType"] == "Item"]
+        self.assertEqual(sorted(got, key=lambda r: r["id"]), want)
+        # filters inside the expand keep BC's grammar rules
+        status, h, raw = self.api(self.company_path("purchaseOrders"), **{
+            "$expand": "purchaseOrderLines($filter=quantity gt 1 or sequence eq 10000)"})
+        self.assert_bc_error(status, h, raw, 400, "BadRequest", contains="same field")
+        status, h, raw = self.api(self.company_path("purchaseOrders"), **{
+            "$expand": "purchaseOrderLines($select=nope)"})
+        self.assert_bc_error(status, h, raw, 400, "BadRequest_NotFound")
+        status, h, raw = self.api(self.company_path("purchaseOrders"), **{
+            "$expand": "purchaseOrderLines($filter=description eq 'a;b)')"})
+        self.assertEqual(status, 200, raw[:300])
+        # an order whose lines all fail the nested filter is still listed, with []
+        status, _h, raw = self.api(self.company_path("purchaseOrders"), **{
+            "$select": "id", "$filter": f"id eq {pos[2]['id']}",
+            "$expand": "purchaseOrderLines($filter=quantity lt -1000000)"})
+        self.assertEqual(parse_json(raw)["value"], [{"@odata.etag": pos[2]["@odata.etag"],
+                                                     "id": pos[2]["id"],
+                                                     "purchaseOrderLines": []}])
+        # orders by id, several at once, each with all its lines
+        ids = [pos[3]["id"], pos[30]["id"]]
+        status, _h, raw = self.api(self.company_path("purchaseOrders"), **{
+            "$select": "id", "$filter": f"id eq {ids[0]} or id eq {ids[1]}",
+            "$expand": "purchaseOrderLines($select=id)"})
+        doc = parse_json(raw)
+        self.assertEqual({o["id"]: [ln["id"] for ln in o["purchaseOrderLines"]]
+                          for o in doc["value"]},
+                         {i: [r["id"] for r in all_lines if r["documentId"] == i] for i in ids})
+        self.assertTrue(doc["@odata.context"].endswith("(id,purchaseOrderLines(id))"))
 
 
 # --------------------------------------------------------------------------
@@ -869,7 +1000,10 @@ class RouteAndDataTests(SandboxCase):
         for company in (MAIN, SMALL):
             for entity_set in ("purchaseOrders", "purchaseOrderLines", "vendors", "items"):
                 with self.subTest(company=company, entity_set=entity_set):
-                    got, _ = self.scan(entity_set, 11, company=company)
+                    if entity_set == "purchaseOrderLines":
+                        got = sorted(self.expanded_lines(11, company), key=lambda r: r["id"])
+                    else:
+                        got, _ = self.scan(entity_set, 11, company=company)
                     exported = self.export(entity_set, company)
                     self.assertEqual(got, exported)
                     self.assertEqual([r["id"] for r in exported],
@@ -892,7 +1026,8 @@ class RouteAndDataTests(SandboxCase):
         self.assertEqual(h["Content-Type"], bc.API_CONTENT_TYPE)
         self.assertEqual(h["OData-Version"], "4.0")
         self.assertIn(b'"totalAmountIncludingTax":99999999999999.99,', raw)
-        status, _h, lines = self.api(self.company_path("purchaseOrderLines"))
+        status, _h, lines = self.api(self.company_path("purchaseOrders"),
+                                     **{"$expand": "purchaseOrderLines"})
         self.assertIn(b'"quantity":0.12345,', lines)
         self.assertIn(b'"directUnitCost":1.23456,', lines)
         self.assertNotIn(b"null", raw + lines)

@@ -401,6 +401,58 @@ differential('bc', 'lc', 'Business Central');
 traffic_check('bc', 'Business Central', 30, 33);
 
 # ---------------------------------------------------------------------
+# Business Central lines come through their orders ($expand, paged by
+# orders; purchase_order_id picks orders, line conditions go inside the
+# $expand): fixed queries agree with pushdown on and off, with the local
+# copy and with use_remote_estimate (parameterized joins)
+# ---------------------------------------------------------------------
+my ($po_a, $po_b) = split /\n/, $node->safe_psql('postgres',
+	q{SELECT id FROM lc.purchase_orders WHERE number IN ('106021', '106008') ORDER BY number});
+my $line_columns = join(', ', map { $_->[0] } @{ $all_columns{purchase_order_lines} });
+my @line_queries = (
+	q{SELECT %2$s FROM %1$s.purchase_order_lines},
+	qq{SELECT %2\$s FROM %1\$s.purchase_order_lines WHERE purchase_order_id IN ('$po_a', '$po_b')},
+	qq{SELECT %2\$s FROM %1\$s.purchase_order_lines WHERE purchase_order_id = '$po_b' AND quantity > 1},
+	qq{SELECT %2\$s FROM %1\$s.purchase_order_lines WHERE purchase_order_id = '$po_a' OR purchase_order_id = '$po_b'},
+	qq{SELECT id FROM %1\$s.purchase_order_lines WHERE purchase_order_id NOT IN ('$po_a') AND line_number >= 20000},
+	q{SELECT %2$s FROM %1$s.purchase_order_lines WHERE quantity NOT IN (1, 2) AND line_number >= 20000 AND item_id IS NOT NULL},
+	q{SELECT id, description FROM %1$s.purchase_order_lines WHERE description LIKE 'Cap%%' OR description IS NULL},
+	q{SELECT id FROM %1$s.purchase_order_lines WHERE unit_price > 100 AND amount < 5000 OR quantity < 0},
+	q{SELECT line_number, quantity, id FROM %1$s.purchase_order_lines ORDER BY quantity DESC, id LIMIT 5 OFFSET 2},
+	q{SELECT count(*), sum(amount), max(line_number) FROM %1$s.purchase_order_lines WHERE received_quantity > 0},
+	q{SELECT l.id, o.number FROM %1$s.purchase_order_lines l JOIN %1$s.purchase_orders o ON o.id = l.purchase_order_id WHERE o.number IN ('106021', '106008', '106017')},
+	q{SELECT o.number, l.line_number FROM %1$s.purchase_orders o JOIN %1$s.purchase_order_lines l ON l.purchase_order_id = o.id WHERE o.number = '106021'},
+	q{SELECT o.number, count(l.id) FROM %1$s.purchase_orders o LEFT JOIN %1$s.purchase_order_lines l ON l.purchase_order_id = o.id AND l.quantity > 2 GROUP BY o.number});
+sub run_lines
+{
+	my ($schema, $settings) = @_;
+	my @out;
+	for my $q (@line_queries)
+	{
+		my $sql = sprintf($q, $schema, $line_columns);
+		push @out, join("\n", sort split /\n/,
+			$node->safe_psql('postgres', "SET TimeZone = 'UTC'; $settings; $sql"));
+	}
+	return @out;
+}
+{
+	my @on = run_lines('bc', 'SET unified_fdw.pushdown = on');
+	my @off = run_lines('bc', 'SET unified_fdw.pushdown = off');
+	my @local = run_lines('lc', 'SET unified_fdw.pushdown = on');
+	$node->safe_psql('postgres', "ALTER SERVER bc OPTIONS (ADD use_remote_estimate 'true')");
+	my @counted = run_lines('bc', 'SET unified_fdw.pushdown = on');
+	$node->safe_psql('postgres', "ALTER SERVER bc OPTIONS (DROP use_remote_estimate)");
+	for my $i (0 .. $#line_queries)
+	{
+		my $sql = sprintf($line_queries[$i], 'bc', '*');
+		ok(length $local[$i], "lines query $i has rows: $sql");
+		ok($on[$i] eq $off[$i] && $off[$i] eq $local[$i] && $local[$i] eq $counted[$i],
+			"lines query $i agrees (on, off, local, use_remote_estimate)")
+		  or diag(substr("on:\n$on[$i]\noff:\n$off[$i]\nlocal:\n$local[$i]\ncounted:\n$counted[$i]", 0, 3000));
+	}
+}
+
+# ---------------------------------------------------------------------
 # The request log
 # ---------------------------------------------------------------------
 sub logged
@@ -432,8 +484,17 @@ for my $q (
 	my $recs = $node->safe_psql('postgres', "SELECT upstream_records(\$q\$$q\$q\$)");
 	ok($rows > 0 && $recs == $rows, "only the $rows matching records travel: $q") or diag("received $recs");
 	(my $o, @gets) = logged($q);
-	is(scalar @gets, int(($rows + 24) / 25) || 1, "  in " . (int(($rows + 24) / 25) || 1) . " request(s)");
+	# lines come through the 60 orders, 25 / 4 = 6 orders a page
+	my $pages = $q =~ /purchase_order_lines/ ? 10 : int(($rows + 24) / 25) || 1;
+	is(scalar @gets, $pages, "  in $pages request(s)");
 }
+# lines: the orders named by purchase_order_id travel, with their lines only
+($out, @gets) = logged(qq{SELECT * FROM bc.purchase_order_lines
+	WHERE purchase_order_id IN ('$po_a', '$po_b') AND quantity >= 0});
+is(scalar @gets, 1, 'lines of two orders: one request');
+like($gets[0]{path}, qr{/purchaseOrders$}, 'lines of two orders: through the orders');
+like($gets[0]{query}, qr/\$filter=\(id%20eq%20(\Q$po_a\E%20or%20id%20eq%20\Q$po_b\E|\Q$po_b\E%20or%20id%20eq%20\Q$po_a\E)\)&\$expand=purchaseOrderLines\((.*;)?\$filter=quantity%20ge%200\)$/,
+	'lines of two orders: $filter on the orders, the line condition inside $expand');
 # text equality narrows case-insensitively: at most the other-case rows in excess
 my $q = q{SELECT * FROM bc.vendors WHERE name = 'Acme Supplies'};
 is($node->safe_psql('postgres', "SELECT upstream_records(\$q\$$q\$q\$)"), '2',
@@ -458,13 +519,25 @@ $join = q{SELECT l.id, o.number FROM (SELECT * FROM bc.purchase_order_lines
 my $plan = $node->safe_psql('postgres', "EXPLAIN (VERBOSE) $join");
 like($plan, qr/Nested Loop/, 'join of 2 lines: planned as a parameterized nested loop');
 ($out, @gets) = logged($join);
-my @orders = grep { $_->{path} =~ m{/purchaseOrders$} && $_->{query} !~ /count/ } @gets;
+# (the lines themselves come through the orders too: those requests expand them)
+my @orders = grep { $_->{path} =~ m{/purchaseOrders$} && $_->{query} !~ /count|expand=/ } @gets;
 is(scalar(split /\n/, $out), 2, 'join: 2 lines with their orders');
 is(scalar @orders, 2, 'join: one request per line for its order');
 like($_->{query}, qr/\$filter=id%20eq%20[0-9a-f-]{36}(&|$)/, 'join: the order is asked for by id')
   for @orders;
 my $unpushed = $node->safe_psql('postgres', "SET unified_fdw.pushdown = off; $join");
 is($out, $unpushed, 'join: same rows with pushdown off');
+
+# an order joins its lines through one request naming that order
+$join = q{SELECT o.number, l.line_number FROM bc.purchase_orders o
+	JOIN bc.purchase_order_lines l ON l.purchase_order_id = o.id WHERE o.number = '106021'};
+like($node->safe_psql('postgres', "EXPLAIN $join"), qr/Nested Loop/, 'order to its lines: a nested loop');
+($out, @gets) = logged($join);
+my @lines = grep { $_->{query} =~ /expand=purchaseOrderLines/ && $_->{query} !~ /count=true/ } @gets;
+is(scalar @lines, 1, 'order to its lines: one request for the lines');
+like($lines[0]{query}, qr/^\$select=id&\$filter=id%20eq%20\Q$po_b\E&\$expand=purchaseOrderLines/,
+	'order to its lines: the request names the order');
+is(scalar(split /\n/, $out), 4, 'order to its lines: 4 lines');
 $node->safe_psql('postgres', "ALTER SERVER bc OPTIONS (DROP use_remote_estimate)");
 
 
