@@ -438,12 +438,65 @@ parse_native_type(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 	return UFDW_NATIVE_NONE;	/* keep compiler quiet */
 }
 
+/*
+ * The "conversion" of a field: {"exit": "alpha" | "numc", "length": n},
+ * checked against the column's model type and native type.
+ */
+static void
+parse_conversion(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
+				 UfdwColumnMap *cm, UfdwDialect dialect)
+{
+	static const char *const conv_keys[] = {"exit", "length", NULL};
+	const char *exit;
+	json_t	   *len;
+
+	if (dialect == UFDW_DIALECT_SUITEQL)
+		load_error(pos, "\"conversion\" is only valid for the odata_v2 and odata_v4 dialects",
+				   NULL);
+	if (!json_is_object(v))
+		load_error(pos, "expected an object", NULL);
+	check_keys(pos, v, conv_keys);
+	exit = get_string(pos, v, "exit", true);
+	if (strcmp(exit, "alpha") == 0)
+		cm->conversion = UFDW_CONV_ALPHA;
+	else if (strcmp(exit, "numc") == 0)
+		cm->conversion = UFDW_CONV_NUMC;
+	else
+	{
+		LoadPos		p = pos_child(pos, "exit");
+
+		load_error(&p, psprintf("unknown conversion exit \"%s\"", exit),
+				   "Valid conversion exits are: alpha, numc.");
+	}
+	len = json_object_get(v, "length");
+	if (len == NULL || !json_is_integer(len) ||
+		json_integer_value(len) < 1 || json_integer_value(len) > 255)
+	{
+		LoadPos		p = pos_child(pos, "length");
+
+		load_error(&p, "expected the field's length, an integer from 1 to 255", NULL);
+	}
+	cm->conversion_length = (int) json_integer_value(len);
+	if (cm->nmap > 0)
+		load_error(pos, "\"conversion\" is not valid with \"map\"", NULL);
+	/* ALPHA: text; NUMC: digits, read as text or as an integer */
+	if (!(mc->type == UFDW_TYPE_TEXT ||
+		  (cm->conversion == UFDW_CONV_NUMC && mc->type == UFDW_TYPE_INTEGER)))
+		load_error(pos, psprintf("conversion exit \"%s\" does not fit a %s column",
+								 exit, ufdw_coltype_sql(mc->type)), NULL);
+	if (cm->native_type != UFDW_NATIVE_NONE &&
+		cm->native_type != UFDW_NATIVE_STRING &&
+		cm->native_type != UFDW_NATIVE_INTEGER)
+		load_error(pos, "a field with a \"conversion\" has native type \"string\" or \"integer\"",
+				   NULL);
+}
+
 static void
 parse_column_map(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 				 const UfdwConnector *conn, UfdwColumnMap *cm)
 {
 	static const char *const map_keys[] = {"field", "fields", "separator", "any_true",
-	"option", "map", "default", "native_type", NULL};
+	"option", "map", "default", "native_type", "conversion", NULL};
 	json_t	   *src;
 	int			nsources = 0;
 
@@ -554,6 +607,14 @@ parse_column_map(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 		if (cm->kind != UFDW_MAP_FIELD)
 			load_error(&p, "\"native_type\" is only valid with \"field\"", NULL);
 		cm->native_type = parse_native_type(&p, src, mc, cm, conn->dialect);
+	}
+	if ((src = json_object_get(v, "conversion")) != NULL)
+	{
+		LoadPos		p = pos_child(pos, "conversion");
+
+		if (cm->kind != UFDW_MAP_FIELD)
+			load_error(&p, "\"conversion\" is only valid with \"field\"", NULL);
+		parse_conversion(&p, src, mc, cm, conn->dialect);
 	}
 }
 
