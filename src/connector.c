@@ -463,7 +463,7 @@ parse_native_type(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 }
 
 /*
- * The "conversion" of a field: {"exit": "alpha" | "numc", "length": n},
+ * The "conversion" of a field: {"exit": "alpha" | "numc" | "matn1", "length": n},
  * checked against the column's model type and native type.
  */
 static void
@@ -471,7 +471,7 @@ parse_conversion(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 				 UfdwColumnMap *cm, UfdwDialect dialect)
 {
 	static const char *const conv_keys[] = {"exit", "length", NULL};
-	static const char *const exits[] = {"alpha", "numc", NULL};
+	static const char *const exits[] = {"alpha", "numc", "matn1", NULL};
 	const char *exit;
 	json_t	   *len;
 
@@ -495,7 +495,7 @@ parse_conversion(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 	cm->conversion_length = (int) json_integer_value(len);
 	if (cm->nmap > 0)
 		load_error(pos, "\"conversion\" is not valid with \"map\"", NULL);
-	/* ALPHA: text; NUMC: digits, read as text or as an integer */
+	/* ALPHA, MATN1: text; NUMC: digits, read as text or as an integer */
 	if (!(mc->type == UFDW_TYPE_TEXT ||
 		  (cm->conversion == UFDW_CONV_NUMC && mc->type == UFDW_TYPE_INTEGER)))
 		load_error(pos, psprintf("conversion exit \"%s\" does not fit a %s column",

@@ -126,7 +126,9 @@ typedef enum UfdwNativeType
  * stores, compares and sorts the internal form, and shows the external one.
  * ALPHA: a purely numeric value is stored right-aligned with leading zeros
  * to the field length (external 17000, internal 0000017000), anything else
- * as typed; NUMC: digits only, always zero-padded.  Equality literals are
+ * as typed; NUMC: digits only, always zero-padded; MATN1 (material numbers):
+ * like ALPHA, where the system's material number settings pad (or not).
+ * Equality literals are
  * converted upstream too; prefixes, text ranges and text order are not
  * those of the external form.
  */
@@ -134,7 +136,8 @@ typedef enum UfdwConversion
 {
 	UFDW_CONV_NONE,
 	UFDW_CONV_ALPHA,
-	UFDW_CONV_NUMC
+	UFDW_CONV_NUMC,
+	UFDW_CONV_MATN1
 } UfdwConversion;
 
 typedef struct UfdwColumnMap
