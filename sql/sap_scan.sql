@@ -102,6 +102,8 @@ SELECT id, name FROM sap.vendors WHERE number LIKE '%17%' AND id >= '17' ORDER B
 SELECT explain_upstream($$SELECT id FROM sap.vendors WHERE id IN ('17000', '9', 'SUP-17', '12345678901')$$);
 SELECT id FROM sap.vendors WHERE id IN ('17000', '9', 'SUP-17', '12345678901') ORDER BY id;
 SELECT explain_upstream($$SELECT id FROM sap.vendors WHERE id = '0000017000'$$);
+-- the length counts characters: ten letters Æ fit CHAR10, eleven do not
+SELECT explain_upstream($$SELECT id FROM sap.vendors WHERE id IN ('17A', 'ÆÆÆÆÆÆÆÆÆÆ', 'ÆÆÆÆÆÆÆÆÆÆÆ')$$);
 -- line_number (NUMC5 read as an integer): padded literals, exact, so a LIMIT goes
 -- too, and so does ORDER BY line_number (NUMC sorts like the number)
 SELECT explain_upstream($$SELECT id, line_number FROM sap.purchase_order_lines

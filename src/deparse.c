@@ -48,6 +48,7 @@
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
+#include "mb/pg_wchar.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/clauses.h"
 #include "optimizer/optimizer.h"
@@ -831,8 +832,9 @@ enum_codes(const UfdwColumnMap *cm, const char *v, bool complement)
 static bool
 conversion_fits(const UfdwColumnMap *cm, const char *v)
 {
+	/* characters, not bytes (SAP counts UTF-16 units: never fewer) */
 	return cm->conversion == UFDW_CONV_NONE ||
-		strlen(v) <= (size_t) cm->conversion_length;
+		pg_mbstrlen(v) <= cm->conversion_length;
 }
 
 /*
@@ -1419,7 +1421,8 @@ ufdw_render_filter(const UfdwConnector *conn, const UfdwTableMap *tm, List *filt
  * Can the upstream sort by column exactly as PostgreSQL would?  Numbers,
  * dates and instants only (text sorts by an upstream collation, GUIDs and
  * enums in their own order, fields with an ALPHA conversion exit in their
- * padded internal form; a NUMC field read as a number sorts like it).  OData has no NULLs: what PostgreSQL sees as
+ * padded internal form; a NUMC field read as a number sorts like it).
+ * OData has no NULLs: what PostgreSQL sees as
  * NULL (0001-01-01) sorts first in ascending order, so NULLS FIRST with
  * ascending, NULLS LAST with descending, unless the column is known not
  * NULL.  SuiteQL (Oracle) sorts NULLs like PostgreSQL's defaults.  OData
