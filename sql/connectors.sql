@@ -46,6 +46,12 @@ SELECT f, check_fixture(f || '.json')
   FROM unnest(ARRAY['read_through_not_odata_v4', 'read_through_bad_link_column',
                     'read_through_zero_children']) AS f;
 
+-- conversion (SAP conversion exits): a known exit and the field's length, on a
+-- single field of a column whose type fits
+SELECT f, check_fixture(f || '.json')
+  FROM unnest(ARRAY['conversion_unknown_exit', 'conversion_bad_length',
+                    'conversion_wrong_type', 'conversion_not_a_field']) AS f;
+
 -- any role may see the systems and the model; only roles that may read
 -- server files can check connector files
 CREATE ROLE regress_ufdw_author;

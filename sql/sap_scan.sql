@@ -79,6 +79,44 @@ SELECT explain_upstream($$SELECT number, vendor_name FROM sap.purchase_orders WH
 SELECT explain_upstream('SELECT id, line_number FROM sap.purchase_order_lines LIMIT 10');
 SELECT explain_upstream('SELECT count(*) FROM sap.vendors');
 
+-- Conversion exits: PurchaseOrder and Supplier (ALPHA, CHAR10) and PurchaseOrderItem
+-- (NUMC5) are compared, matched and sorted by SAP in their internal zero-padded form
+-- (supplier 17000 is 0000017000 inside, so startswith(Supplier,'17') misses it).
+-- A prefix is sent as substringof (a superset, re-checked here); ranges and text
+-- order stay local, so the LIMIT is not sent either ($top stays the page size 7)
+SELECT explain_upstream($$SELECT number, vendor_id, status FROM sap.purchase_orders
+  WHERE vendor_id LIKE '17%' ORDER BY status NULLS LAST, id DESC LIMIT 1 OFFSET 3$$);
+SELECT number, vendor_id, status FROM sap.purchase_orders
+ WHERE vendor_id LIKE '17%' ORDER BY status NULLS LAST, id DESC LIMIT 1 OFFSET 3;
+SET unified_fdw.pushdown = off;
+SELECT number, vendor_id, status FROM sap.purchase_orders
+ WHERE vendor_id LIKE '17%' ORDER BY status NULLS LAST, id DESC LIMIT 1 OFFSET 3;
+RESET unified_fdw.pushdown;
+SELECT number, vendor_id FROM sap.purchase_orders
+ WHERE number LIKE '170%' OR vendor_id LIKE '170%' ORDER BY number;
+SELECT explain_upstream($$SELECT number FROM sap.purchase_orders WHERE number LIKE '%7A'$$);
+SELECT explain_upstream($$SELECT id, name FROM sap.vendors WHERE number LIKE '%17%' AND id >= '17' ORDER BY id$$);
+SELECT id, name FROM sap.vendors WHERE number LIKE '%17%' AND id >= '17' ORDER BY id;
+-- equality and IN are sent as they are: SAP converts the literal too ('9' finds
+-- 0000000009); a value longer than the field can never match and is left out
+SELECT explain_upstream($$SELECT id FROM sap.vendors WHERE id IN ('17000', '9', 'SUP-17', '12345678901')$$);
+SELECT id FROM sap.vendors WHERE id IN ('17000', '9', 'SUP-17', '12345678901') ORDER BY id;
+SELECT explain_upstream($$SELECT id FROM sap.vendors WHERE id = '0000017000'$$);
+-- the length counts characters: ten letters Æ fit CHAR10, eleven do not
+SELECT explain_upstream($$SELECT id FROM sap.vendors WHERE id IN ('17A', 'ÆÆÆÆÆÆÆÆÆÆ', 'ÆÆÆÆÆÆÆÆÆÆÆ')$$);
+-- line_number (NUMC5 read as an integer): padded literals, exact, so a LIMIT goes
+-- too, and so does ORDER BY line_number (NUMC sorts like the number)
+SELECT explain_upstream($$SELECT id, line_number FROM sap.purchase_order_lines
+  WHERE line_number BETWEEN 9 AND 10 LIMIT 3$$);
+SELECT explain_upstream($$SELECT line_number FROM sap.purchase_order_lines
+  WHERE line_number > 50 ORDER BY line_number DESC LIMIT 3$$);
+SELECT id, line_number FROM sap.purchase_order_lines
+ WHERE line_number BETWEEN 9 AND 10 AND purchase_order_id IN ('1700', 'PO-1700') ORDER BY id;
+SELECT explain_upstream($$SELECT id FROM sap.purchase_order_lines
+  WHERE line_number IN (9, 100, 100000, -1) AND line_number <> 100$$);
+SELECT id, line_number FROM sap.purchase_order_lines
+ WHERE line_number > 50 ORDER BY line_number, id;
+
 -- items is not provided: importing it or reading a hand-made table is a clear error
 IMPORT FOREIGN SCHEMA unified LIMIT TO (items) FROM SERVER sap INTO sap;
 CREATE FOREIGN TABLE sap.items (id text, name text) SERVER sap OPTIONS ("table" 'items');

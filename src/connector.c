@@ -154,6 +154,30 @@ get_string(const LoadPos *pos, json_t *obj, const char *key, bool required)
 	return v ? pstrdup(json_string_value(v)) : NULL;
 }
 
+/*
+ * The position of the required string member key of obj in names
+ * (NULL-terminated); an unknown value is an error naming the valid ones.
+ */
+static int
+get_keyword(const LoadPos *pos, json_t *obj, const char *key,
+			const char *const *names, const char *what, const char *whats)
+{
+	const char *s = get_string(pos, obj, key, true);
+	StringInfoData valid;
+	LoadPos		p;
+
+	for (int i = 0; names[i]; i++)
+		if (strcmp(names[i], s) == 0)
+			return i;
+	initStringInfo(&valid);
+	for (int i = 0; names[i]; i++)
+		appendStringInfo(&valid, "%s%s", i ? ", " : "", names[i]);
+	p = pos_child(pos, key);
+	load_error(&p, psprintf("unknown %s \"%s\"", what, s),
+			   psprintf("Valid %s are: %s.", whats, valid.data));
+	return -1;					/* keep compiler quiet */
+}
+
 static int
 get_int(const LoadPos *pos, json_t *obj, const char *key, int min, int max)
 {
@@ -438,12 +462,57 @@ parse_native_type(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 	return UFDW_NATIVE_NONE;	/* keep compiler quiet */
 }
 
+/*
+ * The "conversion" of a field: {"exit": "alpha" | "numc" | "matn1", "length": n},
+ * checked against the column's model type and native type.
+ */
+static void
+parse_conversion(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
+				 UfdwColumnMap *cm, UfdwDialect dialect)
+{
+	static const char *const conv_keys[] = {"exit", "length", NULL};
+	static const char *const exits[] = {"alpha", "numc", "matn1", NULL};
+	const char *exit;
+	json_t	   *len;
+
+	if (dialect == UFDW_DIALECT_SUITEQL)
+		load_error(pos, "\"conversion\" is only valid for the odata_v2 and odata_v4 dialects",
+				   NULL);
+	if (!json_is_object(v))
+		load_error(pos, "expected an object", NULL);
+	check_keys(pos, v, conv_keys);
+	cm->conversion = UFDW_CONV_ALPHA +
+		get_keyword(pos, v, "exit", exits, "conversion exit", "conversion exits");
+	exit = exits[cm->conversion - UFDW_CONV_ALPHA];
+	len = json_object_get(v, "length");
+	if (len == NULL || !json_is_integer(len) ||
+		json_integer_value(len) < 1 || json_integer_value(len) > 255)
+	{
+		LoadPos		p = pos_child(pos, "length");
+
+		load_error(&p, "expected the field's length, an integer from 1 to 255", NULL);
+	}
+	cm->conversion_length = (int) json_integer_value(len);
+	if (cm->nmap > 0)
+		load_error(pos, "\"conversion\" is not valid with \"map\"", NULL);
+	/* ALPHA, MATN1: text; NUMC: digits, read as text or as an integer */
+	if (!(mc->type == UFDW_TYPE_TEXT ||
+		  (cm->conversion == UFDW_CONV_NUMC && mc->type == UFDW_TYPE_INTEGER)))
+		load_error(pos, psprintf("conversion exit \"%s\" does not fit a %s column",
+								 exit, ufdw_coltype_sql(mc->type)), NULL);
+	if (cm->native_type != UFDW_NATIVE_NONE &&
+		cm->native_type != UFDW_NATIVE_STRING &&
+		cm->native_type != UFDW_NATIVE_INTEGER)
+		load_error(pos, "a field with a \"conversion\" has native type \"string\" or \"integer\"",
+				   NULL);
+}
+
 static void
 parse_column_map(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 				 const UfdwConnector *conn, UfdwColumnMap *cm)
 {
 	static const char *const map_keys[] = {"field", "fields", "separator", "any_true",
-	"option", "map", "default", "native_type", NULL};
+	"option", "map", "default", "native_type", "conversion", NULL};
 	json_t	   *src;
 	int			nsources = 0;
 
@@ -555,6 +624,14 @@ parse_column_map(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 			load_error(&p, "\"native_type\" is only valid with \"field\"", NULL);
 		cm->native_type = parse_native_type(&p, src, mc, cm, conn->dialect);
 	}
+	if ((src = json_object_get(v, "conversion")) != NULL)
+	{
+		LoadPos		p = pos_child(pos, "conversion");
+
+		if (cm->kind != UFDW_MAP_FIELD)
+			load_error(&p, "\"conversion\" is only valid with \"field\"", NULL);
+		parse_conversion(&p, src, mc, cm, conn->dialect);
+	}
 }
 
 static int
@@ -622,12 +699,12 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 	static const char *const auth_keys[] = {"methods", "token_url", "scope", "api_key_header", NULL};
 	static const char *const paging_keys[] = {"default_page_size", "max_page_size", NULL};
 	static const char *const table_keys[] = {"entity", "where", "read_through", "columns", NULL};
+	static const char *const dialects[] = {"odata_v4", "odata_v2", "suiteql", NULL};
 	UfdwConnector *conn = palloc0(sizeof(UfdwConnector));
 	LoadPos		popt = pos_child(pos, "options");
 	LoadPos		pauth = pos_child(pos, "auth");
 	LoadPos		ppaging = pos_child(pos, "paging");
 	LoadPos		ptables = pos_child(pos, "tables");
-	char	   *dialect;
 	json_t	   *obj;
 	List	   *methods;
 	ListCell   *lc;
@@ -639,20 +716,9 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 	conn->file = pstrdup(pos->file);
 	conn->system = get_string(pos, root, "system", true);
 	conn->name = get_string(pos, root, "name", true);
-	dialect = get_string(pos, root, "dialect", true);
-	if (strcmp(dialect, "odata_v4") == 0)
-		conn->dialect = UFDW_DIALECT_ODATA_V4;
-	else if (strcmp(dialect, "odata_v2") == 0)
-		conn->dialect = UFDW_DIALECT_ODATA_V2;
-	else if (strcmp(dialect, "suiteql") == 0)
-		conn->dialect = UFDW_DIALECT_SUITEQL;
-	else
-	{
-		LoadPos		p = pos_child(pos, "dialect");
-
-		load_error(&p, psprintf("unknown dialect \"%s\"", dialect),
-				   "Valid dialects are: odata_v4, odata_v2, suiteql.");
-	}
+	/* in the order of UfdwDialect */
+	conn->dialect = (UfdwDialect) get_keyword(pos, root, "dialect", dialects,
+											  "dialect", "dialects");
 	conn->instance_url_example = get_string(pos, root, "instance_url_example", true);
 	conn->base_url = get_string(pos, root, "base_url", true);
 

@@ -31,7 +31,12 @@
  *	   PostgreSQL's); an enum value becomes the native codes that map to it;
  *	 - Business Central's "or" may only join conditions on one field: an OR
  *	   across fields is not sent (its AND neighbours still are);
- *	 - SuiteQL instants are not sent (time zone of the account unknown).
+ *	 - SuiteQL instants are not sent (time zone of the account unknown);
+ *	 - fields with an SAP conversion exit (ALPHA, NUMC) are compared, matched
+ *	   and sorted upstream in their zero-padded internal form: equality and
+ *	   IN are sent (the upstream converts the literal too), a prefix becomes
+ *	   a substring test (a superset), text ranges and text order stay
+ *	   local; a NUMC field read as an integer gets padded literals, exact.
  *
  *-------------------------------------------------------------------------
  */
@@ -43,6 +48,7 @@
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
+#include "mb/pg_wchar.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/clauses.h"
 #include "optimizer/optimizer.h"
@@ -818,6 +824,44 @@ enum_codes(const UfdwColumnMap *cm, const char *v, bool complement)
 	return codes;
 }
 
+/*
+ * Fields with a conversion exit (cm->conversion).  Could unified text value
+ * v be the external form of a value of the field?  Longer than the field:
+ * never (no upstream literal is sent for it).
+ */
+static bool
+conversion_fits(const UfdwColumnMap *cm, const char *v)
+{
+	/* characters, not bytes (SAP counts UTF-16 units: never fewer) */
+	return cm->conversion == UFDW_CONV_NONE ||
+		pg_mbstrlen(v) <= cm->conversion_length;
+}
+
+/*
+ * The literal of integer v for a NUMC field: the internal form, quoted and
+ * zero-padded to the field's length ('00010'), which the upstream compares
+ * and orders exactly like the numbers; NULL if v has no such form
+ * (negative, or more digits than the field).
+ */
+static char *
+numc_literal(const UfdwColumnMap *cm, const char *v)
+{
+	size_t		len = strlen(v);
+	StringInfoData buf;
+
+	if (len == 0 || len > (size_t) cm->conversion_length)
+		return NULL;
+	for (const char *c = v; *c; c++)
+		if (*c < '0' || *c > '9')
+			return NULL;
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '\'');
+	for (size_t i = len; i < (size_t) cm->conversion_length; i++)
+		appendStringInfoChar(&buf, '0');
+	appendStringInfo(&buf, "%s'", v);
+	return buf.data;
+}
+
 static const char *const odata_ops[] = {"eq", "ne", "lt", "le", "gt", "ge"};
 static const char *const sql_ops[] = {"=", "<>", "<", "<=", ">", ">="};
 
@@ -972,6 +1016,16 @@ render_leaf(RenderCtx *r, const UfdwFilter *flt)
 
 				if (t != UFDW_NATIVE_STRING)
 					return no_piece();
+
+				/*
+				 * A field with a conversion exit matches patterns in its
+				 * internal form (0000017000 does not start with 17): a prefix
+				 * of the external form is sent as a substring, which the
+				 * internal form (the external one zero-padded, or as typed)
+				 * still holds.  A superset.
+				 */
+				if (cm->conversion != UFDW_CONV_NONE)
+					prefix = false;
 				/*
 				 * ILIKE: only where the upstream compares text without case
 				 * (Business Central); SAP's startswith is case-sensitive.
@@ -1019,7 +1073,9 @@ render_leaf(RenderCtx *r, const UfdwFilter *flt)
 
 				if (t == UFDW_NATIVE_STRING)
 				{
-					if (op != UFDW_OP_EQ || (lit = literal(r, t, v)) == NULL)
+					/* with a conversion exit, the upstream converts the literal too */
+					if (op != UFDW_OP_EQ || !conversion_fits(cm, v) ||
+						(lit = literal(r, t, v)) == NULL)
 						return no_piece();
 					p.text = cmp_text(r, f, op, lit);
 					return p;	/* case-insensitive: a superset */
@@ -1065,6 +1121,15 @@ render_leaf(RenderCtx *r, const UfdwFilter *flt)
 							p.exact = false;
 					return p;
 				}
+				/* NUMC read as a number: the padded literal compares exactly */
+				if (t == UFDW_NATIVE_INTEGER && cm->conversion == UFDW_CONV_NUMC)
+				{
+					if ((lit = numc_literal(cm, v)) == NULL)
+						return no_piece();
+					p.text = cmp_text(r, f, op, lit);
+					p.exact = true;
+					return p;
+				}
 				/* numbers, dates, instants: exact comparisons */
 				if ((lit = literal(r, t, v)) == NULL)
 					return no_piece();
@@ -1100,6 +1165,15 @@ render_leaf(RenderCtx *r, const UfdwFilter *flt)
 							lits = lappend(lits, literal(r, t, lfirst(lc2)));
 						continue;
 					}
+					if (t == UFDW_NATIVE_INTEGER && cm->conversion == UFDW_CONV_NUMC)
+					{
+						/* a number with no internal form never matches */
+						if ((lit = numc_literal(cm, v)) != NULL)
+							lits = lappend(lits, lit);
+						continue;
+					}
+					if (!conversion_fits(cm, v))
+						continue;	/* longer than the field: never matches */
 					if (t == UFDW_NATIVE_STRING && !in)
 						return no_piece();
 					if (t == UFDW_NATIVE_GUID)
@@ -1431,7 +1505,9 @@ ufdw_render_scan_filter(const UfdwConnector *conn, const UfdwTableMap *tm, List 
 /*
  * Can the upstream sort by column exactly as PostgreSQL would?  Numbers,
  * dates and instants only (text sorts by an upstream collation, GUIDs and
- * enums in their own order).  OData has no NULLs: what PostgreSQL sees as
+ * enums in their own order, fields with an ALPHA conversion exit in their
+ * padded internal form; a NUMC field read as a number sorts like it).
+ * OData has no NULLs: what PostgreSQL sees as
  * NULL (0001-01-01) sorts first in ascending order, so NULLS FIRST with
  * ascending, NULLS LAST with descending, unless the column is known not
  * NULL.  SuiteQL (Oracle) sorts NULLs like PostgreSQL's defaults.  OData

@@ -121,10 +121,31 @@ typedef enum UfdwNativeType
 	UFDW_NATIVE_DATETIMEOFFSET	/* OData Edm.DateTimeOffset */
 } UfdwNativeType;
 
+/*
+ * SAP conversion exit of a field (connector key "conversion"): the upstream
+ * stores, compares and sorts the internal form, and shows the external one.
+ * ALPHA: a purely numeric value is stored right-aligned with leading zeros
+ * to the field length (external 17000, internal 0000017000), anything else
+ * as typed; NUMC: digits only, always zero-padded; MATN1 (material numbers):
+ * like ALPHA, where the system's material number settings pad (or not).
+ * Equality literals are
+ * converted upstream too; prefixes, text ranges and text order are not
+ * those of the external form.
+ */
+typedef enum UfdwConversion
+{
+	UFDW_CONV_NONE,
+	UFDW_CONV_ALPHA,
+	UFDW_CONV_NUMC,
+	UFDW_CONV_MATN1
+} UfdwConversion;
+
 typedef struct UfdwColumnMap
 {
 	UfdwMapKind kind;
 	UfdwNativeType native_type; /* FIELD only; UFDW_NATIVE_NONE if not given */
+	UfdwConversion conversion;	/* FIELD only */
+	int			conversion_length;	/* internal length, with a conversion */
 	int			nfields;		/* FIELD: 1; CONCAT, ANY_TRUE: >= 1 */
 	UfdwField  *fields;
 	char	   *separator;		/* CONCAT only */

@@ -963,6 +963,30 @@ check_rendered(FilterInput *fi, const UfdwConnector *conn, const UfdwTableMap *t
 				allowed = lappend(allowed, tm->columns[c].map_from[m]);
 		for (int i = 0; i < conn->nnull_values; i++)
 			allowed = lappend(allowed, conn->null_values[i]);
+		/* a NUMC field's literals are the values zero-padded to its length */
+		for (int c = 0; c < tm->model->ncolumns; c++)
+		{
+			int			len = tm->columns[c].conversion_length;
+
+			if (tm->columns[c].conversion != UFDW_CONV_NUMC)
+				continue;
+			foreach(lc, fi->values)
+			{
+				const char *v = lfirst(lc);
+
+				StringInfoData pad;
+
+				if (v == NULL || *v == '\0' || strspn(v, "0123456789") != strlen(v) ||
+					(int) strlen(v) > len)
+					continue;
+				initStringInfo(&pad);
+				appendStringInfoSpaces(&pad, len - (int) strlen(v));
+				for (int i = 0; i < pad.len; i++)
+					pad.data[i] = '0';
+				appendStringInfoString(&pad, v);
+				allowed = lappend(allowed, pad.data);
+			}
+		}
 	}
 	foreach(lc, lits)
 	{

@@ -279,14 +279,45 @@ def atom_value(kind: str, v: Any) -> str:
     return v
 
 
+# Fields whose ABAP domain has a conversion: the database holds the internal
+# form, OData shows the external one.  ALPHA (document and partner numbers,
+# CHAR10): a purely numeric value is stored right-aligned with leading zeros
+# (external 17000, internal 0000017000), anything else as typed.  NUMC (item
+# numbers, NUMC5): digits only, always zero-padded (10 is 00010).  Filters,
+# functions and $orderby work on the internal form; literals compared with
+# such a field get the input conversion (alpha_input).
+CONVERSIONS: dict[str, tuple[str, int]] = {
+    "PurchaseOrder": ("alpha", 10), "Supplier": ("alpha", 10),
+    "InvoicingParty": ("alpha", 10), "PurchaseOrderItem": ("numc", 5)}
+
+_DIGITS_RE = re.compile(r" *([0-9]+) *")
+
+
+def alpha_input(v: str, length: int) -> str:
+    """CONVERSION_EXIT_ALPHA_INPUT: digits (blanks around them allowed) are
+    right-aligned and zero-padded to the field length; anything else is left
+    as it is.  NUMC input is the same for digits."""
+    m = _DIGITS_RE.fullmatch(v)
+    if m and len(m.group(1)) <= length:
+        return m.group(1).zfill(length)
+    return v
+
+
+def internal(prop: str, v: Any) -> Any:
+    """The internal (database) form of a record value of prop."""
+    conv = CONVERSIONS.get(prop)
+    if conv is None or v is None:
+        return v
+    return alpha_input(v, conv[1])
+
+
 def sort_key(et: EntityType, prop: str, v: Any) -> Any:
-    """Comparable form of a record value (None sorts first)."""
+    """Comparable form of a record value (None sorts first); texts in their
+    internal form (ALPHA numbers in numeric order, before letters)."""
     if v is None:
         return (0, b"")
     if et.kind[prop] == S:
-        if prop == "PurchaseOrderItem":        # NUMC(5): compared as '00010'
-            return (1, ordinal(v.zfill(5)))
-        return (1, ordinal(v))
+        return (1, ordinal(internal(prop, v)))
     return (1, v)
 
 
@@ -392,6 +423,9 @@ def _typed(word: str, value: str, pos: int) -> tuple[str, Any]:
     return kind, value
 
 
+_LITERAL = object()         # the "property" slot of a literal node
+
+
 class FilterCompiler:
     """Parses a V2 ``$filter`` and compiles it into ``rec -> bool``.
 
@@ -489,11 +523,18 @@ class FilterCompiler:
         if kind in ("Edm.Guid", "Edm.Time", "Edm.Binary", "Edm.Double"):
             raise bad
         lget, rget = left[1], right[1]
-        if kind == S:
-            numc = left[2] == "PurchaseOrderItem" or right[2] == "PurchaseOrderItem"
-            conv = (lambda v: ordinal(v.zfill(5))) if numc else ordinal
-        else:
-            conv = None
+        # a literal compared with a converted field gets the input conversion
+        # (SAP Gateway converts filter values of such properties); the field
+        # itself already reads in its internal form
+        for a, b in ((left, right), (right, left)):
+            if b[2] is _LITERAL and a[2] in CONVERSIONS and kind == S:
+                length = CONVERSIONS[a[2]][1]
+                g = b[1]
+                if b is left:
+                    lget = lambda r, g=g, n=length: alpha_input(g(r), n)
+                else:
+                    rget = lambda r, g=g, n=length: alpha_input(g(r), n)
+        conv = ordinal if kind == S else None
         fn = {"eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "ge": operator.ge,
               "lt": operator.lt, "le": operator.le}[op]
 
@@ -524,7 +565,7 @@ class FilterCompiler:
             return node
         if t.kind == "lit":
             kind, value = t.value
-            return (kind, lambda r, v=value: v, None)
+            return (kind, lambda r, v=value: v, _LITERAL)
         if t.kind == "ident":
             word = t.value
             if word in ("true", "false"):
@@ -542,7 +583,7 @@ class FilterCompiler:
             if kind is None:
                 raise SapError(400, "/IWBEP/CM_MGW_RT/021",
                                f"Property {word} not found in type {self.et.name}")
-            return (kind, lambda r, n=word: r[n], word)
+            return (kind, lambda r, n=word: internal(n, r[n]), word)
         raise _filter_error(f"Invalid token detected at position {t.pos + 1}")
 
     def _call(self, name: str, pos: int) -> tuple:
@@ -696,19 +737,62 @@ def _blank(et: EntityType) -> dict:
     return out
 
 
+# Numbers where the ALPHA conversion shows (purely numeric numbers shorter
+# than the field, stored with leading zeros; alphanumeric ones stored as
+# typed).  Suppliers: by vendor index.  Purchase orders: the last orders of
+# a dataset of at least _SPECIAL_PO_MIN orders (externally numbered
+# documents), whose items are numbered 9, 10, 99, 100 (NUMC order differs
+# from text order).
+_SPECIAL_SUPPLIERS = {1: "17000", 2: "1700", 3: "9", 4: "17A", 5: "SUP-17", 6: "A1700"}
+_SPECIAL_POS = ["17000", "1700", "170", "17A", "PO-1700"]
+_SPECIAL_PO_MIN = 40
+_SPECIAL_ITEMS = ["9", "10", "99", "100"]
+
+
 class SapData:
     """The canonical dataset as SAP records (dicts of typed values), by index.
 
-    Default order (the key order) equals index order: purchase order
-    numbers, item numbers within an order and supplier numbers all grow
-    with the index.
+    Records are kept in their external form (as served).  The default order
+    is the key order of the internal form: suppliers are sorted once; order
+    index order is key order except for the externally numbered orders at
+    the end (_SPECIAL_POS), which at(et, pos) places where their internal
+    number sorts (before or after all regular 45000000nn numbers).
     """
 
     def __init__(self, ds: PurchasingDataset):
         self.ds = ds
-        self.suppliers = [self._supplier(v) for v in ds.vendors]
+        self.suppliers = sorted((self._supplier(v) for v in ds.vendors),
+                                key=lambda r: ordinal(internal("Supplier", r["Supplier"])))
         self._po_cache = BoundedCache(4096)
         self._item_cache = BoundedCache(8192)
+        n = ds.n_orders
+        nspecial = len(_SPECIAL_POS) if n >= _SPECIAL_PO_MIN else 0
+        self.regular_orders = n - nspecial
+        # order index -> number for the special ones, and number -> index
+        self.special_po = {n - nspecial + k: _SPECIAL_POS[k] for k in range(nspecial)}
+        self.po_index = {v: i for i, v in self.special_po.items()}
+        first = ordinal(internal("PurchaseOrder", str(_ORDER_BASE + 1)))
+        key = lambda i: ordinal(internal("PurchaseOrder", self.po_number(i)))  # noqa: E731
+        specials = sorted(self.special_po, key=key)
+        self._po_before = [i for i in specials if key(i) < first]
+        self._po_after = [i for i in specials if key(i) > first]
+        self._lines_before: Optional[list[int]] = None
+        self._lines_after: Optional[list[int]] = None
+
+    def po_number(self, i: int) -> str:
+        return self.special_po.get(i) or str(_ORDER_BASE + i + 1)
+
+    def po_lookup(self, number: str) -> Optional[int]:
+        """Order index of an (internal or external) number, or None."""
+        ext = number.lstrip("0") if number.isdigit() else number
+        if ext in self.po_index:
+            return self.po_index[ext]
+        if ext.isdigit() and 0 <= int(ext) - _ORDER_BASE - 1 < self.regular_orders:
+            return int(ext) - _ORDER_BASE - 1
+        return None
+
+    def item_number(self, i: int, k: int) -> str:
+        return _SPECIAL_ITEMS[k] if i in self.special_po else str((k + 1) * 10)
 
     def size(self, et: EntityType) -> int:
         if et is PURCHASE_ORDER:
@@ -716,6 +800,27 @@ class SapData:
         if et is PURCHASE_ORDER_ITEM:
             return self.ds.total_lines
         return len(self.suppliers)
+
+    def _lines_of(self, orders: list[int]) -> list[int]:
+        offs = self.ds.line_offsets
+        return [j for i in orders for j in range(offs[i], offs[i + 1])]
+
+    def at(self, et: EntityType, pos: int) -> int:
+        """The index of the record at position pos of the key order."""
+        if et is SUPPLIER or not self.special_po:
+            return pos
+        if et is PURCHASE_ORDER:
+            before, after, middle = self._po_before, self._po_after, self.regular_orders
+        else:
+            if self._lines_before is None:
+                self._lines_after = self._lines_of(self._po_after)
+                self._lines_before = self._lines_of(self._po_before)
+            before, after = self._lines_before, self._lines_after
+            middle = self.ds.line_offsets[self.regular_orders]
+        if pos < len(before):
+            return before[pos]
+        pos -= len(before)
+        return pos if pos < middle else after[pos - middle]
 
     def record(self, et: EntityType, idx: int) -> dict:
         if et is SUPPLIER:
@@ -729,13 +834,14 @@ class SapData:
 
     def records(self, et: EntityType, start: int = 0, stop: Optional[int] = None
                 ) -> Iterator[dict]:
+        """Records at key-order positions start..stop."""
         stop = self.size(et) if stop is None else min(stop, self.size(et))
-        for idx in range(start, stop):
-            yield self.record(et, idx)
+        for pos in range(start, stop):
+            yield self.record(et, self.at(et, pos))
 
     @staticmethod
     def supplier_number(v_index: int) -> str:
-        return str(_SUPPLIER_BASE + v_index + 1)
+        return _SPECIAL_SUPPLIERS.get(v_index) or str(_SUPPLIER_BASE + v_index + 1)
 
     def _supplier(self, v: Any) -> dict:
         r = _blank(SUPPLIER)
@@ -761,7 +867,7 @@ class SapData:
         currency = o.currency or self.ds.buyer.currency
         r = _blank(PURCHASE_ORDER)
         r.update({
-            "PurchaseOrder": str(_ORDER_BASE + o.seq),
+            "PurchaseOrder": self.po_number(i),
             "CompanyCode": COMPANY_CODE,
             "PurchaseOrderType": "NB",
             "PurchasingDocumentDeletionCode": "L" if o.status == "cancelled" else "",
@@ -802,8 +908,8 @@ class SapData:
         r = _blank(PURCHASE_ORDER_ITEM)
         full = o.status in ("received", "closed")
         r.update({
-            "PurchaseOrder": str(_ORDER_BASE + o.seq),
-            "PurchaseOrderItem": str(ln.line_no * 10),
+            "PurchaseOrder": self.po_number(i),
+            "PurchaseOrderItem": self.item_number(i, k),
             "PurchaseOrderItemText": ln.description,
             "Plant": COMPANY_CODE,
             "StorageLocation": "171A" if it is not None and it.type == "inventory" else "",
@@ -1023,7 +1129,7 @@ class SapApp(SandboxApp):
                 "basic_user": cfg["basic_user"], "basic_password": cfg["basic_password"],
                 "api_key": cfg["api_key"], "client_id": cfg["client_id"],
                 "client_secret": cfg["client_secret"], "sap_client": cfg["sap_client"],
-                "special_orders": {str(_ORDER_BASE + i + 1): what
+                "special_orders": {self.data.po_number(i): what
                                    for i, what in ds.special_orders().items()}})
         return None
 
@@ -1170,20 +1276,21 @@ class SapApp(SandboxApp):
         q = parse_query(req, et, single=True)
         key = self._key(et, raw)
         rec = None
-        if et is PURCHASE_ORDER and key["PurchaseOrder"].isdigit():
-            i = int(key["PurchaseOrder"]) - _ORDER_BASE - 1
-            if 0 <= i < self.data.ds.n_orders:
+        # key values get the input conversion like filter literals
+        key = {k: alpha_input(v, CONVERSIONS[k][1]) if k in CONVERSIONS else v
+               for k, v in key.items()}
+        if et is SUPPLIER:
+            rec = next((r for r in self.data.suppliers
+                        if internal("Supplier", r["Supplier"]) == key["Supplier"]), None)
+        else:
+            i = self.data.po_lookup(key["PurchaseOrder"])
+            if i is not None and et is PURCHASE_ORDER:
                 rec = self.data.record(et, i)
-        elif et is PURCHASE_ORDER_ITEM and key["PurchaseOrder"].isdigit():
-            i = int(key["PurchaseOrder"]) - _ORDER_BASE - 1
-            if 0 <= i < self.data.ds.n_orders and key["PurchaseOrderItem"].isdigit():
-                k = int(key["PurchaseOrderItem"]) // 10 - 1
-                n = self.data.ds.line_count(i)
-                if int(key["PurchaseOrderItem"]) % 10 == 0 and 0 <= k < n:
-                    rec = self.data.record(et, self.data.ds.line_offsets[i] + k)
-        elif et is SUPPLIER:
-            rec = next((r for r in self.data.suppliers if r["Supplier"] == key["Supplier"]),
-                       None)
+            elif i is not None:
+                for k in range(self.data.ds.line_count(i)):
+                    if internal("PurchaseOrderItem", self.data.item_number(i, k)) == \
+                            key["PurchaseOrderItem"]:
+                        rec = self.data.record(et, self.data.ds.line_offsets[i] + k)
         if rec is None:
             raise SapError(404, "/IWBEP/CM_MGW_RT/003" if et is not SUPPLIER else "CVI_API/023",
                            "Resource not found for the segment '%s'" % entity_path(
@@ -1202,7 +1309,7 @@ class SapApp(SandboxApp):
         for all records in key order (paged by position, no scan)."""
         if q.predicate is None and not q.orderby:
             return None
-        idxs = [i for i in range(self.data.size(et))
+        idxs = [i for i in (self.data.at(et, p) for p in range(self.data.size(et)))
                 if q.predicate is None or q.predicate(self.data.record(et, i))]
         for prop, desc in reversed(q.orderby):
             idxs.sort(key=lambda i: sort_key(et, prop, self.data.record(et, i)[prop]),
@@ -1225,7 +1332,7 @@ class SapApp(SandboxApp):
         stop = min(start + take, total)
         positions = range(start, max(stop, start))
         if matching is None:
-            rows = [self.data.record(et, i) for i in positions]
+            rows = [self.data.record(et, self.data.at(et, p)) for p in positions]
         else:
             rows = [self.data.record(et, matching[p]) for p in positions]
         delivered = len(rows)

@@ -125,7 +125,7 @@ class EnvelopeTests(SapCase):
         for r in items["results"]:
             self.assertEqual(set(r), {"__metadata", "PurchaseOrderItem", "OrderQuantity"})
             self.assertRegex(r["OrderQuantity"], r"^-?\d+\.\d{3}$")
-            self.assertRegex(r["PurchaseOrderItem"], r"^[1-9]\d*0$")   # no leading zeros
+            self.assertRegex(r["PurchaseOrderItem"], r"^[1-9]\d*$")   # no leading zeros
 
     def test_single_entities_and_count(self):
         d = self.page(PO + "/A_PurchaseOrder('4500000003')")
@@ -235,7 +235,9 @@ class FilterTests(SapCase):
                          want(lambda r: ms(r["PurchaseOrderDate"]) < 1704067200000))
         items = self.page(PO + "/A_PurchaseOrderItem", **{"$filter": "PurchaseOrderItem gt '9'",
                                                           "$inlinecount": "allpages", "$top": "0"})
-        self.assertEqual(items["__count"], str(len(self.export("A_PurchaseOrderItem"))))  # NUMC
+        # NUMC: '9' is 00009, so 10 and 100 are greater, 9 is not
+        self.assertEqual(items["__count"], str(sum(
+            int(r["PurchaseOrderItem"]) > 9 for r in self.export("A_PurchaseOrderItem"))))
 
     def test_rejected_filters(self):
         for expr, text in [
@@ -276,6 +278,102 @@ class FilterTests(SapCase):
                                              "$select": "Supplier,SupplierName", "$top": "100"})
         names = [r["SupplierName"] for r in d["results"]]
         self.assertEqual(names, sorted(names, key=lambda s: s.encode("utf-16-be"), reverse=True))
+
+
+def alpha(v: str, length: int) -> str:
+    """ALPHA input conversion, written out again: digits right-aligned with zeros."""
+    return v.zfill(length) if v and all(c in "0123456789" for c in v) else v
+
+
+class ConversionTests(SapCase):
+    """PurchaseOrder and Supplier (ALPHA, CHAR10) and PurchaseOrderItem (NUMC5)
+    are compared, matched and sorted in their internal, zero-padded form;
+    literals of comparisons get the input conversion; output is external."""
+
+    def sup_ids(self, expr: str) -> list[str]:
+        d = self.page(BP + "/A_Supplier", **{"$filter": expr, "$top": "100",
+                                             "$select": "Supplier"})
+        return sorted(r["Supplier"] for r in d["results"])
+
+    def test_data_has_padding_cases(self):
+        sups = {r["Supplier"] for r in self.export("A_Supplier")}
+        self.assertTrue({"17000", "1700", "9", "17A", "SUP-17"} <= sups, sups)
+        pos = {r["PurchaseOrder"] for r in self.export("A_PurchaseOrder")}
+        self.assertTrue({"17000", "1700", "170", "17A", "PO-1700"} <= pos, pos)
+        items = {r["PurchaseOrderItem"] for r in self.export("A_PurchaseOrderItem")}
+        self.assertTrue({"9", "10", "100"} <= items, items)
+
+    def test_output_is_external(self):
+        for r in self.export("A_Supplier") + self.export("A_PurchaseOrder"):
+            for f in ("Supplier", "PurchaseOrder"):
+                if f in r:
+                    self.assertFalse(r[f].startswith("0"), r[f])
+
+    def test_patterns_match_the_internal_form(self):
+        sups = [r["Supplier"] for r in self.export("A_Supplier")]
+        # startswith sees 0000017000: only the alphanumeric 17A starts with 17
+        self.assertEqual(self.sup_ids("startswith(Supplier,'17') eq true"),
+                         sorted(s for s in sups if alpha(s, 10).startswith("17")))
+        self.assertEqual(self.sup_ids("startswith(Supplier,'17') eq true"), ["17A"])
+        self.assertEqual(self.sup_ids("startswith(Supplier,'00000') eq true"),
+                         ["1700", "17000", "9"])
+        self.assertEqual(self.sup_ids("substringof('17',Supplier) eq true"),
+                         sorted(s for s in sups if "17" in alpha(s, 10)))
+        self.assertEqual(self.sup_ids("startswith(Supplier,'000000000') eq true"), ["9"])
+        self.assertEqual(self.sup_ids("length(Supplier) eq 10 and Supplier lt '20'"),
+                         sorted(s for s in sups if s.isdigit() and int(s) < 20))
+
+    def test_comparisons_convert_the_literal(self):
+        self.assertEqual(self.sup_ids("Supplier eq '17000'"), ["17000"])
+        self.assertEqual(self.sup_ids("Supplier eq '0000017000'"), ["17000"])
+        self.assertEqual(self.sup_ids("Supplier eq ' 9 '"), ["9"])
+        self.assertEqual(self.sup_ids("Supplier eq '17A'"), ["17A"])
+        sups = [r["Supplier"] for r in self.export("A_Supplier")]
+        self.assertEqual(self.sup_ids("Supplier ne '9'"), sorted(s for s in sups if s != "9"))
+        # ranges follow the padded form: numeric order for digits, digits before letters
+        self.assertEqual(self.sup_ids("Supplier gt '1700' and Supplier lt '17300005'"),
+                         sorted(s for s in sups if s.isdigit() and 1700 < int(s) < 17300005))
+        self.assertEqual(self.sup_ids("Supplier ge 'A'"),
+                         sorted(s for s in sups if alpha(s, 10) >= "A"))
+        d = self.page(PO + "/A_PurchaseOrder", **{"$filter": "PurchaseOrder lt '4500000001'",
+                                                  "$select": "PurchaseOrder"})
+        self.assertEqual(sorted(r["PurchaseOrder"] for r in d["results"]),
+                         ["170", "1700", "17000", "17A"])
+        d = self.page(PO + "/A_PurchaseOrderItem", **{"$filter": "PurchaseOrder eq '1700'",
+                                                      "$select": "PurchaseOrderItem"})
+        self.assertEqual([r["PurchaseOrderItem"] for r in d["results"]],
+                         ["9", "10", "99", "100"][:len(d["results"])])
+        self.assertTrue(d["results"])
+
+    def test_orderby_and_default_order_are_internal(self):
+        want = sorted((r["Supplier"] for r in self.export("A_Supplier")),
+                      key=lambda s: alpha(s, 10))
+        d = self.page(BP + "/A_Supplier", **{"$orderby": "Supplier", "$top": "100",
+                                             "$select": "Supplier"})
+        self.assertEqual([r["Supplier"] for r in d["results"]], want)
+        self.assertEqual([r["Supplier"] for r in self.export("A_Supplier")], want)
+        self.assertEqual(want[:3], ["9", "1700", "17000"])
+        pos = [r["PurchaseOrder"] for r in self.export("A_PurchaseOrder")]
+        self.assertEqual(pos, sorted(pos, key=lambda s: alpha(s, 10)))
+        self.assertEqual(pos[:4] + pos[-1:], ["170", "1700", "17000", "17A", "PO-1700"])
+        got, _n = self.follow(PO + "/A_PurchaseOrder", **{"$select": "PurchaseOrder",
+                                                          "$orderby": "PurchaseOrder desc"})
+        self.assertEqual([r["PurchaseOrder"] for r in got], pos[::-1])
+        items = [(r["PurchaseOrder"], r["PurchaseOrderItem"])
+                 for r in self.export("A_PurchaseOrderItem")]
+        self.assertEqual(items, sorted(items, key=lambda t: (alpha(t[0], 10), alpha(t[1], 5))))
+        # paging in the default order loses and repeats nothing
+        got, n = self.follow(PO + "/A_PurchaseOrderItem", **{"$select":
+                                                             "PurchaseOrder,PurchaseOrderItem"})
+        self.assertEqual([(r["PurchaseOrder"], r["PurchaseOrderItem"]) for r in got], items)
+
+    def test_keys_get_the_input_conversion(self):
+        self.assertEqual(self.page(BP + "/A_Supplier('0000017000')")["Supplier"], "17000")
+        self.assertEqual(self.page(PO + "/A_PurchaseOrder('1700')")["PurchaseOrder"], "1700")
+        d = self.page(PO + "/A_PurchaseOrderItem(PurchaseOrder='PO-1700',PurchaseOrderItem='00009')")
+        self.assertEqual(d["PurchaseOrderItem"], "9")
+        self.assert_sap_error(self.get(PO + "/A_PurchaseOrderItem(PurchaseOrder='1700',"
+                                            "PurchaseOrderItem='20')"), 404)
 
 
 class AuthTests(SapCase):
