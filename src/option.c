@@ -23,6 +23,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "pgtime.h"
 
 #include "unified_fdw.h"
 
@@ -38,7 +39,8 @@ typedef enum OptKind
 	OPT_TABLE,					/* a table of the unified model */
 	OPT_SECRET,					/* credential: non-empty, printable */
 	OPT_LIMIT,					/* integer in the range of transport_limits */
-	OPT_PATH					/* absolute file path, printable */
+	OPT_PATH,					/* absolute file path, printable */
+	OPT_TIMEZONE				/* a zone of PostgreSQL's time zone database */
 } OptKind;
 
 typedef struct OptDef
@@ -58,6 +60,7 @@ static const OptDef option_defs[] = {
 	{"sap_client", ForeignServerRelationId, OPT_DIGITS, false},
 	{"token_url", ForeignServerRelationId, OPT_URL, false},
 	{"page_size", ForeignServerRelationId, OPT_POSINT, false},
+	{"time_zone", ForeignServerRelationId, OPT_TIMEZONE, false},
 	{"allow_insecure", ForeignServerRelationId, OPT_BOOL, true},
 	{"ca_file", ForeignServerRelationId, OPT_PATH, true},
 	{"connect_timeout", ForeignServerRelationId, OPT_LIMIT, false},
@@ -374,6 +377,18 @@ validate_value(const OptDef *def, DefElem *elem)
 						 errmsg("invalid value for option \"%s\"", def->name),
 						 errdetail("Expected an absolute file path without control characters.")));
 			break;
+		case OPT_TIMEZONE:
+			/* a full zone name; not an offset or abbreviation, which have no rules */
+			if (value[0] == '\0' || has_bad_chars(value, true) ||
+				strspn(value, "0123456789+-:") == strlen(value) ||
+				pg_tzset(value) == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("invalid value for option \"%s\": unknown time zone \"%s\"",
+								def->name, value),
+						 errdetail("Expected a time zone name of the IANA database, e.g. \"America/Los_Angeles\", \"Europe/Berlin\" or \"UTC\"; the names PostgreSQL knows are in pg_timezone_names."),
+						 errhint("Give the time zone of the upstream user whose credentials the user mapping holds; unified.systems' setup_steps say where the system shows it.")));
+			break;
 		case OPT_SECRET:
 			/* never echo the value */
 			if (value[0] == '\0' || has_bad_chars(value, false))
@@ -383,6 +398,18 @@ validate_value(const OptDef *def, DefElem *elem)
 						 errdetail("The value must not be empty or contain control characters.")));
 			break;
 	}
+}
+
+/*
+ * The server's time_zone option (the zone of an upstream's wall-clock date
+ * and time values), "UTC" when not set.
+ */
+const char *
+ufdw_time_zone(const UfdwOptions *opts)
+{
+	char	   *v = ufdw_option_value(opts->server_options, "time_zone");
+
+	return v ? v : "UTC";
 }
 
 /* A boolean option's value, or dflt when it is not set. */

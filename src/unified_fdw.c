@@ -292,7 +292,7 @@ remote_estimate(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *info,
 		else
 			complete = false;
 	}
-	r = ufdw_render_filter(info->connector, tm, filters);
+	r = ufdw_render_filter_tz(info->connector, tm, filters, ufdw_time_zone(opts));
 	*exact = complete && r.exact;
 
 	spec.connector = info->connector;
@@ -780,7 +780,8 @@ push_filter_and_sort(ForeignScanState *node, UfdwScanState *st, ForeignScan *fsp
 		else
 			complete = false;	/* e.g. a parameter that is NULL */
 	}
-	r = ufdw_render_filter(st->spec.connector, st->spec.table, filters);
+	r = ufdw_render_filter_tz(st->spec.connector, st->spec.table, filters,
+							  ufdw_time_zone(st->opts));
 	st->spec.filter = r.text;
 	st->spec.params = r.params;
 	st->spec.orderby = ufdw_render_orderby(st->spec.connector, st->spec.table,
@@ -940,7 +941,9 @@ fill_ahead(UfdwScanState *st, const UfdwPageInfo *info)
 		UfdwAhead  *a;
 		MemoryContext old;
 
-		if (info->total_count >= 0 && last->offset + last->limit >= info->total_count)
+		/* the total counts the records of the query the page belongs to */
+		if (info->total_count >= 0 &&
+			last->offset - last->window_start + last->limit >= info->total_count)
 			break;
 		if (st->page_no + 1 + st->nahead >= st->opts->max_pages)
 			break;

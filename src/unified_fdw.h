@@ -101,6 +101,9 @@ typedef struct UfdwField
 {
 	char	   *name;
 	char	   *expr;			/* NULL unless the dialect selects expressions */
+	char	   *filter_expr;	/* SuiteQL: what conditions compare (NULL:
+								 * expr), e.g. the DATE column that expr
+								 * formats with TO_CHAR */
 } UfdwField;
 
 /*
@@ -118,7 +121,9 @@ typedef enum UfdwNativeType
 	UFDW_NATIVE_INTEGER,		/* integer */
 	UFDW_NATIVE_DATE,			/* calendar date (OData v4 Edm.Date, SuiteQL date) */
 	UFDW_NATIVE_DATETIME,		/* OData V2 Edm.DateTime: an instant in UTC, no zone */
-	UFDW_NATIVE_DATETIMEOFFSET	/* OData Edm.DateTimeOffset */
+	UFDW_NATIVE_DATETIMEOFFSET,	/* OData Edm.DateTimeOffset */
+	UFDW_NATIVE_LOCAL_DATETIME	/* SuiteQL: wall-clock YYYY-MM-DDTHH:MI:SS in
+								 * the server's time_zone (an Oracle DATE) */
 } UfdwNativeType;
 
 typedef struct UfdwColumnMap
@@ -166,6 +171,10 @@ typedef struct UfdwConnector
 	char	   *api_key_header; /* header that carries api_key, or NULL */
 	int			default_page_size;
 	int			max_page_size;
+	int64		max_results;	/* records one query can return however it
+								 * is paged (0: no cap); a scan reads past
+								 * it by key (request.c) */
+	int			max_pages;		/* pages one query can return (0: no cap) */
 	int			nheaders;		/* extra request headers (templates) */
 	UfdwNameValue *headers;
 	int			nquery;			/* extra query parameters (templates) */
@@ -244,6 +253,7 @@ extern int	ufdw_connection_credits;
 extern void ufdw_define_gucs(void);
 extern UfdwOptions *ufdw_get_options(ForeignServer *server, UserMapping *um);
 extern char *ufdw_option_value(List *options, const char *name);
+extern const char *ufdw_time_zone(const UfdwOptions *opts);
 extern int	ufdw_effective_page_size(const UfdwOptions *opts);
 struct UfdwRequestContext;
 extern void ufdw_transport_context(const UfdwOptions *opts,
@@ -280,6 +290,11 @@ typedef struct UfdwRequest
 	char	   *body;			/* NULL for GET */
 	int64		offset;			/* records before this page */
 	int			limit;			/* records asked for (0: server decides) */
+	int64		window_start;	/* offset of the first record of this query
+								 * (a query capped by max_results is followed
+								 * by one for the records after its last key) */
+	List	   *after;			/* of char *: key of the record before
+								 * window_start, NIL for the first query */
 	bool		read_only;		/* a POST that only reads (SuiteQL): may be
 								 * retried like a GET */
 } UfdwRequest;
@@ -291,6 +306,8 @@ typedef struct UfdwPageInfo
 	char	   *next_link;		/* OData nextLink / __next, or NULL */
 	bool		has_more;		/* SuiteQL hasMore */
 	int64		total_count;	/* -1 when the page did not say */
+	List	   *last_key;		/* of char *: key fields of the last record
+								 * (dialects with max_results), or NIL */
 } UfdwPageInfo;
 
 extern char *ufdw_expand_template(const char *tmpl, const UfdwOptions *opts,
@@ -372,6 +389,9 @@ extern bool ufdw_contains_exec_param(struct Node *n);
 extern Oid	ufdw_coltype_oid(UfdwColType t);
 extern UfdwRendered ufdw_render_filter(const UfdwConnector *conn,
 									   const UfdwTableMap *tm, List *filters);
+extern UfdwRendered ufdw_render_filter_tz(const UfdwConnector *conn,
+										  const UfdwTableMap *tm, List *filters,
+										  const char *time_zone);
 extern bool ufdw_sortable(const UfdwConnector *conn, const UfdwTableMap *tm,
 						  int column, bool desc, bool nulls_first,
 						  bool known_not_null);
