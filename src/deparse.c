@@ -1563,7 +1563,8 @@ ufdw_render_filter_tz(const UfdwConnector *conn, const UfdwTableMap *tm, List *f
  * enums in their own order).  OData has no NULLs: what PostgreSQL sees as
  * NULL (0001-01-01) sorts first in ascending order, so NULLS FIRST with
  * ascending, NULLS LAST with descending, unless the column is known not
- * NULL.  SuiteQL (Oracle) sorts NULLs like PostgreSQL's defaults.  OData
+ * NULL.  SuiteQL (Oracle) sorts NULLs like PostgreSQL's defaults, but its
+ * queries are capped (max_results): nothing is sorted upstream.  OData
  * V2 (SAP) may send JSON null, whose place in a sort is not documented:
  * only columns a condition makes non-NULL.
  */
@@ -1575,6 +1576,14 @@ ufdw_sortable(const UfdwConnector *conn, const UfdwTableMap *tm, int column,
 	RenderCtx	r;
 
 	if (cm->kind != UFDW_MAP_FIELD)
+		return false;
+
+	/*
+	 * A query capped by max_results is continued by key (request.c), which
+	 * keeps the order of the key only: a scan that may outgrow one query
+	 * cannot be sorted upstream.
+	 */
+	if (conn->max_results > 0 || conn->max_pages > 0)
 		return false;
 	switch (cm->native_type)
 	{
