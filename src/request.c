@@ -535,7 +535,15 @@ ufdw_next_request(const UfdwScanSpec *spec, const UfdwOptions *opts,
 						 errdetail("%s returns at most " INT64_FORMAT " records of one query; a scan goes on by key, which keeps only the order of the key.",
 								   opts->connector->name, window),
 						 errhint("Add conditions that select fewer records, or sort by id.")));
-			return offset_request(spec, opts, next, next, page->last_key);
+			{
+				List	   *after = NIL;
+				ListCell   *lc;
+
+				/* the page's memory goes with the page: keep a copy */
+				foreach(lc, page->last_key)
+					after = lappend(after, pstrdup(lfirst(lc)));
+				return offset_request(spec, opts, next, next, after);
+			}
 		}
 		return page->has_more ?
 			offset_request(spec, opts, next, prev->window_start, prev->after) : NULL;
