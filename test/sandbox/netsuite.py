@@ -452,6 +452,7 @@ class NetSuiteApp(SandboxApp):
         "user-defined function raised exception")."""
         db = sqlite3.connect(":memory:", check_same_thread=False)
         db.deserialize(self._query_image(tz))
+        db.execute("PRAGMA case_sensitive_like = ON")     # Oracle's LIKE respects case
 
         def reporting(fn):
             def call(*args):
