@@ -379,7 +379,7 @@ local_datetime(UfdwConverter *conv, const char *text)
 		text[16] != ':' || strspn(text, "0123456789-T:") != 19)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
-				 errmsg("invalid wall-clock date and time \"%s\" for foreign table \"%s\"",
+				 errmsg("invalid wall-clock date and time \"%.40s\" for foreign table \"%s\"",
 						text, conv->relname),
 				 errdetail("Expected YYYY-MM-DDTHH:MI:SS.")));
 	if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 ||
@@ -388,13 +388,13 @@ local_datetime(UfdwConverter *conv, const char *text)
 		!IS_VALID_JULIAN(tm.tm_year, tm.tm_mon, tm.tm_mday))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("date/time value \"%s\" out of range for foreign table \"%s\"",
+				 errmsg("date/time value \"%.40s\" out of range for foreign table \"%s\"",
 						text, conv->relname)));
 	tz = DetermineTimeZoneOffset(&tm, conv->tz);
 	if (tm2timestamp(&tm, 0, &tz, &result) != 0 || !IS_VALID_TIMESTAMP(result))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("date/time value \"%s\" out of range for foreign table \"%s\"",
+				 errmsg("date/time value \"%.40s\" out of range for foreign table \"%s\"",
 						text, conv->relname)));
 	return TimestampTzGetDatum(result);
 }
