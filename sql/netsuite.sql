@@ -55,6 +55,19 @@ CREATE SERVER ns_ok1 FOREIGN DATA WRAPPER unified_fdw
 CREATE SERVER ns_ok2 FOREIGN DATA WRAPPER unified_fdw
   OPTIONS (system 'netsuite', instance_url 'https://tstdrv123456.suitetalk.api.netsuite.com', account_id 'TSTDRV123456');
 ALTER SERVER ns_ok2 OPTIONS (SET account_id '7654321');
+-- time_zone: the zone NetSuite shows dates and times in (the token user's
+-- preference); a name of PostgreSQL's time zone database, checked offline
+\set VERBOSITY sqlstate
+ALTER SERVER ns_ok2 OPTIONS (ADD time_zone 'Mars/Olympus_Mons');
+\set VERBOSITY default
+ALTER SERVER ns_ok2 OPTIONS (ADD time_zone 'Pacific Time');
+ALTER SERVER ns_ok2 OPTIONS (ADD time_zone '-08:00');
+ALTER SERVER ns_ok2 OPTIONS (ADD time_zone '');
+ALTER SERVER ns_ok2 OPTIONS (ADD time_zone 'America/Los_Angeles');
+ALTER SERVER ns_ok2 OPTIONS (SET time_zone 'Europe/Berlin');
+SELECT srvoptions FROM pg_foreign_server WHERE srvname = 'ns_ok2';
+SELECT required_options, optional_options, setup_steps[array_upper(setup_steps, 1)] AS time_zone_step
+  FROM unified.systems WHERE system = 'netsuite';
 DROP SERVER ns_ok1, ns_ok2;
 
 -- the sandbox
@@ -62,7 +75,7 @@ DROP SERVER ns_ok1, ns_ok2;
 SET unified_regress.ns = :'ns';
 CREATE SERVER ns FOREIGN DATA WRAPPER unified_fdw
   OPTIONS (system 'netsuite', instance_url :'ns', account_id '1234567_SB1',
-           allow_insecure 'true', page_size '7');
+           allow_insecure 'true', page_size '7', time_zone 'America/Los_Angeles');
 CREATE USER MAPPING FOR CURRENT_USER SERVER ns
   OPTIONS (consumer_key 'sandbox-consumer-key', consumer_secret 'sandbox-consumer-secret',
            token_id 'sandbox-token-id', token_secret 'sandbox token/secret+1');
@@ -74,8 +87,9 @@ SELECT count(*) FROM ns.purchase_orders;
 SELECT status, count(*) FROM ns.purchase_orders GROUP BY status ORDER BY status;
 SELECT number, status, vendor_name, order_date, currency, total_amount, company_id, created_at, updated_at
   FROM ns.purchase_orders ORDER BY id LIMIT 8;
--- exact decimals; leap day and month ends; instants are UTC whatever the
--- user's time zone (the sandbox user is on Pacific time, with DST)
+-- exact decimals; leap day and month ends; instants come as wall-clock time
+-- of the user's zone (the sandbox user is on Pacific time, with DST) and
+-- read as instants with the server's time_zone
 SELECT min(total_amount), max(total_amount), sum(total_amount) FROM ns.purchase_orders;
 SELECT order_date, count(*) FROM ns.purchase_orders
  WHERE order_date IN ('2024-02-29', '2023-12-31', '2024-01-31', '2024-04-30')
@@ -101,6 +115,24 @@ SELECT raw FROM ns.purchase_order_lines WHERE id = '5021/3';
 \set ECHO all
 SELECT explain_upstream($$SELECT number, vendor_name FROM ns.purchase_orders WHERE status = 'open'$$);
 SELECT explain_upstream('SELECT id FROM ns.purchase_order_lines LIMIT 3');
+
+-- instants around the 2024 daylight-saving changes (the sandbox puts orders
+-- PO1031..PO1038 there): NetSuite compares wall-clock DATEs, so filters send
+-- wall-clock TO_DATE literals in the server's time_zone
+SELECT number, updated_at, raw->>'lastmodifieddate' AS wall_clock
+  FROM ns.purchase_orders WHERE number BETWEEN 'PO1031' AND 'PO1038' ORDER BY updated_at, number;
+-- spring forward: exact, the literal is the wall-clock time after the gap
+SELECT explain_upstream($$SELECT number FROM ns.purchase_orders WHERE updated_at >= '2024-03-10 10:00:00+00'$$);
+SELECT number FROM ns.purchase_orders WHERE updated_at >= '2024-03-10 10:00:00+00' AND updated_at < '2024-03-10 11:00:00+00' ORDER BY number;
+-- fall back: 01:30 PDT and 01:30 PST are the same wall clock upstream; the
+-- range is widened by the hour and PostgreSQL keeps the right rows
+SELECT explain_upstream($$SELECT number FROM ns.purchase_orders WHERE updated_at > '2024-11-03 08:30:00+00' AND updated_at <= '2024-11-03 09:30:00+00'$$);
+SELECT number, updated_at FROM ns.purchase_orders
+ WHERE updated_at > '2024-11-03 08:30:00+00' AND updated_at <= '2024-11-03 09:30:00+00' ORDER BY number;
+SELECT number, updated_at FROM ns.purchase_orders WHERE updated_at = '2024-11-03 09:30:00+00' ORDER BY number;
+-- <> is not sent near a fall-back; fractions of a second widen the range
+SELECT explain_upstream($$SELECT number FROM ns.purchase_orders WHERE updated_at <> '2024-11-03 09:30:00+00'$$);
+SELECT explain_upstream($$SELECT number FROM ns.purchase_orders WHERE updated_at < '2024-03-10 10:00:00.5+00'$$);
 
 -- errors: clear, with request ids, never a secret
 -- a wrong token secret: 401 INVALID_LOGIN

@@ -37,7 +37,8 @@ REVOKE ALL ON FUNCTION check_connector(text) FROM PUBLIC;
 -- One row per installed connector (connectors/*.json).
 CREATE FUNCTION _systems(
     OUT system text, OUT name text, OUT auth_methods text[],
-    OUT required_options text[], OUT tables text[], OUT setup_steps text[])
+    OUT required_options text[], OUT tables text[], OUT setup_steps text[],
+    OUT optional_options text[])
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'unified_systems'
 LANGUAGE C STRICT STABLE;

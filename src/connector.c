@@ -378,7 +378,7 @@ parse_model(const LoadPos *pos, json_t *root)
 static void
 parse_field(const LoadPos *pos, json_t *v, UfdwField *f, UfdwDialect dialect)
 {
-	static const char *const field_keys[] = {"name", "expr", NULL};
+	static const char *const field_keys[] = {"name", "expr", "filter_expr", NULL};
 
 	if (json_is_string(v))
 	{
@@ -390,13 +390,14 @@ parse_field(const LoadPos *pos, json_t *v, UfdwField *f, UfdwDialect dialect)
 		check_keys(pos, v, field_keys);
 		f->name = get_string(pos, v, "name", true);
 		f->expr = get_string(pos, v, "expr", false);
+		f->filter_expr = get_string(pos, v, "filter_expr", false);
 	}
 	else
 		load_error(pos, "expected a field name or an object with \"name\" and \"expr\"", NULL);
 	if (f->name[0] == '\0')
 		load_error(pos, "field name must not be empty", NULL);
-	if (f->expr && dialect != UFDW_DIALECT_SUITEQL)
-		load_error(pos, "\"expr\" is only valid for the suiteql dialect", NULL);
+	if ((f->expr || f->filter_expr) && dialect != UFDW_DIALECT_SUITEQL)
+		load_error(pos, "\"expr\" and \"filter_expr\" are only valid for the suiteql dialect", NULL);
 	if (dialect == UFDW_DIALECT_SUITEQL)
 	{
 		/* the alias: NetSuite lower-cases result keys, so "vendorName" would never match */
@@ -431,6 +432,7 @@ parse_native_type(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 		{"date", UFDW_NATIVE_DATE, UFDW_TYPE_DATE},
 		{"datetime", UFDW_NATIVE_DATETIME, UFDW_TYPE_TIMESTAMPTZ},
 		{"datetimeoffset", UFDW_NATIVE_DATETIMEOFFSET, UFDW_TYPE_TIMESTAMPTZ},
+		{"local_datetime", UFDW_NATIVE_LOCAL_DATETIME, UFDW_TYPE_TIMESTAMPTZ},
 	};
 	const char *s;
 
@@ -454,11 +456,14 @@ parse_native_type(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 		if (types[i].type == UFDW_NATIVE_DATETIME && dialect != UFDW_DIALECT_ODATA_V2)
 			load_error(pos, "native type \"datetime\" is only valid for the odata_v2 dialect",
 					   NULL);
+		if (types[i].type == UFDW_NATIVE_LOCAL_DATETIME && dialect != UFDW_DIALECT_SUITEQL)
+			load_error(pos, "native type \"local_datetime\" is only valid for the suiteql dialect",
+					   NULL);
 		return types[i].type;
 	}
 	load_error(pos, psprintf("unknown native type \"%s\"", s),
 			   "Valid native types are: string, guid, enum, decimal, integer, "
-			   "date, datetime, datetimeoffset.");
+			   "date, datetime, datetimeoffset, local_datetime.");
 	return UFDW_NATIVE_NONE;	/* keep compiler quiet */
 }
 
@@ -623,6 +628,11 @@ parse_column_map(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 		if (cm->kind != UFDW_MAP_FIELD)
 			load_error(&p, "\"native_type\" is only valid with \"field\"", NULL);
 		cm->native_type = parse_native_type(&p, src, mc, cm, conn->dialect);
+		if (cm->native_type == UFDW_NATIVE_LOCAL_DATETIME &&
+			!ufdw_string_in_list(conn->required_options, "time_zone") &&
+			!ufdw_string_in_list(conn->optional_options, "time_zone"))
+			load_error(&p, "native type \"local_datetime\" needs the server option \"time_zone\" in \"options\"",
+					   "Add \"time_zone\" to \"options\" \"optional\": it names the zone of the wall-clock values.");
 	}
 	if ((src = json_object_get(v, "conversion")) != NULL)
 	{
@@ -697,7 +707,8 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 	"headers", "query", "in_operator", "null_values", "setup_steps", "tables", NULL};
 	static const char *const opt_keys[] = {"required", "optional", NULL};
 	static const char *const auth_keys[] = {"methods", "token_url", "scope", "api_key_header", NULL};
-	static const char *const paging_keys[] = {"default_page_size", "max_page_size", NULL};
+	static const char *const paging_keys[] = {"default_page_size", "max_page_size",
+	"max_results", "max_pages", NULL};
 	static const char *const table_keys[] = {"entity", "where", "read_through", "columns", NULL};
 	static const char *const dialects[] = {"odata_v4", "odata_v2", "suiteql", NULL};
 	UfdwConnector *conn = palloc0(sizeof(UfdwConnector));
@@ -749,6 +760,14 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 	conn->max_page_size = get_int(&ppaging, obj, "max_page_size", 1, 1000000);
 	conn->default_page_size = get_int(&ppaging, obj, "default_page_size", 1,
 									  conn->max_page_size);
+	/* caps on one query: a scan goes on after the last key (request.c) */
+	if (json_object_get(obj, "max_results"))
+		conn->max_results = get_int(&ppaging, obj, "max_results", 1, PG_INT32_MAX);
+	if (json_object_get(obj, "max_pages"))
+		conn->max_pages = get_int(&ppaging, obj, "max_pages", 1, PG_INT32_MAX);
+	if ((conn->max_results || conn->max_pages) && conn->dialect != UFDW_DIALECT_SUITEQL)
+		load_error(&ppaging, "\"max_results\" and \"max_pages\" are only valid for the suiteql dialect",
+				   "Only SuiteQL scans can go on after the last key of a capped query.");
 
 	obj = json_object_get(root, "in_operator");
 	if (obj && !json_is_boolean(obj))

@@ -31,12 +31,17 @@
  *	   PostgreSQL's); an enum value becomes the native codes that map to it;
  *	 - Business Central's "or" may only join conditions on one field: an OR
  *	   across fields is not sent (its AND neighbours still are);
- *	 - SuiteQL instants are not sent (time zone of the account unknown);
  *	 - fields with an SAP conversion exit (ALPHA, NUMC) are compared, matched
  *	   and sorted upstream in their zero-padded internal form: equality and
  *	   IN are sent (the upstream converts the literal too), a prefix becomes
  *	   a substring test (a superset), text ranges and text order stay
- *	   local; a NUMC field read as an integer gets padded literals, exact.
+ *	   local; a NUMC field read as an integer gets padded literals, exact;
+ *	 - SuiteQL instants (local_datetime: Oracle DATEs holding wall-clock
+ *	   time in the server's time_zone) are compared with wall-clock
+ *	   TO_DATE literals; exact unless the value lies near a fall-back
+ *	   change, whose repeated wall-clock times cannot be told apart
+ *	   upstream: then ranges are widened by the change and <> / NOT IN are
+ *	   not sent (local_datetime_leaf).
  *
  *-------------------------------------------------------------------------
  */
@@ -59,6 +64,7 @@
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
+#include "pgtime.h"
 
 #include "unified_fdw.h"
 
@@ -642,6 +648,8 @@ typedef struct RenderCtx
 	const UfdwTableMap *tm;
 	UfdwDialect dialect;
 	List	   *params;			/* SuiteQL bound values */
+	pg_tz	   *tz;				/* zone of local_datetime fields, or NULL:
+								 * such conditions are not sent */
 } RenderCtx;
 
 /* One rendered node. */
@@ -675,9 +683,198 @@ column_map(const RenderCtx *r, int column)
 static const char *
 field_ref(const RenderCtx *r, const UfdwColumnMap *cm)
 {
+	if (r->dialect == UFDW_DIALECT_SUITEQL && cm->fields[0].filter_expr)
+		return cm->fields[0].filter_expr;
 	if (r->dialect == UFDW_DIALECT_SUITEQL && cm->fields[0].expr)
 		return cm->fields[0].expr;
 	return cm->fields[0].name;
+}
+
+/* ----------------------------------------------------------------
+ * Instants as wall-clock DATEs (local_datetime)
+ * ----------------------------------------------------------------
+ */
+
+#define SUITEQL_WALL_CLOCK "TO_DATE(?, 'YYYY-MM-DD HH24:MI:SS')"
+
+/* The instant of a canonical value "YYYY-MM-DDTHH:MI:SS[.ffffff]Z". */
+static bool
+parse_instant(const char *v, TimestampTz *ts)
+{
+	struct pg_tm tm = {0};
+	int			usec = 0;
+	int			n = 0;
+	int			tz = 0;
+
+	if (sscanf(v, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+			   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
+		return false;
+	if (v[n] == '.' && sscanf(v + n, ".%6dZ", &usec) != 1)
+		return false;
+	return tm2timestamp(&tm, usec, &tz, ts) == 0;
+}
+
+/*
+ * The wall-clock text "YYYY-MM-DD HH24:MI:SS" of instant ts in zone tz,
+ * moved by shift seconds of wall-clock time; NULL outside years 1..9999.
+ */
+static char *
+wall_clock(TimestampTz ts, pg_tz *tz, int64 shift)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			off;
+	Timestamp	wall;
+
+	if (timestamp2tm(ts, &off, &tm, &fsec, NULL, tz) != 0 ||
+		tm2timestamp(&tm, 0, NULL, &wall) != 0)
+		return NULL;
+	wall += shift * USECS_PER_SEC;
+	if (timestamp2tm(wall, NULL, &tm, &fsec, NULL, NULL) != 0 ||
+		tm.tm_year < 1 || tm.tm_year > 9999)
+		return NULL;
+	return psprintf("%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year, tm.tm_mon, tm.tm_mday,
+					tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/*
+ * The largest backward change of tz's UTC offset (a fall-back, in seconds)
+ * whose repeated wall-clock times reach instant ts, or 0: then wall-clock
+ * time orders every instant exactly as the instants themselves relative
+ * to ts.  A change at T by d seconds repeats the wall-clock times of
+ * [T - d, T + d); changes within a day of ts are looked at (no zone ever
+ * moved back by more).
+ */
+static int64
+fall_back_near(TimestampTz ts, pg_tz *tz)
+{
+	pg_time_t	v = timestamptz_to_time_t(ts);
+	pg_time_t	t = v - 26 * SECS_PER_HOUR;
+	int64		worst = 0;
+
+	for (int i = 0; i < 16; i++)	/* a handful of changes a day at most */
+	{
+		long int	before,
+					after;
+		int			before_dst,
+					after_dst;
+		pg_time_t	boundary;
+
+		if (pg_next_dst_boundary(&t, &before, &before_dst, &boundary, &after,
+								 &after_dst, tz) != 1 ||
+			boundary > v + 26 * SECS_PER_HOUR || boundary <= t)
+			break;
+		if (before > after && v >= boundary - (before - after) - 1 &&
+			v <= boundary + (before - after))
+			worst = Max(worst, (int64) (before - after));
+		t = boundary;
+	}
+	return worst;
+}
+
+/* "f op TO_DATE(?, ...)" with wall-clock text w bound. */
+static char *
+wall_clock_cmp(RenderCtx *r, const char *f, const char *op, char *w)
+{
+	r->params = lappend(r->params, w);
+	return psprintf("%s %s %s", f, op, SUITEQL_WALL_CLOCK);
+}
+
+/*
+ * A comparison, IN or NOT IN on an instant the upstream keeps as wall-clock
+ * time in r->tz.  Upstream values have whole seconds.  Exact where no
+ * fall-back is near the value and the value has whole seconds; otherwise a
+ * superset: = stays (both passes of a repeated time match), ranges are
+ * widened by the fall-back, <> and NOT IN are not sent.
+ */
+static Piece
+local_datetime_leaf(RenderCtx *r, const UfdwFilter *flt, const char *f, Piece p)
+{
+	ListCell   *lc;
+	List	   *walls = NIL;
+
+	if (r->tz == NULL)
+		return no_piece();
+	if (flt->kind == UFDW_FILTER_CMP)
+	{
+		TimestampTz ts;
+		int64		frac;
+		int64		d;
+		char	   *w;
+		UfdwCmpOp	op = flt->op;
+
+		if (!parse_instant(linitial(flt->values), &ts) || TIMESTAMP_NOT_FINITE(ts))
+			return no_piece();
+		frac = ((ts % USECS_PER_SEC) + USECS_PER_SEC) % USECS_PER_SEC;
+		d = fall_back_near(ts, r->tz);
+		p.exact = frac == 0 && d == 0;
+		switch (op)
+		{
+			case UFDW_OP_EQ:
+			case UFDW_OP_NE:
+				/* whole-second values never equal a fraction */
+				if (frac != 0 || (op == UFDW_OP_NE && d != 0) ||
+					(w = wall_clock(ts, r->tz, 0)) == NULL)
+					return no_piece();
+				p.text = wall_clock_cmp(r, f, op == UFDW_OP_EQ ? "=" : "<>", w);
+				return p;
+			case UFDW_OP_GT:
+			case UFDW_OP_GE:
+				/* the earliest wall-clock time of the instants from ts on */
+				if ((w = wall_clock(ts - frac, r->tz, -d)) == NULL)
+					return no_piece();
+				p.text = wall_clock_cmp(r, f, op == UFDW_OP_GT && p.exact ? ">" : ">=", w);
+				return p;
+			case UFDW_OP_LT:
+			case UFDW_OP_LE:
+				/* the latest wall-clock time of the instants up to ts */
+				if ((w = wall_clock(ts - frac + (frac ? USECS_PER_SEC : 0), r->tz, d)) == NULL)
+					return no_piece();
+				p.text = wall_clock_cmp(r, f, op == UFDW_OP_LT && p.exact ? "<" : "<=", w);
+				return p;
+		}
+		return no_piece();
+	}
+
+	/* IN / NOT IN */
+	p.exact = true;
+	foreach(lc, flt->values)
+	{
+		TimestampTz ts;
+		char	   *w;
+
+		if (!parse_instant(lfirst(lc), &ts) || TIMESTAMP_NOT_FINITE(ts))
+			return no_piece();
+		if (ts % USECS_PER_SEC != 0)
+		{
+			p.exact = false;	/* can never match: left out of IN */
+			continue;
+		}
+		if (fall_back_near(ts, r->tz) != 0)
+			p.exact = false;
+		if ((w = wall_clock(ts, r->tz, 0)) == NULL)
+			return no_piece();
+		walls = lappend(walls, w);
+	}
+	if (flt->kind == UFDW_FILTER_NOT_IN && !p.exact)
+		return no_piece();
+	if (walls == NIL)
+		return no_piece();
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		appendStringInfo(&buf, "%s %sIN (", f, flt->kind == UFDW_FILTER_NOT_IN ? "NOT " : "");
+		foreach(lc, walls)
+		{
+			r->params = lappend(r->params, lfirst(lc));
+			appendStringInfo(&buf, "%s%s", foreach_current_index(lc) ? "," : "",
+							 SUITEQL_WALL_CLOCK);
+		}
+		appendStringInfoChar(&buf, ')');
+		p.text = buf.data;
+	}
+	return p;
 }
 
 static bool
@@ -983,6 +1180,11 @@ render_leaf(RenderCtx *r, const UfdwFilter *flt)
 	p.field = cm->fields[0].name;
 	p.never_null = false;
 	nulls = null_literals(r, t);
+
+	if (t == UFDW_NATIVE_LOCAL_DATETIME &&
+		(flt->kind == UFDW_FILTER_CMP || flt->kind == UFDW_FILTER_IN ||
+		 flt->kind == UFDW_FILTER_NOT_IN))
+		return local_datetime_leaf(r, flt, f, p);
 
 	switch (flt->kind)
 	{
@@ -1397,6 +1599,17 @@ render_node_kind(RenderCtx *r, const UfdwFilter *flt)
 UfdwRendered
 ufdw_render_filter(const UfdwConnector *conn, const UfdwTableMap *tm, List *filters)
 {
+	return ufdw_render_filter_tz(conn, tm, filters, NULL);
+}
+
+/*
+ * The same, with time_zone (a name pg_tzset knows) for fields that hold
+ * wall-clock time (local_datetime); NULL: those conditions are not sent.
+ */
+UfdwRendered
+ufdw_render_filter_tz(const UfdwConnector *conn, const UfdwTableMap *tm, List *filters,
+					  const char *time_zone)
+{
 	RenderCtx	r;
 	UfdwFilter	and;
 	UfdwRendered out;
@@ -1406,6 +1619,7 @@ ufdw_render_filter(const UfdwConnector *conn, const UfdwTableMap *tm, List *filt
 	r.conn = conn;
 	r.tm = tm;
 	r.dialect = conn->dialect;
+	r.tz = time_zone ? pg_tzset(time_zone) : NULL;
 	memset(&and, 0, sizeof(and));
 	and.kind = UFDW_FILTER_AND;
 	and.args = filters;
@@ -1446,7 +1660,7 @@ only_column(const UfdwFilter *flt, int column)
 
 /*
  * Renders a scan's filters (of UfdwFilter *, AND-ed) into spec->filter and
- * spec->params.  A table read through its parent (tm->read_through) sends
+ * spec->params; time_zone as for ufdw_render_filter_tz().  A table read through its parent (tm->read_through) sends
  * the filters on the link column alone to the parent collection, as
  * conditions on the parent's key (spec->parent_filter: only those parents
  * are read, e.g. purchaseOrders?$filter=id in (...)), and the others into
@@ -1455,7 +1669,7 @@ only_column(const UfdwFilter *flt, int column)
  */
 bool
 ufdw_render_scan_filter(const UfdwConnector *conn, const UfdwTableMap *tm, List *filters,
-						UfdwScanSpec *spec)
+						const char *time_zone, UfdwScanSpec *spec)
 {
 	const UfdwReadThrough *rt = tm->read_through;
 	List	   *own = NIL,
@@ -1470,7 +1684,7 @@ ufdw_render_scan_filter(const UfdwConnector *conn, const UfdwTableMap *tm, List 
 	spec->parent_filter = NULL;
 	if (rt == NULL)
 	{
-		r = ufdw_render_filter(conn, tm, filters);
+		r = ufdw_render_filter_tz(conn, tm, filters, time_zone);
 		spec->filter = r.text;
 		spec->params = r.params;
 		return r.exact || filters == NIL;
@@ -1494,8 +1708,8 @@ ufdw_render_scan_filter(const UfdwConnector *conn, const UfdwTableMap *tm, List 
 	pcols[rt->link_column].fields = key;
 	ptm.columns = pcols;
 	ptm.read_through = NULL;
-	pr = ufdw_render_filter(conn, &ptm, parent);
-	r = ufdw_render_filter(conn, tm, own);
+	pr = ufdw_render_filter_tz(conn, &ptm, parent, time_zone);
+	r = ufdw_render_filter_tz(conn, tm, own, time_zone);
 	spec->parent_filter = pr.text;
 	spec->filter = r.text;
 	spec->params = r.params;
@@ -1510,7 +1724,8 @@ ufdw_render_scan_filter(const UfdwConnector *conn, const UfdwTableMap *tm, List 
  * OData has no NULLs: what PostgreSQL sees as
  * NULL (0001-01-01) sorts first in ascending order, so NULLS FIRST with
  * ascending, NULLS LAST with descending, unless the column is known not
- * NULL.  SuiteQL (Oracle) sorts NULLs like PostgreSQL's defaults.  OData
+ * NULL.  SuiteQL (Oracle) sorts NULLs like PostgreSQL's defaults, but its
+ * queries are capped (max_results): nothing is sorted upstream.  OData
  * V2 (SAP) may send JSON null, whose place in a sort is not documented:
  * only columns a condition makes non-NULL.
  */
@@ -1523,6 +1738,14 @@ ufdw_sortable(const UfdwConnector *conn, const UfdwTableMap *tm, int column,
 
 	/* read through parents, records come in the parents' order */
 	if (cm->kind != UFDW_MAP_FIELD || tm->read_through)
+		return false;
+
+	/*
+	 * A query capped by max_results is continued by key (request.c), which
+	 * keeps the order of the key only: a scan that may outgrow one query
+	 * cannot be sorted upstream.
+	 */
+	if (conn->max_results > 0 || conn->max_pages > 0)
 		return false;
 	switch (cm->native_type)
 	{

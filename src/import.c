@@ -182,7 +182,7 @@ text_array(List *strings)
 
 /*
  * unified._systems(): system, name, auth_methods, required_options,
- * tables, setup_steps; one row per installed connector.
+ * tables, setup_steps, optional_options; one row per installed connector.
  */
 Datum
 unified_systems(PG_FUNCTION_ARGS)
@@ -207,8 +207,8 @@ unified_systems(PG_FUNCTION_ARGS)
 	foreach(lc, ufdw_connectors())
 	{
 		const UfdwConnector *conn = lfirst(lc);
-		Datum		values[6];
-		bool		nulls[6] = {0};
+		Datum		values[7];
+		bool		nulls[7] = {0};
 		List	   *auth = NIL;
 		List	   *required = list_make1("instance_url");
 		List	   *tables = NIL;
@@ -230,6 +230,7 @@ unified_systems(PG_FUNCTION_ARGS)
 		values[3] = text_array(required);
 		values[4] = text_array(tables);
 		values[5] = text_array(conn->setup_steps);
+		values[6] = text_array(conn->optional_options);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

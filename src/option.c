@@ -32,6 +32,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "pgtime.h"
 
 #include "unified_fdw.h"
 
@@ -49,7 +50,8 @@ typedef enum OptKind
 	OPT_LIMIT,					/* integer in the range of transport_limits */
 	OPT_PATH,					/* absolute file path, printable */
 	OPT_SECRET_FILE,			/* credential read from a server file */
-	OPT_COST					/* planner cost: a number >= 0 */
+	OPT_COST,					/* planner cost: a number >= 0 */
+	OPT_TIMEZONE				/* a zone of PostgreSQL's time zone database */
 } OptKind;
 
 typedef struct OptDef
@@ -69,6 +71,7 @@ static const OptDef option_defs[] = {
 	{"sap_client", ForeignServerRelationId, OPT_DIGITS, false},
 	{"token_url", ForeignServerRelationId, OPT_URL, false},
 	{"page_size", ForeignServerRelationId, OPT_POSINT, false},
+	{"time_zone", ForeignServerRelationId, OPT_TIMEZONE, false},
 	{"allow_insecure", ForeignServerRelationId, OPT_BOOL, true},
 	{"ca_file", ForeignServerRelationId, OPT_PATH, true},
 	{"connect_timeout", ForeignServerRelationId, OPT_LIMIT, false},
@@ -402,6 +405,18 @@ validate_value(const OptDef *def, DefElem *elem)
 		case OPT_COST:
 			(void) ufdw_cost_option(def->name, value, 0);
 			break;
+		case OPT_TIMEZONE:
+			/* a full zone name; not an offset or abbreviation, which have no rules */
+			if (value[0] == '\0' || has_bad_chars(value, true) ||
+				strspn(value, "0123456789+-:") == strlen(value) ||
+				pg_tzset(value) == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("invalid value for option \"%s\": unknown time zone \"%s\"",
+								def->name, value),
+						 errdetail("Expected a time zone name of the IANA database, e.g. \"America/Los_Angeles\", \"Europe/Berlin\" or \"UTC\"; the names PostgreSQL knows are in pg_timezone_names."),
+						 errhint("Give the time zone of the upstream user whose credentials the user mapping holds; unified.systems' setup_steps say where the system shows it.")));
+			break;
 		case OPT_SECRET:
 			/* never echo the value */
 			if (value[0] == '\0' || has_bad_chars(value, false))
@@ -452,6 +467,18 @@ ufdw_page_size(const UfdwConnector *conn, List *server_options, List *table_opti
 	/* validated (1..1000000) when the option was set */
 	n = v ? strtol(v, NULL, 10) : conn->default_page_size;
 	return (int) Max(1, Min(n, conn->max_page_size));
+}
+
+/*
+ * The server's time_zone option (the zone of an upstream's wall-clock date
+ * and time values), "UTC" when not set.
+ */
+const char *
+ufdw_time_zone(const UfdwOptions *opts)
+{
+	char	   *v = ufdw_option_value(opts->server_options, "time_zone");
+
+	return v ? v : "UTC";
 }
 
 /* A boolean option's value, or dflt when it is not set. */

@@ -32,6 +32,9 @@
 #include "utils/numeric.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/datetime.h"
+#include "utils/timestamp.h"
+#include "pgtime.h"
 
 #include "compat.h"
 #include "unified_fdw.h"
@@ -114,6 +117,10 @@ struct UfdwConverter
 	Datum	  **values;
 	bool	  **nulls;
 	UfdwPageInfo *info;
+	pg_tz	   *tz;				/* zone of local_datetime values */
+	int			nkey;			/* key fields remembered (max_results), or 0 */
+	int		   *key_slots;
+	StringInfoData *last_key;	/* the last record's key fields */
 	/* for the error context */
 	int			err_attr;
 	const char *err_value;
@@ -194,6 +201,11 @@ ufdw_make_converter(const UfdwScanSpec *spec, const UfdwOptions *opts,
 	for (int a = 0; a < conv->natts; a++)
 		if (attr_column[a] >= 0)
 			maxslots += Max(tm->columns[attr_column[a]].nfields, 1);
+	/* a query capped by max_results is followed by one after its last key */
+	if ((spec->connector->max_results || spec->connector->max_pages) &&
+		tm->columns[0].kind != UFDW_MAP_RAW)
+		conv->nkey = tm->columns[0].nfields;
+	maxslots += conv->nkey;
 	conv->slots = palloc0(sizeof(Slot) * (maxslots + 1));
 	conv->hash_size = 8;
 	while (conv->hash_size < 4 * (maxslots + 1))
@@ -221,6 +233,24 @@ ufdw_make_converter(const UfdwScanSpec *spec, const UfdwOptions *opts,
 		if (cm->kind == UFDW_MAP_RAW && conv->in_funcs[a].fn_oid == F_JSONB_IN)
 			conv->build_raw = true;
 	}
+	if (conv->nkey > 0)
+	{
+		conv->key_slots = palloc(sizeof(int) * conv->nkey);
+		conv->last_key = palloc(sizeof(StringInfoData) * conv->nkey);
+		for (int k = 0; k < conv->nkey; k++)
+		{
+			conv->key_slots[k] = add_slot(conv, tm->columns[0].fields[k].name);
+			initStringInfo(&conv->last_key[k]);
+		}
+	}
+	conv->tz = pg_tzset(ufdw_time_zone(opts));
+	if (conv->tz == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("server \"%s\" has an unknown time zone \"%s\"",
+						opts->server_name, ufdw_time_zone(opts)),
+				 errhint("ALTER SERVER %s OPTIONS (SET time_zone '...') with a name from pg_timezone_names.",
+						 quote_identifier(opts->server_name))));
 	conv->record_cxt = AllocSetContextCreate(CurrentMemoryContext,
 											 "unified_fdw record",
 											 ALLOCSET_SMALL_SIZES);
@@ -332,6 +362,62 @@ slot_text(UfdwConverter *conv, int s)
 	if (slot->type == JSON_TOKEN_STRING && is_null_value(conv, slot->token))
 		return NULL;
 	return slot->token;
+}
+
+/*
+ * A wall-clock "YYYY-MM-DDTHH:MI:SS" in the server's time zone as an
+ * instant, as PostgreSQL reads such a time itself (DetermineTimeZoneOffset):
+ * a time in a spring-forward gap reads with the offset before the change, a
+ * time in the repeated hour of a fall-back with the offset after it (the
+ * upstream cannot tell its two passes apart).
+ */
+static Datum
+local_datetime(UfdwConverter *conv, const char *text)
+{
+	struct pg_tm tm = {0};
+	int			n = 0;
+	int			tz;
+	TimestampTz result;
+
+	if (strlen(text) != 19 ||
+		sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+			   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 || n != 19 ||
+		text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' ||
+		text[16] != ':' || strspn(text, "0123456789-T:") != 19)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
+				 errmsg("invalid wall-clock date and time \"%.40s\" for foreign table \"%s\"",
+						text, conv->relname),
+				 errdetail("Expected YYYY-MM-DDTHH:MI:SS.")));
+	if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 ||
+		tm.tm_mday > day_tab[isleap(tm.tm_year)][tm.tm_mon - 1] ||
+		tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 59 || tm.tm_year < 1 ||
+		!IS_VALID_JULIAN(tm.tm_year, tm.tm_mon, tm.tm_mday))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("date/time value \"%.40s\" out of range for foreign table \"%s\"",
+						text, conv->relname)));
+	tz = DetermineTimeZoneOffset(&tm, conv->tz);
+	if (tm2timestamp(&tm, 0, &tz, &result) != 0 || !IS_VALID_TIMESTAMP(result))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("date/time value \"%.40s\" out of range for foreign table \"%s\"",
+						text, conv->relname)));
+	return TimestampTzGetDatum(result);
+}
+
+/* Keeps the key fields of the record just converted (max_results paging). */
+static void
+remember_key(UfdwConverter *conv)
+{
+	for (int k = 0; k < conv->nkey; k++)
+	{
+		const Slot *slot = &conv->slots[conv->key_slots[k]];
+
+		resetStringInfo(&conv->last_key[k]);
+		if (slot->token)
+			appendStringInfoString(&conv->last_key[k], slot->token);
+	}
 }
 
 /* Converts the current record into the next row of the page. */
@@ -447,7 +533,11 @@ finish_record(UfdwConverter *conv)
 				continue;
 		}
 
-		if (conv->connector->dialect == UFDW_DIALECT_ODATA_V2 &&
+		if (cm->native_type == UFDW_NATIVE_LOCAL_DATETIME &&
+			type == UFDW_TYPE_TIMESTAMPTZ &&
+			conv->in_funcs[a].fn_oid == F_TIMESTAMPTZ_IN)
+			values[a] = local_datetime(conv, text);
+		else if (conv->connector->dialect == UFDW_DIALECT_ODATA_V2 &&
 			(type == UFDW_TYPE_DATE || type == UFDW_TYPE_TIMESTAMPTZ) &&
 			strncmp(text, "/Date(", 6) == 0 &&
 			conv->in_funcs[a].fn_oid == (type == UFDW_TYPE_DATE ? F_DATE_IN : F_TIMESTAMPTZ_IN))
@@ -593,6 +683,7 @@ on_object_end(void *state)
 	if (conv->in_record && conv->depth == conv->records_depth)
 	{
 		finish_record(conv);
+		remember_key(conv);
 		conv->in_record = false;
 		MemoryContextSwitchTo(conv->envelope_cxt);
 	}
@@ -945,6 +1036,9 @@ ufdw_parse_page(UfdwConverter *conv, char *body, size_t len,
 	}
 	MemoryContextReset(conv->record_cxt);
 	info->nrecords = conv->nrows;
+	if (conv->nkey > 0 && conv->nrows > 0)
+		for (int k = 0; k < conv->nkey; k++)
+			info->last_key = lappend(info->last_key, pstrdup(conv->last_key[k].data));
 	*nrows = conv->nrows;
 	*values = conv->values;
 	*nulls = conv->nulls;

@@ -23,7 +23,12 @@
  *	 suiteql    POST …/services/rest/query/v1/suiteql?limit=N&offset=K with
  *	            {"q": "SELECT … WHERE … ORDER BY …, <id fields>", "params":
  *	            [...]} and Prefer: transient; offset advances by limit
- *	            (always a multiple of it) while hasMore is true.
+ *	            (always a multiple of it) while hasMore is true.  One query
+ *	            returns at most max_results records in at most max_pages
+ *	            pages (connector "paging"; NetSuite: 100,000 and 1000): when
+ *	            a query's last page is full, the scan goes on with a new
+ *	            query for the records after the last key read ("WHERE …
+ *	            AND id > ?", offset 0), so no table is ever cut short.
  *
  *-------------------------------------------------------------------------
  */
@@ -282,19 +287,110 @@ append_odata_query(StringInfo url, const UfdwScanSpec *spec)
 					 spec->connector->dialect == UFDW_DIALECT_ODATA_V4 ? "true" : "allpages");
 }
 
+/* Does the connector cap what one query returns (max_results, max_pages)? */
+static bool
+query_capped(const UfdwScanSpec *spec)
+{
+	return (spec->connector->max_results > 0 || spec->connector->max_pages > 0) &&
+		spec->table->columns[0].kind != UFDW_MAP_RAW &&
+		spec->table->columns[0].nfields > 0;
+}
+
+/*
+ * Records one query returns at most when paged by page_size, a multiple
+ * of it (offset stays a multiple of limit); 0: no cap.
+ */
+static int64
+query_window(const UfdwScanSpec *spec)
+{
+	const UfdwConnector *c = spec->connector;
+	int64		w = 0;
+
+	if (!query_capped(spec) || spec->page_size <= 0)
+		return 0;
+	if (c->max_results > 0)
+		w = c->max_results;
+	if (c->max_pages > 0)
+		w = w > 0 ? Min(w, (int64) c->max_pages * spec->page_size) :
+			(int64) c->max_pages * spec->page_size;
+	return w / spec->page_size * spec->page_size;
+}
+
+/* A key field as written in a condition or ORDER BY. */
+static const char *
+key_ref(const UfdwField *f)
+{
+	return f->filter_expr ? f->filter_expr : f->expr ? f->expr : f->name;
+}
+
+/*
+ * "(k1 > ? OR (k1 = ? AND k2 > ?))": the records after key values after
+ * (of char *), in the order of the key; their bound values go to *params.
+ */
 static char *
-suiteql_query(const UfdwScanSpec *spec)
+after_key_condition(const UfdwTableMap *tm, List *after, List **params)
+{
+	const UfdwColumnMap *key = &tm->columns[0];
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '(');
+	for (int i = 0; i < key->nfields; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(&buf, " OR (");
+		for (int j = 0; j < i; j++)
+		{
+			appendStringInfo(&buf, "%s = ? AND ", key_ref(&key->fields[j]));
+			*params = lappend(*params, list_nth(after, j));
+		}
+		appendStringInfo(&buf, "%s > ?", key_ref(&key->fields[i]));
+		*params = lappend(*params, list_nth(after, i));
+		if (i > 0)
+			appendStringInfoChar(&buf, ')');
+	}
+	appendStringInfoChar(&buf, ')');
+	return buf.data;
+}
+
+/*
+ * The SuiteQL text of spec; after (NIL for the first query) adds the
+ * condition for the records after that key, whose bound values are
+ * appended to *params.
+ */
+static char *
+suiteql_query(const UfdwScanSpec *spec, List *after, List **params)
 {
 	const UfdwTableMap *tm = spec->table;
 	bool		all;
 	List	   *fields = needed_fields(spec, &all);
 	StringInfoData q;
 	ListCell   *lc;
+	char	   *filter = spec->filter;
 
 	if (all)
 		fields = all_fields(tm);
 	if (fields == NIL)
 		fields = all_fields(tm);
+	/* a capped query: the key of its last record starts the next one */
+	if (query_capped(spec))
+		for (int f = 0; f < tm->columns[0].nfields; f++)
+			if (!list_member_ptr(fields, &tm->columns[0].fields[f]))
+			{
+				bool		seen = false;
+
+				foreach(lc, fields)
+					if (strcmp(((UfdwField *) lfirst(lc))->name, tm->columns[0].fields[f].name) == 0)
+						seen = true;
+				if (!seen)
+					fields = lappend(fields, &tm->columns[0].fields[f]);
+			}
+	if (after != NIL)
+	{
+		char	   *cond = after_key_condition(tm, after, params);
+
+		filter = filter ? psprintf("%s AND %s", filter, cond) : cond;
+	}
 	initStringInfo(&q);
 	appendStringInfoString(&q, "SELECT ");
 	foreach(lc, fields)
@@ -309,10 +405,10 @@ suiteql_query(const UfdwScanSpec *spec)
 			appendStringInfoString(&q, f->name);
 	}
 	appendStringInfo(&q, " FROM %s", tm->entity);
-	if (tm->where && spec->filter)
-		appendStringInfo(&q, " WHERE (%s) AND %s", tm->where, spec->filter);
-	else if (tm->where || spec->filter)
-		appendStringInfo(&q, " WHERE %s", tm->where ? tm->where : spec->filter);
+	if (tm->where && filter)
+		appendStringInfo(&q, " WHERE (%s) AND %s", tm->where, filter);
+	else if (tm->where || filter)
+		appendStringInfo(&q, " WHERE %s", tm->where ? tm->where : filter);
 
 	/*
 	 * Offset paging is only exact over a total order: without ORDER BY the
@@ -337,35 +433,42 @@ suiteql_query(const UfdwScanSpec *spec)
 
 /* The request for records offset .. offset+limit of an offset-paged dialect. */
 static UfdwRequest *
-offset_request(const UfdwScanSpec *spec, const UfdwOptions *opts, int64 offset)
+offset_request(const UfdwScanSpec *spec, const UfdwOptions *opts, int64 offset,
+			   int64 window_start, List *after)
 {
 	UfdwRequest *req = palloc0(sizeof(UfdwRequest));
 	StringInfoData url;
 
 	req->offset = offset;
+	req->window_start = window_start;
+	req->after = after;
 	req->limit = spec->page_size;
 	/* a pushed LIMIT: ask for what is left of it (SuiteQL keeps offset % limit == 0) */
 	if (spec->top > 0 && spec->top - offset < req->limit &&
-		(opts->connector->dialect != UFDW_DIALECT_SUITEQL || offset == 0))
+		(opts->connector->dialect != UFDW_DIALECT_SUITEQL || offset == window_start))
 		req->limit = (int) (spec->top - offset);
 	initStringInfo(&url);
 	appendStringInfoString(&url, base_url(opts));
 	if (opts->connector->dialect == UFDW_DIALECT_SUITEQL)
 	{
 		StringInfoData body;
+		List	   *params = list_copy(spec->params);
+		char	   *q = suiteql_query(spec, after, &params);
 
 		req->method = "POST";
 		req->read_only = true;	/* a query: safe to retry */
-		appendStringInfo(&url, "?limit=%d&offset=" INT64_FORMAT, req->limit, offset);
+
+		appendStringInfo(&url, "?limit=%d&offset=" INT64_FORMAT, req->limit,
+						 offset - window_start);
 		initStringInfo(&body);
 		appendStringInfoString(&body, "{\"q\":");
-		escape_json(&body, suiteql_query(spec));
-		if (spec->params)
+		escape_json(&body, q);
+		if (params)
 		{
 			ListCell   *lc;
 
 			appendStringInfoString(&body, ",\"params\":[");
-			foreach(lc, spec->params)
+			foreach(lc, params)
 			{
 				if (foreach_current_index(lc) > 0)
 					appendStringInfoChar(&body, ',');
@@ -401,7 +504,7 @@ ufdw_first_request(const UfdwScanSpec *spec, const UfdwOptions *opts)
 	int			page_size;
 
 	if (opts->connector->dialect != UFDW_DIALECT_ODATA_V4)
-		return offset_request(spec, opts, 0);
+		return offset_request(spec, opts, 0, 0, NIL);
 
 	req = palloc0(sizeof(UfdwRequest));
 	req->method = "GET";
@@ -460,15 +563,49 @@ ufdw_next_request(const UfdwScanSpec *spec, const UfdwOptions *opts,
 		opts->connector->dialect != UFDW_DIALECT_ODATA_V4)
 		return NULL;			/* the pushed LIMIT is satisfied */
 	if (opts->connector->dialect == UFDW_DIALECT_SUITEQL)
-		return page->has_more && page->nrecords > 0 ?
-			offset_request(spec, opts, prev->offset + prev->limit) : NULL;
+	{
+		int64		window = query_window(spec);
+		int64		next = prev->offset + prev->limit;
+
+		if (page->nrecords <= 0)
+			return NULL;
+		if (window > 0 && next - prev->window_start >= window)
+		{
+			/*
+			 * The query can return no more.  A full last page means more
+			 * records may follow: a new query reads those after the last
+			 * key.  (A guess made ahead of the page has no key: wait.)
+			 */
+			if (page->nrecords < prev->limit || page->last_key == NIL)
+				return NULL;
+			if (spec->orderby)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_ERROR),
+						 errmsg("cannot read more than " INT64_FORMAT " records of \"%s\" from server \"%s\" in the order asked for",
+								window, spec->table->model->name, opts->server_name),
+						 errdetail("%s returns at most " INT64_FORMAT " records of one query; a scan goes on by key, which keeps only the order of the key.",
+								   opts->connector->name, window),
+						 errhint("Add conditions that select fewer records, or sort by id.")));
+			{
+				List	   *after = NIL;
+				ListCell   *lc;
+
+				/* the page's memory goes with the page: keep a copy */
+				foreach(lc, page->last_key)
+					after = lappend(after, pstrdup(lfirst(lc)));
+				return offset_request(spec, opts, next, next, after);
+			}
+		}
+		return page->has_more ?
+			offset_request(spec, opts, next, prev->window_start, prev->after) : NULL;
+	}
 
 	if (page->next_link == NULL)
 	{
 		/* OData V2 without __next: a full page means there may be more */
 		if (opts->connector->dialect == UFDW_DIALECT_ODATA_V2 &&
 			prev->limit > 0 && page->nrecords >= prev->limit)
-			return offset_request(spec, opts, prev->offset + page->nrecords);
+			return offset_request(spec, opts, prev->offset + page->nrecords, 0, NIL);
 		return NULL;
 	}
 

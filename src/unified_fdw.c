@@ -307,7 +307,8 @@ remote_estimate(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *info,
 		else
 			complete = false;
 	}
-	*exact = ufdw_render_scan_filter(info->connector, tm, filters, &spec) && complete;
+	*exact = ufdw_render_scan_filter(info->connector, tm, filters,
+									  ufdw_time_zone(opts), &spec) && complete;
 
 	spec.connector = info->connector;
 	spec.table = tm;
@@ -800,7 +801,8 @@ push_filter_and_sort(ForeignScanState *node, UfdwScanState *st, ForeignScan *fsp
 		else
 			complete = false;	/* e.g. a parameter that is NULL */
 	}
-	exact = ufdw_render_scan_filter(st->spec.connector, st->spec.table, filters, &st->spec);
+	exact = ufdw_render_scan_filter(st->spec.connector, st->spec.table, filters,
+									ufdw_time_zone(st->opts), &st->spec);
 	st->spec.orderby = ufdw_render_orderby(st->spec.connector, st->spec.table,
 										   list_nth(priv, UFDW_PRIVATE_SORT_COLUMNS),
 										   list_nth(priv, UFDW_PRIVATE_SORT_DESC));
@@ -969,7 +971,9 @@ fill_ahead(UfdwScanState *st, const UfdwPageInfo *info)
 		UfdwAhead  *a;
 		MemoryContext old;
 
-		if (info->total_count >= 0 && last->offset + last->limit >= info->total_count)
+		/* the total counts the records of the query the page belongs to */
+		if (info->total_count >= 0 &&
+			last->offset - last->window_start + last->limit >= info->total_count)
 			break;
 		if (st->page_no + 1 + st->nahead >= st->opts->max_pages)
 			break;

@@ -101,6 +101,9 @@ typedef struct UfdwField
 {
 	char	   *name;
 	char	   *expr;			/* NULL unless the dialect selects expressions */
+	char	   *filter_expr;	/* SuiteQL: what conditions compare (NULL:
+								 * expr), e.g. the DATE column that expr
+								 * formats with TO_CHAR */
 } UfdwField;
 
 /*
@@ -118,7 +121,9 @@ typedef enum UfdwNativeType
 	UFDW_NATIVE_INTEGER,		/* integer */
 	UFDW_NATIVE_DATE,			/* calendar date (OData v4 Edm.Date, SuiteQL date) */
 	UFDW_NATIVE_DATETIME,		/* OData V2 Edm.DateTime: an instant in UTC, no zone */
-	UFDW_NATIVE_DATETIMEOFFSET	/* OData Edm.DateTimeOffset */
+	UFDW_NATIVE_DATETIMEOFFSET,	/* OData Edm.DateTimeOffset */
+	UFDW_NATIVE_LOCAL_DATETIME	/* SuiteQL: wall-clock YYYY-MM-DDTHH:MI:SS in
+								 * the server's time_zone (an Oracle DATE) */
 } UfdwNativeType;
 
 /*
@@ -206,6 +211,10 @@ typedef struct UfdwConnector
 	char	   *api_key_header; /* header that carries api_key, or NULL */
 	int			default_page_size;
 	int			max_page_size;
+	int64		max_results;	/* records one query can return however it
+								 * is paged (0: no cap); a scan reads past
+								 * it by key (request.c) */
+	int			max_pages;		/* pages one query can return (0: no cap) */
 	int			nheaders;		/* extra request headers (templates) */
 	UfdwNameValue *headers;
 	int			nquery;			/* extra query parameters (templates) */
@@ -294,6 +303,7 @@ extern char *ufdw_option_value(List *options, const char *name);
 extern int	ufdw_page_size(const UfdwConnector *conn, List *server_options,
 						   List *table_options);
 extern double ufdw_cost_option(const char *name, const char *value, double dflt);
+extern const char *ufdw_time_zone(const UfdwOptions *opts);
 struct UfdwRequestContext;
 extern void ufdw_request_context(const UfdwOptions *opts, const char *table_name,
 								 struct UfdwRequestContext *rctx);
@@ -331,6 +341,11 @@ typedef struct UfdwRequest
 	char	   *body;			/* NULL for GET */
 	int64		offset;			/* records before this page */
 	int			limit;			/* records asked for (0: server decides) */
+	int64		window_start;	/* offset of the first record of this query
+								 * (a query capped by max_results is followed
+								 * by one for the records after its last key) */
+	List	   *after;			/* of char *: key of the record before
+								 * window_start, NIL for the first query */
 	bool		read_only;		/* a POST that only reads (SuiteQL): may be
 								 * retried like a GET */
 } UfdwRequest;
@@ -342,6 +357,8 @@ typedef struct UfdwPageInfo
 	char	   *next_link;		/* OData nextLink / __next, or NULL */
 	bool		has_more;		/* SuiteQL hasMore */
 	int64		total_count;	/* -1 when the page did not say */
+	List	   *last_key;		/* of char *: key fields of the last record
+								 * (dialects with max_results), or NIL */
 } UfdwPageInfo;
 
 extern char *ufdw_expand_template(const char *tmpl, const UfdwOptions *opts,
@@ -423,8 +440,12 @@ extern bool ufdw_contains_exec_param(struct Node *n);
 extern Oid	ufdw_coltype_oid(UfdwColType t);
 extern UfdwRendered ufdw_render_filter(const UfdwConnector *conn,
 									   const UfdwTableMap *tm, List *filters);
+extern UfdwRendered ufdw_render_filter_tz(const UfdwConnector *conn,
+										  const UfdwTableMap *tm, List *filters,
+										  const char *time_zone);
 extern bool ufdw_render_scan_filter(const UfdwConnector *conn, const UfdwTableMap *tm,
-									List *filters, UfdwScanSpec *spec);
+									List *filters, const char *time_zone,
+									UfdwScanSpec *spec);
 extern bool ufdw_sortable(const UfdwConnector *conn, const UfdwTableMap *tm,
 						  int column, bool desc, bool nulls_first,
 						  bool known_not_null);

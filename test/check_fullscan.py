@@ -14,6 +14,7 @@ import decimal
 import json
 import sys
 import urllib.request
+import zoneinfo
 
 BC_COMPANY = "bb6d48b6-c7b2-4a38-9a93-ad5506407f12"
 BC_BLANKS = ("", "0001-01-01", "0001-01-01T00:00:00Z", "00000000-0000-0000-0000-000000000000")
@@ -121,10 +122,26 @@ def ns_export(url, table):
         return loads(f.read().decode())["items"]
 
 
+def ns_instant(v, tz):
+    """What a NetSuite instant reads as.  NetSuite serves it as wall-clock
+    time in the token user's time zone (an Oracle DATE); the hour a
+    fall-back repeats cannot be told apart, and reads as its second pass
+    (the offset after the change), as PostgreSQL reads such a time."""
+    if v is None:
+        return None
+    t = datetime.datetime.fromisoformat(v.replace("Z", "+00:00"))
+    wall = t.astimezone(tz).replace(tzinfo=None)
+    return wall.replace(tzinfo=tz, fold=1).astimezone(datetime.timezone.utc).isoformat()
+
+
 def ns_rows(url, table):
     """NetSuite: the native tables joined here as DESIGN.md section 3 says;
-    NULL stays NULL, ids are text, numbers exact."""
+    NULL stays NULL, ids are text, numbers exact; instants as ns_instant
+    reads them in the account's time zone (the sandbox's config)."""
     s = lambda v: None if v is None else str(v)  # noqa: E731
+    with urllib.request.urlopen(f"{url}/_sandbox/config") as f:
+        name = json.loads(f.read().decode())["config"]["time_zone"]
+    tz = datetime.timezone.utc if name == "UTC" else zoneinfo.ZoneInfo(name)
     symbol = {c["id"]: c["symbol"] for c in ns_export(url, "currency")}
     out = []
     if table == "purchase_orders":
@@ -136,7 +153,8 @@ def ns_rows(url, table):
                         "vendor_id": s(t["entity"]), "vendor_name": names.get(t["entity"]),
                         "order_date": t["trandate"], "currency": symbol.get(t["currency"]),
                         "total_amount": num(t["foreigntotal"]), "company_id": s(t["subsidiary"]),
-                        "created_at": t["createddate"], "updated_at": t["lastmodifieddate"]})
+                        "created_at": ns_instant(t["createddate"], tz),
+                        "updated_at": ns_instant(t["lastmodifieddate"], tz)})
     elif table == "purchase_order_lines":
         pos = {t["id"] for t in ns_export(url, "transaction") if t["type"] == "PurchOrd"}
         units = {u["internalid"]: u["unitname"] for u in ns_export(url, "unitstypeuom")}
@@ -154,13 +172,13 @@ def ns_rows(url, table):
             out.append({"id": s(v["id"]), "number": v["entityid"], "name": v["companyname"],
                         "email": v["email"], "phone": v["phone"], "currency": symbol.get(v["currency"]),
                         "status": "blocked" if v["isinactive"] == "T" else "active",
-                        "updated_at": v["lastmodifieddate"]})
+                        "updated_at": ns_instant(v["lastmodifieddate"], tz)})
     elif table == "items":
         units = {u["internalid"]: u["unitname"] for u in ns_export(url, "unitstypeuom")}
         for i in ns_export(url, "item"):
             out.append({"id": s(i["id"]), "number": i["itemid"], "name": i["displayname"],
                         "type": NS_ITEM_TYPE.get(i["itemtype"]), "unit_of_measure": units.get(i["purchaseunit"]),
-                        "unit_cost": num(i["cost"]), "updated_at": i["lastmodifieddate"]})
+                        "unit_cost": num(i["cost"]), "updated_at": ns_instant(i["lastmodifieddate"], tz)})
     else:
         raise SystemExit(f"unknown table {table}")
     return out

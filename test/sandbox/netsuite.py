@@ -61,9 +61,31 @@ DEFAULT_TOKEN_SECRET = "sandbox token/secret+1"   # needs percent-encoding in th
 DEFAULT_BEARER = "sandbox-bearer-token"
 MAX_LIMIT = 1000
 MAX_RESULTS = 100_000
-ERROR_TYPE = "https://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html#sec10.4.%d"
-TAG_DATE = "\x01D"        # SQLite values: dates and datetimes carry a type tag
-TAG_DATETIME = "\x01T"
+ERROR_TYPE = "https://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html#sec10.%s"
+# SQLite values: Oracle DATEs carry a type tag.  What a query sees is always
+# TAG_DATE + "YYYY-MM-DD HH:MM:SS", a wall-clock time without a zone (for
+# createddate / lastmodifieddate: the instant in the time zone of the token's
+# user); the stored image keeps instants as TAG_INSTANT + ISO UTC, turned into
+# wall-clock DATEs per time zone when a query image is made (_query_image).
+TAG_DATE = "\x01D"
+TAG_INSTANT = "\x01T"
+MAX_PAGES = 1000              # "a maximum of 1000 pages" (Collection Paging)
+DEFAULT_TIME_ZONE = "America/Los_Angeles"
+# instant columns (Oracle DATE in the user's time zone)
+INSTANT_COLUMNS = {"vendor": ("datecreated", "lastmodifieddate"),
+                   "item": ("createddate", "lastmodifieddate"),
+                   "transaction": ("createddate", "lastmodifieddate")}
+# orders whose createddate/lastmodifieddate sit at the 2024 US daylight-saving
+# changes (America/Los_Angeles: 2024-03-10 02:00 -> 03:00, 2024-11-03
+# 02:00 -> 01:00), so that a test account in that zone has both in its data
+DST_ORDERS = {30: "2024-03-10T09:59:59Z",   # 01:59:59 PST, just before the gap
+              31: "2024-03-10T10:00:00Z",   # 03:00:00 PDT, just after it
+              32: "2024-03-10T10:30:00Z",   # 03:30:00 PDT
+              33: "2024-11-03T08:00:00Z",   # 01:00:00 PDT, first pass of the repeated hour
+              34: "2024-11-03T08:30:00Z",   # 01:30:00 PDT
+              35: "2024-11-03T09:30:00Z",   # 01:30:00 PST, second pass: same wall clock as 34
+              36: "2024-11-03T10:00:00Z",   # 02:00:00 PST, after the repeated hour
+              37: "2024-11-03T07:59:59Z"}   # 00:59:59 PDT, before it
 
 CURRENCIES = [(1, "US Dollar", "USD"), (2, "Euro", "EUR"), (3, "British Pound", "GBP"),
               (4, "Canadian Dollar", "CAD"), (5, "Danish Krone", "DKK"),
@@ -110,7 +132,11 @@ def ns_error(status: int, code: str, detail: str, title: Optional[str] = None,
               503: "Service Unavailable"}
     item = {"detail": detail, "o:errorCode": code}
     item.update(extra)
-    body: dict = {"type": ERROR_TYPE % (status % 100 if status < 500 else 1),
+    # RFC 2616 section numbers: 10.4.1 400, 10.4.2 401, 10.4.4 403, 10.4.5 404,
+    # 10.4.6 405; 10.5.x 5xx; 429 is not in RFC 2616 (its title is "Bad Request")
+    section = {400: "4.1", 401: "4.2", 403: "4.4", 404: "4.5", 405: "4.6", 429: "4.1"}.get(
+        status, "5.%d" % (status - 499) if status >= 500 else "4.1")
+    body: dict = {"type": ERROR_TYPE % section,
                   "title": title or titles.get(status, "Error"), "status": status}
     if status == 429:
         body["o:errorCode"] = "USER_ERROR"
@@ -156,79 +182,119 @@ def parse_oauth_header(value: str) -> Optional[dict]:
 # -- values ----------------------------------------------------------------
 
 def tag_date(d: Optional[dt.date]) -> Optional[str]:
-    return None if d is None else TAG_DATE + d.isoformat()
+    """A date-only Oracle DATE (trandate): midnight."""
+    return None if d is None else TAG_DATE + d.isoformat() + " 00:00:00"
 
 
 def tag_datetime(t: dt.datetime) -> str:
-    """NetSuite datetimes have whole seconds."""
-    return TAG_DATETIME + t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """An instant as NetSuite keeps it (whole seconds, UTC)."""
+    return TAG_INSTANT + t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def untag(v: str) -> tuple[str, Any]:
-    if v.startswith(TAG_DATE):
-        return "date", dt.date.fromisoformat(v[2:])
-    return "datetime", dt.datetime.fromisoformat(v[2:].replace("Z", "+00:00"))
+def wall_clock(v: Optional[str], tz: dt.tzinfo) -> Optional[str]:
+    """A stored instant as the Oracle DATE a user in time zone tz sees."""
+    if v is None or not v.startswith(TAG_INSTANT):
+        return v
+    t = dt.datetime.fromisoformat(v[2:].replace("Z", "+00:00")).astimezone(tz)
+    return TAG_DATE + t.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def untag(v: str) -> dt.datetime:
+    """An Oracle DATE as a naive datetime (no time zone)."""
+    return dt.datetime.strptime(v[2:], "%Y-%m-%d %H:%M:%S")
 
 
 def native(v: Any) -> Any:
-    """Export form: ISO dates, ISO UTC instants, everything else as stored."""
-    if isinstance(v, str) and v[:2] in (TAG_DATE, TAG_DATETIME):
+    """Export form: dates as YYYY-MM-DD, instants as ISO UTC, the rest as stored."""
+    if isinstance(v, str) and v.startswith(TAG_DATE):
+        return v[2:12]
+    if isinstance(v, str) and v.startswith(TAG_INSTANT):
         return v[2:]
     return v
 
 
-_FMT_TOKENS = re.compile(r'YYYY|MM|DD|HH24|HH12|HH|MI|SS|TZH|TZM|AM|PM|"[^"]*"|[-/,.;: ]',
+_FMT_TOKENS = re.compile(r'YYYY|MM|DD|HH24|HH12|HH|MI|SS|TZH|TZM|TZR|AM|PM|"[^"]*"|[-/,.;: ]',
                          re.IGNORECASE)
+ORA_01821 = "ORA-01821: date format not recognized"
 
 
-def oracle_format(value: Any, fmt: str, tz: dt.tzinfo) -> str:
-    """TO_CHAR for dates and datetimes (datetimes in the user's time zone)."""
-    kind, v = untag(value)
-    if kind == "datetime":
-        v = v.astimezone(tz)
+def oracle_format(value: str, fmt: str) -> str:
+    """TO_CHAR(date, fmt).  NetSuite's date/time fields are Oracle DATEs,
+    which hold no time zone: a zone element (TZH, TZM, TZR) is ORA-01821,
+    as is any element the sandbox does not know."""
+    v = untag(value)
     out, pos = [], 0
     while pos < len(fmt):
         m = _FMT_TOKENS.match(fmt, pos)
         if not m:
-            raise SuiteQLError(f"ORA-01821: date format not recognized: {fmt}")
+            raise SuiteQLError(ORA_01821)
         tok, up = m.group(0), m.group(0).upper()
         pos = m.end()
         if tok.startswith('"'):
             out.append(tok[1:-1])
+        elif up in ("TZH", "TZM", "TZR"):
+            raise SuiteQLError(ORA_01821)
         elif up == "YYYY":
             out.append("%04d" % v.year)
         elif up == "MM":
             out.append("%02d" % v.month)
         elif up == "DD":
             out.append("%02d" % v.day)
-        elif kind == "date" and up in ("TZH", "TZM"):
-            raise SuiteQLError("ORA-01821: date format not recognized: a date has no time zone")
         elif up == "HH24":
-            out.append("%02d" % (v.hour if kind == "datetime" else 0))
+            out.append("%02d" % v.hour)
         elif up in ("HH", "HH12"):
-            h = (v.hour if kind == "datetime" else 0) % 12
-            out.append("%02d" % (h or 12))
+            out.append("%02d" % (v.hour % 12 or 12))
         elif up == "MI":
-            out.append("%02d" % (v.minute if kind == "datetime" else 0))
+            out.append("%02d" % v.minute)
         elif up == "SS":
-            out.append("%02d" % (v.second if kind == "datetime" else 0))
+            out.append("%02d" % v.second)
         elif up in ("AM", "PM"):
-            out.append("PM" if kind == "datetime" and v.hour >= 12 else "AM")
-        elif up in ("TZH", "TZM"):
-            off = int(v.utcoffset().total_seconds()) // 60
-            out.append(("+" if off >= 0 else "-") + "%02d" % (abs(off) // 60)
-                       if up == "TZH" else "%02d" % (abs(off) % 60))
+            out.append("PM" if v.hour >= 12 else "AM")
         else:
             out.append(tok)
     return "".join(out)
 
 
-def display_date(value: str, date_format: str, tz: dt.tzinfo) -> str:
-    """A date or datetime as NetSuite shows it without TO_CHAR (date part,
-    in the user's date format and time zone)."""
-    kind, v = untag(value)
-    if kind == "datetime":
-        v = v.astimezone(tz).date()
+def oracle_parse(text: str, fmt: str) -> str:
+    """TO_DATE(text, fmt) for the elements YYYY MM DD HH24 MI SS and
+    separators: an Oracle DATE (no time zone; a wall-clock time that a
+    daylight-saving change skips is still a valid DATE)."""
+    parts = {"YYYY": 1, "MM": 1, "DD": 1, "HH24": 0, "MI": 0, "SS": 0}
+    pos = tpos = 0
+    while pos < len(fmt):
+        m = _FMT_TOKENS.match(fmt, pos)
+        if not m:
+            raise SuiteQLError(ORA_01821)
+        tok, up = m.group(0), m.group(0).upper()
+        pos = m.end()
+        if tok.startswith('"') or not tok[0].isalpha():
+            lit = tok[1:-1] if tok.startswith('"') else tok
+            if text[tpos:tpos + len(lit)] != lit:
+                raise SuiteQLError("ORA-01861: literal does not match format string")
+            tpos += len(lit)
+            continue
+        if up not in parts:
+            raise SuiteQLError(ORA_01821)
+        width = 4 if up == "YYYY" else 2
+        digits = text[tpos:tpos + width]
+        if len(digits) != width or not digits.isdigit():
+            raise SuiteQLError("ORA-01861: literal does not match format string")
+        parts[up] = int(digits)
+        tpos += width
+    if tpos != len(text):
+        raise SuiteQLError("ORA-01830: date format picture ends before converting entire input string")
+    try:
+        v = dt.datetime(parts["YYYY"], parts["MM"], parts["DD"], parts["HH24"], parts["MI"],
+                        parts["SS"])
+    except ValueError:
+        raise SuiteQLError("ORA-01839: date not valid for month specified") from None
+    return TAG_DATE + v.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def display_date(value: str, date_format: str) -> str:
+    """A DATE as NetSuite shows it without TO_CHAR (the date part, in the
+    user's date format)."""
+    v = untag(value)
     text = date_format
     for key, val in (("YYYY", "%04d" % v.year), ("MM", "%02d" % v.month),
                      ("DD", "%02d" % v.day), ("M", str(v.month)), ("D", str(v.day))):
@@ -236,9 +302,9 @@ def display_date(value: str, date_format: str, tz: dt.tzinfo) -> str:
     return text.replace("\x00", "")
 
 
-def render(v: Any, date_format: str, tz: dt.tzinfo) -> str:
+def render(v: Any, date_format: str) -> str:
     if isinstance(v, str):
-        return display_date(v, date_format, tz) if v[:2] in (TAG_DATE, TAG_DATETIME) else v
+        return display_date(v, date_format) if v.startswith(TAG_DATE) else v
     if isinstance(v, float):
         return decimal_text(Decimal(repr(v)))
     return str(v)
@@ -261,7 +327,7 @@ class NetSuiteApp(SandboxApp):
         "concurrency_limit": 5,
         "processing_delay": 0.0,
         "date_format": "M/D/YYYY",
-        "time_zone": "America/Los_Angeles",
+        "time_zone": DEFAULT_TIME_ZONE,
         "shuffle_unordered": True,
     }
     config_validators = {
@@ -270,9 +336,14 @@ class NetSuiteApp(SandboxApp):
         "processing_delay": lambda v: 0 <= v <= 30,
     }
 
-    def __init__(self, seed: int = 42, orders: int = 60):
+    def __init__(self, seed: int = 42, orders: int = 60, time_zone: str = DEFAULT_TIME_ZONE):
+        if time_zone != "UTC" and time_zone not in zoneinfo.available_timezones():
+            raise ValueError(f"unknown time zone {time_zone!r} (an IANA name is expected)")
+        self.config_defaults = dict(type(self).config_defaults, time_zone=time_zone)
         self.ds = PurchasingDataset(seed=seed, orders=orders)
         self.image = self._build()
+        self._images: collections.OrderedDict = collections.OrderedDict()   # per time zone
+        self._results: collections.OrderedDict = collections.OrderedDict()  # per query
         self._lock = threading.Lock()
         self._active = 0
         self._nonces: dict = {}
@@ -344,14 +415,53 @@ class NetSuiteApp(SandboxApp):
                            (bid, decimal_text(o.total_incl_tax)))
                 db.execute("INSERT INTO transactionline VALUES (1,?,1,'F',NULL,'bill line',"
                            "'1','1','1',NULL,NULL)", (bid,))
+        for index, instant in DST_ORDERS.items():
+            t = tag_datetime(dt.datetime.fromisoformat(instant.replace("Z", "+00:00")))
+            db.execute('UPDATE "transaction" SET createddate = ?, lastmodifieddate = ? '
+                       "WHERE id = ?", (t, t, self.order_id(index)))
         db.commit()
         image = db.serialize()
         db.close()
         return image
 
-    def _db(self, tz: dt.tzinfo) -> sqlite3.Connection:
-        db = sqlite3.connect(":memory:", check_same_thread=False)
+    def _query_image(self, tz: dt.tzinfo) -> bytes:
+        """The tables as a user in time zone tz queries them: every instant
+        an Oracle DATE holding its wall-clock time in tz (made once per zone)."""
+        key = str(tz)
+        with self._lock:
+            if key in self._images:
+                self._images.move_to_end(key)
+                return self._images[key]
+        db = sqlite3.connect(":memory:")
         db.deserialize(self.image)
+        db.create_function("NS_WALL", 1, lambda v: wall_clock(v, tz))
+        for table, cols in INSTANT_COLUMNS.items():
+            db.execute('UPDATE "%s" SET %s' % (table, ", ".join(f"{c} = NS_WALL({c})" for c in cols)))
+        db.commit()
+        image = db.serialize()
+        db.close()
+        with self._lock:
+            self._images[key] = image
+            while len(self._images) > 3:
+                self._images.popitem(last=False)
+        return image
+
+    def _db(self, tz: dt.tzinfo, errors: list) -> sqlite3.Connection:
+        """A connection to the tables as the token's user sees them; errors
+        collects the SuiteQLError a function raised (SQLite only reports
+        "user-defined function raised exception")."""
+        db = sqlite3.connect(":memory:", check_same_thread=False)
+        db.deserialize(self._query_image(tz))
+        db.execute("PRAGMA case_sensitive_like = ON")     # Oracle's LIKE respects case
+
+        def reporting(fn):
+            def call(*args):
+                try:
+                    return fn(*args)
+                except SuiteQLError as e:
+                    errors.append(e)
+                    raise
+            return call
         lookups = {
             "entity": ("SELECT companyname FROM vendor WHERE id = ?",),
             "currency": ("SELECT name FROM currency WHERE id = ?",),
@@ -369,31 +479,26 @@ class NetSuiteApp(SandboxApp):
             if column in lookups:
                 row = db.execute(lookups[column][0], (value,)).fetchone()
                 return row[0] if row else None
-            return render(value, "M/D/YYYY", tz)
+            return render(value, "M/D/YYYY")
 
         def to_char(value: Any, fmt: Any = None) -> Any:
             if value is None:
                 return None
-            if isinstance(value, str) and value[:2] in (TAG_DATE, TAG_DATETIME):
+            if isinstance(value, str) and value.startswith(TAG_DATE):
                 if fmt is None:
-                    return display_date(value, self.config["date_format"], tz)
-                return oracle_format(value, fmt, tz)
-            return render(value, "M/D/YYYY", tz)
+                    return display_date(value, self.config["date_format"])
+                return oracle_format(value, str(fmt))
+            return render(value, "M/D/YYYY")
 
         def to_date(text: Any, fmt: Any) -> Any:
             if text is None:
                 return None
-            if str(fmt).upper() != "YYYY-MM-DD":
-                raise SuiteQLError(f"ORA-01821: date format not supported by the sandbox: {fmt}")
-            try:
-                return tag_date(dt.date.fromisoformat(str(text)))
-            except ValueError:
-                raise SuiteQLError(f"ORA-01861: literal does not match format string: {text}") from None
+            return oracle_parse(str(text), str(fmt))
 
-        db.create_function("NS_DF", 2, df)
-        db.create_function("TO_CHAR", 2, to_char)
-        db.create_function("TO_CHAR", 1, to_char)
-        db.create_function("TO_DATE", 2, to_date)
+        db.create_function("NS_DF", 2, reporting(df))
+        db.create_function("TO_CHAR", 2, reporting(to_char))
+        db.create_function("TO_CHAR", 1, reporting(to_char))
+        db.create_function("TO_DATE", 2, reporting(to_date))
         return db
 
     # -- SuiteQL --------------------------------------------------------------
@@ -422,20 +527,37 @@ class NetSuiteApp(SandboxApp):
         return sql
 
     def run_query(self, q: str, params: list) -> tuple[list[str], list[tuple]]:
+        """The query's result set: at most MAX_RESULTS rows (NetSuite serves
+        no more of one query, however it is paged).  Results of ordered
+        queries are kept (the data never changes), so paging through a large
+        result runs the query once."""
         tz = self.tz()
-        db = self._db(tz)
-        try:
-            cur = db.execute(self.translate(q), params)
-            names = [d[0].lower() for d in cur.description]
-            rows = cur.fetchmany(MAX_RESULTS + 1)
-        except sqlite3.Error as e:
-            raise SuiteQLError(str(e)) from None
-        finally:
-            db.close()
-        if len(rows) > MAX_RESULTS:
-            raise SuiteQLError(f"the query returns more than {MAX_RESULTS} results")
         body = re.sub(r"'(?:[^']|'')*'", "''", q)
-        if self.config["shuffle_unordered"] and not re.search(r"\bORDER\s+BY\b", body, re.IGNORECASE):
+        ordered = re.search(r"\bORDER\s+BY\b", body, re.IGNORECASE) is not None
+        key = (q, tuple(params), str(tz), self.config["date_format"])
+        with self._lock:
+            hit = self._results.get(key)
+            if hit is not None:
+                self._results.move_to_end(key)
+        if hit is not None:
+            names, rows = hit
+        else:
+            errors: list = []
+            db = self._db(tz, errors)
+            try:
+                cur = db.execute(self.translate(q), params)
+                names = [d[0].lower() for d in cur.description]
+                rows = cur.fetchmany(MAX_RESULTS)
+            except sqlite3.Error as e:
+                raise (errors[0] if errors else SuiteQLError(str(e))) from None
+            finally:
+                db.close()
+            with self._lock:
+                self._results[key] = (names, rows)
+                while len(self._results) > 4:
+                    self._results.popitem(last=False)
+        if self.config["shuffle_unordered"] and not ordered:
+            rows = list(rows)
             random.Random().shuffle(rows)   # no ORDER BY: no particular order
         return names, rows
 
@@ -567,15 +689,19 @@ class NetSuiteApp(SandboxApp):
             names, rows = self.run_query(q, [str(p) if p is not None else None for p in bound])
         except SuiteQLError as e:
             return ns_error(400, "INVALID_PARAMETER", "Invalid search query. Detailed "
-                            "unprocessed description follows. Search error occurred: %s" % e)
-        tz, fmt = self.tz(), self.config["date_format"]
+                            "unprocessed description follows. Search error occurred: %s" % e,
+                            **{"o:errorQueryParam": "q"})
+        fmt = self.config["date_format"]
+        # at most 1000 pages of `limit` and at most 100,000 results of a query:
+        # what lies beyond is not served; totalResults counts what can be
+        rows = rows[:min(MAX_RESULTS, MAX_PAGES * limit)]
         page = rows[offset: offset + limit]
         items = []
         for row in page:
             rec: dict = {"links": []}
             for name, value in zip(names, row):
                 if value is not None:
-                    rec[name] = render(value, fmt, tz)
+                    rec[name] = render(value, fmt)
             items.append(rec)
         base = req.base_url + SUITEQL_PATH
         links = []
@@ -641,4 +767,7 @@ class NetSuiteApp(SandboxApp):
 
 if __name__ == "__main__":
     parser = add_common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
-    sys.exit(main(lambda a: NetSuiteApp(a.seed, a.orders), parser))
+    parser.add_argument("--time-zone", default=DEFAULT_TIME_ZONE,
+                        help="the time zone preference of the token's user, an IANA name "
+                        "(default %s)" % DEFAULT_TIME_ZONE)
+    sys.exit(main(lambda a: NetSuiteApp(a.seed, a.orders, a.time_zone), parser))

@@ -194,19 +194,63 @@ class ProtocolTests(NetSuiteCase):
 
     def test_dates_display_format_unless_to_char(self):
         q = ("SELECT trandate, TO_CHAR(trandate, 'YYYY-MM-DD') AS d, lastmodifieddate, "
-             "TO_CHAR(lastmodifieddate, 'YYYY-MM-DD\"T\"HH24:MI:SSTZH:TZM') AS m "
+             "TO_CHAR(lastmodifieddate, 'YYYY-MM-DD\"T\"HH24:MI:SS') AS m "
              "FROM transaction WHERE tranid = ?")
         status, _h, doc = self.suiteql(q, params=["PO1001"])
         self.assertEqual(status, 200, doc)
         row = doc["items"][0]
         self.assertEqual(row["trandate"], "2/29/2024")
         self.assertEqual(row["d"], "2024-02-29")
-        self.assertEqual(row["m"], "2024-03-18T10:39:36-07:00")    # Pacific daylight time
+        self.assertEqual(row["m"], "2024-03-18T10:39:36")    # wall clock, Pacific daylight time
         self.assertEqual(row["lastmodifieddate"], "3/18/2024")
         self.control("POST", "config", {"date_format": "DD.MM.YYYY", "time_zone": "UTC"})
         row = self.suiteql(q, params=["PO1001"])[2]["items"][0]
         self.assertEqual((row["trandate"], row["d"], row["m"]),
-                         ("29.02.2024", "2024-02-29", "2024-03-18T17:39:36+00:00"))
+                         ("29.02.2024", "2024-02-29", "2024-03-18T17:39:36"))
+
+    def test_time_zone_elements_on_a_date_are_ora_01821(self):
+        # NetSuite's date/time fields are Oracle DATEs: no time zone to print
+        for col in ("lastmodifieddate", "createddate", "trandate"):
+            for fmt in ("YYYY-MM-DD\"T\"HH24:MI:SSTZH:TZM", "HH24 TZR"):
+                with self.subTest(col=col, fmt=fmt):
+                    status, _h, doc = self.suiteql(f"SELECT TO_CHAR({col}, '{fmt}') AS x FROM transaction")
+                    self.assert_ns_error(status, doc, 400, "INVALID_PARAMETER")
+                    detail = doc["o:errorDetails"][0]
+                    self.assertIn("ORA-01821: date format not recognized", detail["detail"])
+                    self.assertEqual(detail.get("o:errorQueryParam"), "q")
+
+    def test_wall_clock_comparisons_across_dst(self):
+        # orders 31..37 sit at the 2024 US daylight-saving changes (netsuite.DST_ORDERS)
+        ids = {i: 5000 + 3 * i for i in netsuite.DST_ORDERS}
+        q = ("SELECT id, TO_CHAR(lastmodifieddate, 'YYYY-MM-DD HH24:MI:SS') AS m FROM transaction "
+             "WHERE lastmodifieddate >= TO_DATE(?, 'YYYY-MM-DD HH24:MI:SS') "
+             "AND lastmodifieddate < TO_DATE(?, 'YYYY-MM-DD HH24:MI:SS') AND type = 'PurchOrd' ORDER BY id")
+        got = self.suiteql(q, params=["2024-11-03 01:30:00", "2024-11-03 01:30:01"])[2]["items"]
+        # both passes of 01:30 read the same wall clock
+        self.assertEqual([(int(r["id"]), r["m"]) for r in got],
+                         [(ids[34], "2024-11-03 01:30:00"), (ids[35], "2024-11-03 01:30:00")])
+        got = self.suiteql(q, params=["2024-03-10 02:00:00", "2024-03-10 03:00:01"])[2]["items"]
+        self.assertEqual([(int(r["id"]), r["m"]) for r in got], [(ids[31], "2024-03-10 03:00:00")])
+        self.control("POST", "config", {"time_zone": "UTC"})
+        got = self.suiteql(q, params=["2024-11-03 08:30:00", "2024-11-03 09:30:01"])[2]["items"]
+        self.assertEqual([int(r["id"]) for r in got], [ids[34], ids[35]])
+        for bad in ("2024-13-01 00:00:00", "2024-11-03T01:30:00", "2024-11-03"):
+            with self.subTest(bad):
+                status, _h, doc = self.suiteql(q, params=[bad, "2025-01-01 00:00:00"])
+                self.assert_ns_error(status, doc, 400, "INVALID_PARAMETER")
+
+    def test_at_most_1000_pages_and_100000_results(self):
+        # "a maximum of 1000 pages" of `limit` results: with limit 1 only
+        # the first 1000 rows of a query can be read, and nothing says more exist
+        q = ("SELECT a.id, b.id AS b FROM transactionline a, transactionline b "
+             "ORDER BY a.transaction, a.id, b.transaction, b.id")
+        total = self.suiteql(q, limit=1000)[2]["totalResults"]
+        self.assertGreater(total, 1000)
+        status, _h, doc = self.suiteql(q, limit=1, offset=999)
+        self.assertEqual((status, doc["count"], doc["hasMore"], doc["totalResults"]), (200, 1, False, 1000))
+        status, _h, doc = self.suiteql(q, limit=1, offset=1000)
+        self.assertEqual((status, doc["count"], doc["hasMore"], doc["items"]), (200, 0, False, []))
+        self.assertEqual(netsuite.MAX_RESULTS, 100_000)
 
     def test_builtin_df_joins_and_params(self):
         q = ("SELECT t.tranid, BUILTIN.DF(t.entity) AS vendorname, cur.symbol, BUILTIN.DF(t.status) AS s "
@@ -221,7 +265,8 @@ class ProtocolTests(NetSuiteCase):
 
     def test_invalid_query(self):
         for q in ("SELECT nosuchcolumn FROM vendor", "DELETE FROM vendor", "SELECT 1; SELECT 2",
-                  "SELECT TO_CHAR(trandate, 'YYYY-MM-DD HH24 TZH') FROM transaction"):
+                  "SELECT TO_CHAR(trandate, 'YYYY-MM-DD HH24 TZH') FROM transaction",
+                  "SELECT id FROM transaction WHERE trandate > TO_DATE('2024', 'YYYY-MM-DD')"):
             with self.subTest(q):
                 status, _h, doc = self.suiteql(q)
                 self.assert_ns_error(status, doc, 400, "INVALID_PARAMETER")

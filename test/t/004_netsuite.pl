@@ -1,5 +1,7 @@
 # NetSuite: full scans of the four tables equal the sandbox's own tables
-# (joined independently by test/check_fullscan.py) across many pages; every
+# (joined independently by test/check_fullscan.py) across many pages, with
+# an account on Pacific time whose data holds both 2024 daylight-saving
+# changes (instants come as wall-clock Oracle DATEs of that zone); every
 # request the extension signs is accepted, retries and rescans included,
 # while a replayed or tampered one is rejected; 401 and 429 become clear
 # errors with request ids, and no secret shows.
@@ -10,13 +12,13 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use UfdwTest;
 
-my $sb = start_sandbox('netsuite', '--orders', '250');
+my $sb = start_sandbox('netsuite', '--orders', '250', '--time-zone', 'America/Los_Angeles');
 my $node = new_node('netsuite', log_min_messages => 'debug1');
 my $canary = 'canary-Tba7Secret';
 $node->safe_psql('postgres', qq{
 	CREATE SERVER ns FOREIGN DATA WRAPPER unified_fdw OPTIONS (
 		system 'netsuite', instance_url '$sb->{url}', account_id '1234567_SB1',
-		allow_insecure 'true', page_size '37');
+		allow_insecure 'true', page_size '37', time_zone 'America/Los_Angeles');
 	CREATE USER MAPPING FOR CURRENT_USER SERVER ns OPTIONS (
 		consumer_key 'sandbox-consumer-key', consumer_secret 'sandbox-consumer-secret',
 		token_id 'sandbox-token-id', token_secret 'sandbox token/secret+1');
@@ -42,6 +44,19 @@ for my $table (qw(items purchase_order_lines purchase_orders vendors))
 		"$table: limit 37, offsets multiples of it");
 	is(scalar(grep { $_->{status} == 200 } @reqs), scalar(@reqs), "$table: every signed request accepted");
 }
+# the instants at the DST changes, read back: the spring-forward gap has no
+# wall-clock time; the repeated fall-back hour reads as its second pass
+is($node->safe_psql('postgres', q{
+	SET TimeZone = 'UTC';
+	SELECT string_agg(number || '=' || to_char(updated_at, 'MM-DD HH24:MI:SS'), ' ' ORDER BY number)
+	  FROM ns.purchase_orders WHERE number BETWEEN 'PO1031' AND 'PO1038'}),
+	'PO1031=03-10 09:59:59 PO1032=03-10 10:00:00 PO1033=03-10 10:30:00 PO1034=11-03 09:00:00 '
+	. 'PO1035=11-03 09:30:00 PO1036=11-03 09:30:00 PO1037=11-03 10:00:00 PO1038=11-03 07:59:59',
+	'instants at the daylight-saving changes');
+# the wall-clock TO_CHAR is what NetSuite accepts on a DATE; a zone is not
+my $ora = sandbox_call($sb, 'GET', '/_sandbox/requests')->{requests};
+ok(!grep({ ($_->{body} // '') =~ /TZH/ } @$ora), 'no request asks a DATE for its time zone');
+
 my %nonces;
 $nonces{$_}++ for map { ($_->{headers}{Authorization} // '') =~ /oauth_nonce="([^"]+)"/ ? $1 : 'none' } @all;
 is(scalar(keys %nonces), scalar(@all), 'every request had its own nonce');

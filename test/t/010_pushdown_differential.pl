@@ -615,11 +615,13 @@ is($agree, scalar @queries, 'SAP, 4 requests in flight, pages of 10: all queries
 # ---------------------------------------------------------------------
 # NetSuite (SuiteQL with bound parameters): the same generator
 # ---------------------------------------------------------------------
-my $ns = start_sandbox('netsuite', '--orders', '60');
+# the account is on Pacific time; orders PO1031..PO1038 sit at both 2024
+# daylight-saving changes
+my $ns = start_sandbox('netsuite', '--orders', '60', '--time-zone', 'America/Los_Angeles');
 $node->safe_psql('postgres', qq{
 	CREATE SERVER ns FOREIGN DATA WRAPPER unified_fdw OPTIONS (
 		system 'netsuite', instance_url '$ns->{url}', account_id '1234567_SB1',
-		allow_insecure 'true', page_size '100');
+		allow_insecure 'true', page_size '100', time_zone 'America/Los_Angeles');
 	CREATE USER MAPPING FOR CURRENT_USER SERVER ns OPTIONS (
 		consumer_key 'sandbox-consumer-key', consumer_secret 'sandbox-consumer-secret',
 		token_id 'sandbox-token-id', token_secret 'sandbox token/secret+1');
@@ -630,5 +632,42 @@ prepare('ns', 'lcns', sort keys %all_columns);
 generate('ns');
 differential('ns', 'lcns', 'NetSuite');
 traffic_check('ns', 'NetSuite', 10, 15);
+
+# NetSuite instants around the daylight-saving changes: the spring-forward
+# gap (02:00-03:00 PST does not exist) and the fall-back overlap (01:00-02:00
+# comes twice and cannot be told apart upstream)
+my @instants = map { "'$_+00'" } ('2024-03-10 09:59:59', '2024-03-10 10:00:00',
+	'2024-03-10 10:00:00.5', '2024-03-10 10:30:00', '2024-03-10 09:30:00',
+	'2024-11-03 07:59:59', '2024-11-03 08:00:00', '2024-11-03 08:30:00',
+	'2024-11-03 09:00:00', '2024-11-03 09:30:00', '2024-11-03 09:59:59.25',
+	'2024-11-03 10:00:00', '2024-11-03 10:30:00');
+my @dst;
+for my $v (@instants)
+{
+	push @dst, "updated_at $_ $v" for ('=', '<>', '<', '<=', '>', '>=');
+	push @dst, "created_at = $v OR updated_at > $v";
+}
+push @dst, "updated_at BETWEEN '2024-11-03 08:30:00+00' AND '2024-11-03 09:30:00+00'",
+  "updated_at IN ('2024-11-03 08:30:00+00', '2024-03-10 10:00:00+00', '2024-11-03 09:59:59.5+00')",
+  "updated_at NOT IN ('2024-11-03 09:30:00+00', '2024-03-10 10:00:00+00')",
+  "updated_at NOT IN ('2024-03-10 10:00:00+00', '2024-06-01 00:00:00+00')",
+  "NOT (updated_at >= '2024-11-03 08:00:00+00')",
+  "updated_at >= '2024-11-03 08:00:00+00' AND updated_at < '2024-11-03 10:00:00+00' AND number <> 'PO1036'";
+my ($dst_agree, $dst_rows, $dst_narrowed) = (0, 0, 0);
+for my $w (@dst)
+{
+	my $sql = "SELECT number, updated_at FROM ns.purchase_orders WHERE $w ORDER BY number";
+	my $on = $node->safe_psql('postgres', "SET TimeZone = 'UTC'; SET unified_fdw.pushdown = on; $sql");
+	my $off = $node->safe_psql('postgres', "SET TimeZone = 'UTC'; SET unified_fdw.pushdown = off; $sql");
+	my $copy = $node->safe_psql('postgres', "SET TimeZone = 'UTC'; " . ($sql =~ s/ns\./lcns./r));
+	if ($on eq $off && $on eq $copy) { $dst_agree++ }
+	else { diag("differs around DST: $w\non: $on\noff: $off\ncopy: $copy") }
+	$dst_rows++ if length $on;
+	my $recs = $node->safe_psql('postgres', "SELECT upstream_records(\$q\$$sql\$q\$)");
+	$dst_narrowed++ if $recs < 60;
+}
+is($dst_agree, scalar @dst, 'NetSuite instants around both DST changes: pushdown on = off = local copy');
+cmp_ok($dst_rows, '>=', @dst / 2, "  and most of them find rows ($dst_rows of " . scalar(@dst) . ')');
+cmp_ok($dst_narrowed, '>=', @dst / 3, "  and many are narrowed upstream ($dst_narrowed)");
 
 done_testing();
