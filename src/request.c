@@ -438,10 +438,14 @@ offset_request(const UfdwScanSpec *spec, const UfdwOptions *opts, int64 offset,
 {
 	UfdwRequest *req = palloc0(sizeof(UfdwRequest));
 	StringInfoData url;
+	ListCell   *lc;
 
 	req->offset = offset;
 	req->window_start = window_start;
-	req->after = after;
+	/* copied: the previous request or page it comes from is freed first */
+	foreach(lc, after)
+		req->after = lappend(req->after, pstrdup(lfirst(lc)));
+	after = req->after;
 	req->limit = spec->page_size;
 	/* a pushed LIMIT: ask for what is left of it (SuiteQL keeps offset % limit == 0) */
 	if (spec->top > 0 && spec->top - offset < req->limit &&
@@ -465,8 +469,6 @@ offset_request(const UfdwScanSpec *spec, const UfdwOptions *opts, int64 offset,
 		escape_json(&body, q);
 		if (params)
 		{
-			ListCell   *lc;
-
 			appendStringInfoString(&body, ",\"params\":[");
 			foreach(lc, params)
 			{
@@ -586,15 +588,7 @@ ufdw_next_request(const UfdwScanSpec *spec, const UfdwOptions *opts,
 						 errdetail("%s returns at most " INT64_FORMAT " records of one query; a scan goes on by key, which keeps only the order of the key.",
 								   opts->connector->name, window),
 						 errhint("Add conditions that select fewer records, or sort by id.")));
-			{
-				List	   *after = NIL;
-				ListCell   *lc;
-
-				/* the page's memory goes with the page: keep a copy */
-				foreach(lc, page->last_key)
-					after = lappend(after, pstrdup(lfirst(lc)));
-				return offset_request(spec, opts, next, next, after);
-			}
+			return offset_request(spec, opts, next, next, page->last_key);
 		}
 		return page->has_more ?
 			offset_request(spec, opts, next, prev->window_start, prev->after) : NULL;
