@@ -230,5 +230,6 @@ ufdw_cleanup() {
         cd /
         if [ -z "${UFDW_KEEP:-}" ]; then rm -rf "$UFDW_STAGED"
         else ufdw_log "kept: the staged checkout $UFDW_STAGED${UFDW_WORK:+ and $UFDW_WORK}"; fi
+        UFDW_STAGE_OWNER=""    # once, should the trap run again
     fi
 }

