@@ -145,14 +145,13 @@ sub bc_connect
 
 # Creates server $name for the SAP sandbox, a user mapping and schema $name
 # with the imported tables.  Options: auth ('basic' (default), 'api_key',
-# 'oauth'), page_size, sap_client.
+# 'oauth'), page_size, sap_client, max_concurrency.
 sub sap_connect
 {
 	my ($node, $sb, $name, %o) = @_;
 	my $auth = $o{auth} // 'basic';
 	my $opts = '';
-	$opts .= ", page_size '$o{page_size}'" if $o{page_size};
-	$opts .= ", sap_client '$o{sap_client}'" if $o{sap_client};
+	$opts .= ", $_ '$o{$_}'" for grep { $o{$_} } qw(page_size sap_client max_concurrency);
 	my $cred =
 	    $auth eq 'api_key' ? "api_key 'sandbox-api-key'"
 	  : $auth eq 'oauth' ? "client_id 'sandbox-client-id', client_secret 'sandbox-client-secret'"

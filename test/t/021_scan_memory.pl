@@ -25,14 +25,8 @@ $node->safe_psql('postgres', qq{
 		token_id 'sandbox-token-id', token_secret 'sandbox token/secret+1');
 	CREATE SCHEMA ns;
 	IMPORT FOREIGN SCHEMA unified FROM SERVER ns INTO ns;
-	CREATE SERVER sap4 FOREIGN DATA WRAPPER unified_fdw OPTIONS (
-		system 'sap_s4hana', instance_url '$sb{sap}{url}', allow_insecure 'true',
-		page_size '1', max_concurrency '4');
-	CREATE USER MAPPING FOR CURRENT_USER SERVER sap4 OPTIONS (
-		username 'sandbox-user', password 'sandbox-password');
-	CREATE SCHEMA sap4;
-	IMPORT FOREIGN SCHEMA unified FROM SERVER sap4 INTO sap4;
 });
+sap_connect($node, $sb{sap}, 'sap4', page_size => 1, max_concurrency => 4);
 
 my $weigh = q{SELECT sum(total_bytes) FROM pg_backend_memory_contexts WHERE name LIKE 'unified_fdw %'};
 for my $schema (qw(sap sap4 ns bc))

@@ -10,15 +10,7 @@ use UfdwTest;
 
 my $sb = start_sandbox('sap', '--orders', 400);
 my $node = new_node('limits');
-$node->safe_psql('postgres', qq{
-	CREATE SERVER sap FOREIGN DATA WRAPPER unified_fdw OPTIONS (
-		system 'sap_s4hana', instance_url '$sb->{url}', allow_insecure 'true',
-		page_size '5', max_concurrency '16');
-	CREATE USER MAPPING FOR CURRENT_USER SERVER sap OPTIONS (
-		username 'sandbox-user', password 'sandbox-password');
-	CREATE SCHEMA sap;
-	IMPORT FOREIGN SCHEMA unified FROM SERVER sap INTO sap;
-});
+sap_connect($node, $sb, 'sap', page_size => 5, max_concurrency => 16);
 # the first page of each scan comes at once; the 90 requests sent ahead
 # after them take 2 s each, so that all are open at the same time
 sandbox_call($sb, 'POST', '/_sandbox/faults',
