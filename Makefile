@@ -15,7 +15,8 @@ OBJS = \
 	src/upstream_json.o \
 	src/import.o \
 	src/connect.o \
-	src/status.o
+	src/status.o \
+	src/sync.o
 
 EXTENSION = unified_fdw
 DATA = sql/unified_fdw--0.1.sql

@@ -722,6 +722,15 @@ unified_disconnect(PG_FUNCTION_ARGS)
 				 errmsg("connection \"%s\" is already disconnected", name),
 				 errhint("Reconnect with unified.connect(...) under a new name.")));
 
+	/*
+	 * Syncs first: their schedules are gone and they are recorded as
+	 * stopped before the credentials are, so no scheduled run starts after
+	 * this (a run in progress fails at its next request).
+	 */
+	if (exec_as_owner("SELECT unified._stop_syncs($1, 'disconnected')",
+					  1, argtypes, values, NULL) != SPI_OK_SELECT)
+		elog(ERROR, "could not stop the syncs of \"%s\"", name);
+
 	server = GetForeignServerByName(name, true);
 	if (server)
 	{

@@ -321,8 +321,9 @@ static UfdwModel *
 parse_model(const LoadPos *pos, json_t *root)
 {
 	static const char *const top_keys[] = {"format", "format_version", "model_version", "tables", NULL};
-	static const char *const table_keys[] = {"description", "columns", NULL};
+	static const char *const table_keys[] = {"description", "columns", "sync", NULL};
 	static const char *const col_keys[] = {"name", "type", "description", "enum", NULL};
+	static const char *const sync_keys[] = {"changed_at", "follows", "link", NULL};
 	UfdwModel  *model = palloc0(sizeof(UfdwModel));
 	json_t	   *tables;
 	LoadPos		ptables = pos_child(pos, "tables");
@@ -369,8 +370,46 @@ parse_model(const LoadPos *pos, json_t *root)
 				if (strcmp(mt->columns[j].name, mc->name) == 0)
 					load_error(&pc, psprintf("duplicate column \"%s\"", mc->name), NULL);
 		}
+		if (json_object_get(tdef, "sync"))
+		{
+			LoadPos		ps = pos_child(&pt, "sync");
+			json_t	   *sync = get_object(&pt, tdef, "sync", true);
+
+			check_keys(&ps, sync, sync_keys);
+			mt->changed_at = get_string(&ps, sync, "changed_at", false);
+			mt->follows = get_string(&ps, sync, "follows", false);
+			mt->follows_link = get_string(&ps, sync, "link", mt->follows != NULL);
+			for (int k = 0; k < 2; k++)
+			{
+				const char *col = k == 0 ? mt->changed_at : mt->follows_link;
+				bool		found = (col == NULL);
+
+				for (int j = 0; j < mt->ncolumns && !found; j++)
+					found = strcmp(mt->columns[j].name, col) == 0;
+				if (!found)
+					load_error(&ps, psprintf("unknown column \"%s\"", col), NULL);
+			}
+		}
 	}
 	model->ntables = t;
+	/* a followed table must exist and follow nothing itself */
+	for (int i = 0; i < t; i++)
+	{
+		int			p;
+
+		if (model->tables[i].follows == NULL)
+			continue;
+		for (p = 0; p < t; p++)
+			if (strcmp(model->tables[p].name, model->tables[i].follows) == 0)
+				break;
+		if (p == t || model->tables[p].follows != NULL || p == i)
+		{
+			LoadPos		pt = pos_child(&ptables, model->tables[i].name);
+
+			load_error(&pt, psprintf("\"sync\" follows \"%s\", which is not a table that follows nothing",
+									 model->tables[i].follows), NULL);
+		}
+	}
 	return model;
 }
 

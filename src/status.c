@@ -439,12 +439,16 @@ flush_pending(void)
 	pfree(events);
 }
 
+/* Requests this backend has sent, for unified.sync_now()'s counts. */
+int64		ufdw_backend_requests = 0;
+
 /* A request is being sent for server; request_id is its X-Request-ID. */
 void
 ufdw_status_request(const char *server, const char *request_id)
 {
 	PendingEntry *e = pending_entry(server);
 
+	ufdw_backend_requests++;
 	e->requests++;
 	strlcpy(e->request_id, request_id, STATUS_REQUEST_ID_LEN);
 }

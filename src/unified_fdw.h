@@ -62,6 +62,11 @@ typedef struct UfdwModelTable
 	char	   *description;	/* becomes the table comment on import */
 	int			ncolumns;
 	UfdwModelColumn *columns;	/* in the order they are imported */
+	char	   *changed_at;		/* "sync": column stamped on every upstream
+								 * change (incremental syncs), or NULL */
+	char	   *follows;		/* "sync": parent table whose changes this
+								 * table follows (e.g. lines), or NULL */
+	char	   *follows_link;	/* "sync": column holding the parent's id */
 } UfdwModelTable;
 
 typedef struct UfdwModel
@@ -581,6 +586,7 @@ extern void ufdw_status_failure(const char *server, const char *table,
 								const char *what);
 extern void ufdw_status_sync(void);
 extern void ufdw_check_connected(Oid serverid);
+extern int64 ufdw_backend_requests;	/* requests this backend has sent */
 
 /* ----------------------------------------------------------------
  * OAuth 1.0a signing for NetSuite TBA (oauth1.c); pure functions

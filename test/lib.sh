@@ -8,7 +8,7 @@
 
 UFDW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 UFDW_PG_MAJOR=${UFDW_PG_MAJOR:-15}
-UFDW_PACKAGES="build-essential pkg-config postgresql-$UFDW_PG_MAJOR postgresql-server-dev-$UFDW_PG_MAJOR libcurl4-openssl-dev libjansson-dev libipc-run-perl python3 curl clang-14 libclang-rt-14-dev llvm-14 valgrind"
+UFDW_PACKAGES="build-essential pkg-config postgresql-$UFDW_PG_MAJOR postgresql-server-dev-$UFDW_PG_MAJOR libcurl4-openssl-dev libjansson-dev libipc-run-perl python3 curl postgresql-$UFDW_PG_MAJOR-cron clang-14 libclang-rt-14-dev llvm-14 valgrind"
 UFDW_WORK=""             # temporary directory of this run
 UFDW_ORIGIN=${UFDW_ORIGIN:-$UFDW_ROOT}  # the user's checkout (UFDW_ROOT may be its staged copy)
 # the staged copy is removed by the process that ufdw_stage started, not by
@@ -125,10 +125,17 @@ ufdw_free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# ufdw_init_cluster [INITDB ARGS...]: a new cluster in $UFDW_WORK/data.
+# ufdw_init_cluster [INITDB ARGS...]: a new cluster in $UFDW_WORK/data,
+# with pg_cron preloaded for database postgres (scheduled syncs), its jobs
+# connecting through the cluster's socket directory; UFDW_PG_CRON=no leaves
+# it out (test/valgrind).
 ufdw_init_cluster() {
     ufdw_as_owner "$UFDW_PGBIN/initdb" -D "$UFDW_WORK/data" -A trust -U postgres "$@" \
-        >"$UFDW_WORK/initdb.log" 2>&1
+        >"$UFDW_WORK/initdb.log" 2>&1 || return 1
+    if [ "${UFDW_PG_CRON:-yes}" != no ]; then
+        printf "%s\n" "shared_preload_libraries = 'pg_cron'" "cron.database_name = 'postgres'" \
+            "cron.host = '$UFDW_WORK'" | ufdw_as_owner tee -a "$UFDW_WORK/data/postgresql.conf" >/dev/null
+    fi
 }
 
 # ufdw_start_cluster [LAUNCHER...]: starts a cluster in $UFDW_WORK/data

@@ -17,7 +17,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(start_sandbox sandbox_call new_node bc_connect sap_connect
-  bc_company sandbox_requests clear_sandbox_requests check_fullscan);
+  bc_company sandbox_requests clear_sandbox_requests check_fullscan check_synced);
 
 my $root = $ENV{UFDW_ROOT} // '.';
 my @sandboxes;
@@ -99,6 +99,15 @@ sub check_fullscan
 	my ($node, $sb, $system, $relation, $table, $timezone) = @_;
 	my $rows = $node->safe_psql('postgres',
 		"SET TimeZone = '$timezone'; SELECT row_to_json(t) FROM $relation t");
+	compare_with_export($sb, $system, $table, $rows, "full scan of $table equals the sandbox's data");
+	return $rows;
+}
+
+# One ok(): rows (one JSON object per line) against test/check_fullscan.py's
+# mapping of the sandbox's export of table.
+sub compare_with_export
+{
+	my ($sb, $system, $table, $rows, $what) = @_;
 	my $file = tempdir(CLEANUP => 1) . "/$table.jsonl";
 	open(my $fh, '>:raw', $file) or die "$file: $!";
 	print $fh $rows;
@@ -106,20 +115,40 @@ sub check_fullscan
 	my ($out, $err);
 	my $ok = IPC::Run::run([ 'python3', "$root/test/check_fullscan.py", $system, $sb->{url}, $table, $file ],
 		'>', \$out, '2>', \$err);
-	ok($ok, "full scan of $table equals the sandbox's data") or diag("$out$err");
-	return $rows;
+	ok($ok, $what) or diag("$out$err");
+	return $ok;
 }
 
-# A started node with unified_fdw created in database postgres.
+# check_synced($node, $sb, 'bc', 'acme_sync.vendors', 'vendors'): the rows
+# of a synced table not marked deleted, without synced_at and deleted_at,
+# compared with test/check_fullscan.py's mapping of the sandbox's export
+# (one ok() named $what); returns the number of rows.
+sub check_synced
+{
+	my ($node, $sb, $system, $relation, $table, $what) = @_;
+	my $rows = $node->safe_psql('postgres',
+		"SET TimeZone = 'UTC'; SELECT to_jsonb(t) - 'synced_at' - 'deleted_at' FROM $relation t WHERE deleted_at IS NULL");
+	compare_with_export($sb, $system, $table, $rows, $what // "synced $table equals the sandbox's export");
+	return scalar(() = $rows =~ /^\{/mg);
+}
+
+# A started node with unified_fdw created in database postgres.  With
+# cron => 1, pg_cron is preloaded for database postgres (its jobs connect
+# through the node's socket directory) and created there.
 sub new_node
 {
 	my ($name, %conf) = @_;
+	my $cron = delete $conf{cron};
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	$node->init;
 	$node->append_conf('postgresql.conf', join("\n", map { "$_ = $conf{$_}" } keys %conf))
 	  if %conf;
+	$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_cron'\n"
+		  . "cron.database_name = 'postgres'\ncron.host = '" . $node->host . "'\n")
+	  if $cron;
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION unified_fdw');
+	$node->safe_psql('postgres', 'CREATE EXTENSION pg_cron') if $cron;
 	return $node;
 }
 

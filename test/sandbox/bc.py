@@ -957,8 +957,11 @@ class EntitySet:
 
     def __init__(self, name: str, etype: EntityType, size: int,
                  render: Callable[[int], dict], guids: Optional[ScrambledGuids] = None,
-                 static_ids: Optional[list[str]] = None, cache: int = 0):
+                 static_ids: Optional[list[str]] = None, cache: int = 0,
+                 hidden: Optional[Callable[[int], bool]] = None):
         self.name = name
+        # records deleted upstream or not inserted yet (POST /_sandbox/mutate)
+        self.hidden = hidden
         self.etype = etype
         self.size = size
         self._render = render
@@ -983,10 +986,16 @@ class EntitySet:
     def index(self, rank: int) -> int:
         return self._guids.index(rank) if self._guids else rank
 
+    def forget(self) -> None:
+        """Drops rendered records (the data changed)."""
+        if hasattr(self, "_cache"):
+            self._cache.clear()
+
     def lookup(self, guid: str) -> Optional[int]:
         g = guid.lower()
         if self._guids:
-            return self._guids.lookup(g)
+            idx = self._guids.lookup(g)
+            return None if idx is None or (self.hidden and self.hidden(idx)) else idx
         try:
             return self._static.index(g)
         except ValueError:
@@ -1022,7 +1031,8 @@ class Company:
         self.sets = {
             "purchaseOrders": EntitySet("purchaseOrders", PURCHASE_ORDER, dataset.n_orders,
                                         self.order_record, self.order_guids,
-                                        cache=RECORD_CACHE),
+                                        cache=RECORD_CACHE,
+                                        hidden=dataset.order_hidden if dataset.mutated else None),
             "vendors": EntitySet("vendors", VENDOR, len(dataset.vendors),
                                  self.vendor_records.__getitem__, self.vendor_guids),
             "items": EntitySet("items", ITEM, len(dataset.items),
@@ -1040,7 +1050,8 @@ class Company:
         if name == "purchaseOrderLines" and name not in self.sets:
             self.sets[name] = EntitySet("purchaseOrderLines", PURCHASE_ORDER_LINE,
                                         self.ds.total_lines, self.line_record, self.line_guids,
-                                        cache=RECORD_CACHE)
+                                        cache=RECORD_CACHE,
+                                        hidden=self._line_hidden if self.ds.mutated else None)
         return self.sets[name]
 
     def order_number(self, seq: int) -> str:
@@ -1052,9 +1063,32 @@ class Company:
         i = int(number) - 106001
         return i if 0 <= i < self.ds.n_orders and self.order_number(i + 1) == number else None
 
-    def lines_of_order(self, i: int) -> range:
+    def lines_of_order(self, i: int) -> Any:
         offs = self.ds.line_offsets
-        return range(offs[i], offs[i + 1])
+        if not self.ds.mutated:
+            return range(offs[i], offs[i + 1])
+        return [j for j in range(offs[i], offs[i + 1]) if not self.ds.line_hidden(i, j - offs[i])]
+
+    def _line_hidden(self, j: int) -> bool:
+        i, k = self.ds.locate_line(j)
+        return self.ds.line_hidden(i, k)
+
+    def changed(self) -> None:
+        """The dataset changed: re-render vendors and items, drop rendered
+        orders and lines.  (A vendor's new name is not copied into existing
+        orders: Business Central keeps the buy-from name an order was made
+        with.)"""
+        for j, v in enumerate(self.ds.vendors):
+            if self.ds.changes.get(("v", j)):
+                self.vendor_records[j] = self._render_vendor(v)
+        for j, it in enumerate(self.ds.items):
+            if self.ds.changes.get(("i", j)):
+                self.item_records[j] = self._render_item(it)
+        self.sets["purchaseOrders"].hidden = self.ds.order_hidden
+        if "purchaseOrderLines" in self.sets:
+            self.sets["purchaseOrderLines"].hidden = self._line_hidden
+        for es in self.sets.values():
+            es.forget()
 
     # -- renderers ---------------------------------------------------------
 
@@ -1142,7 +1176,7 @@ class Company:
         o = self.ds.order(i)
         cur_id, cur_code = self._currencies[o.currency]
         rec = {
-            "@odata.etag": _etag(self._etag_salts["o"], i),
+            "@odata.etag": _etag(self._etag_salts["o"] ^ self.ds.changes.get(("o", i), 0), i),
             "id": self.order_guids.guid(i),
             "number": str(106000 + o.seq),
             "orderDate": o.order_date.isoformat(),
@@ -1184,7 +1218,7 @@ class Company:
         tax_code = "" if not ln.tax_percent else ("TAXABLE" if country == "US"
                                                   else "VAT" + decimal_text(ln.tax_percent))
         return {
-            "@odata.etag": _etag(self._etag_salts["l"], j),
+            "@odata.etag": _etag(self._etag_salts["l"] ^ self.ds.changes.get(("l", i * 64 + k), 0), j),
             "id": self.line_guids.guid(j),
             "documentId": self.order_guids.guid(i),
             "sequence": ln.line_no * 10000,
@@ -1544,7 +1578,7 @@ class BcApp(SandboxApp):
                  basic_user: str = DEFAULT_BASIC_USER, basic_password: str = DEFAULT_BASIC_PASSWORD,
                  lcy_code: str = "", vendors: int = 25, items: int = 20,
                  response_cache_mb: int = 256, prerender: Optional[list[str]] = None,
-                 prerender_page_size: int = 1000):
+                 prerender_page_size: int = 1000, spare_orders: int = 0):
         self.config_defaults = {
             # seconds an access token lives (expires_in of the token response)
             "token_ttl": 3599,
@@ -1576,7 +1610,12 @@ class BcApp(SandboxApp):
             "max_page_size": lambda v: 0 < v,
             "denied_entity_sets": lambda v: all(isinstance(s, str) for s in v),
         }
-        main_ds = PurchasingDataset(seed=seed, orders=orders, vendors=vendors, items=items)
+        main_ds = PurchasingDataset(seed=seed, orders=orders, vendors=vendors, items=items,
+                                    spare_orders=spare_orders)
+        # the API's lastModifiedDateTime is the Purchase Order Entity Buffer's;
+        # a line change updates it only when it flags "Recalculate Invoice
+        # Disc." (amounts), not for a text change (FIDELITY.md, "Changes")
+        main_ds.line_text_moves_header = False
         small_ds = PurchasingDataset(seed=seed + 1000, orders=5, vendors=3, items=3, awkward=False,
                                      buyer=Buyer("My Company", "1 Test Road", "Redmond", "WA",
                                                  "98052", "US", "USD"))
@@ -1600,6 +1639,26 @@ class BcApp(SandboxApp):
 
     # -- hooks ------------------------------------------------------------
 
+    def mutate(self, spec: dict, at: dt.datetime) -> list[dict]:
+        company = self.companies.get(str(spec.get("company", COMPANY_MAIN_ID)).lower())
+        if company is None:
+            raise ValueError(f"unknown company {spec.get('company')}")
+        with company.ds.mutate_lock:
+            done = company.ds.mutate(spec["ops"], at)
+            company.changed()
+            for d in done:
+                if "order" in d:
+                    d["id"] = company.order_guids.guid(d["order"])
+            self._forget_responses()
+        return done
+
+    def _forget_responses(self) -> None:
+        self._ordered_cache.clear()
+        self._count_cache.clear()
+        with self._responses_lock:
+            self._responses.clear()
+            self._responses_bytes = 0
+
     def reset(self) -> None:
         self.tokens.revoke_all()
         self._ordered_cache.clear()
@@ -1609,7 +1668,7 @@ class BcApp(SandboxApp):
             self._responses_bytes = 0
 
     def health(self) -> dict:
-        return {"companies": {cid: {"name": c.name, "purchaseOrders": c.ds.n_orders}
+        return {"companies": {cid: {"name": c.name, "purchaseOrders": c.ds.visible_orders()}
                               for cid, c in self.companies.items()},
                 "prerender": dict(self.prerender_state)}
 
@@ -2061,9 +2120,11 @@ class BcApp(SandboxApp):
             ranks: Any = range(start_rank, es.size)
         else:
             ranks = cands[bisect.bisect_left(cands, start_rank):]
-        index, record = es.index, es.record
+        index, record, hidden = es.index, es.record, es.hidden
         for rank in ranks:
             idx = index(rank)
+            if hidden is not None and hidden(idx):
+                continue
             rec = record(idx)
             if pred is None or pred(rec):
                 yield idx, rec
@@ -2075,7 +2136,7 @@ class BcApp(SandboxApp):
 
     def _total(self, company: Optional[Company], es: EntitySet, q: Query,
                scope: Optional[list[int]]) -> int:
-        if q.predicate is None and scope is None:
+        if q.predicate is None and scope is None and es.hidden is None:
             return es.size
         key = self._cache_key(company, es, q, scope)
         n = self._count_cache.get(key)
@@ -2115,8 +2176,10 @@ class BcApp(SandboxApp):
                 hit = self._responses.get(key)
                 if hit is not None:
                     self._responses.move_to_end(key)
-                    return Response(hit.status, hit.body, hit.content_type, hit.headers,
-                                    hit.memo)
+                    out = Response(hit.status, hit.body, hit.content_type, hit.headers,
+                                   hit.memo)
+                    out.records = hit.records
+                    return out
         resp = self._collection_page(req, base, es, scope, ctx_path, company)
         size = len(resp.body)
         if budget and size <= budget // 4:
@@ -2127,7 +2190,9 @@ class BcApp(SandboxApp):
                 while self._responses_bytes > budget:
                     _k, old = self._responses.popitem(last=False)
                     self._responses_bytes -= len(old.body)
-        return Response(resp.status, resp.body, resp.content_type, resp.headers, resp.memo)
+        out = Response(resp.status, resp.body, resp.content_type, resp.headers, resp.memo)
+        out.records = resp.records
+        return out
 
     def _collection_page(self, req: Request, base: str, es: EntitySet,
                          scope: Optional[list[int]], ctx_path: str,
@@ -2160,7 +2225,7 @@ class BcApp(SandboxApp):
                 cands = self._candidates(company, es, q, scope)
                 start = es.resume_rank(token["k"]) if token else 0
                 skip = 0 if token else q.skip
-                if skip and q.predicate is None:      # positional: no need to visit them
+                if skip and q.predicate is None and es.hidden is None:  # positional
                     if cands is None:
                         start = min(skip, es.size)
                     else:
@@ -2185,9 +2250,12 @@ class BcApp(SandboxApp):
         ieee = self._ieee754(req)
         ser = serializer(es.etype, q.select, ieee)
         parts = []
+        records = len(rows)
         if q.expand_lines:
             for idx, rec in rows:
-                parts.append(ser(rec)[:-1] + self._expanded_lines(company, idx, q, ieee) + "}")
+                lines, n = self._expanded_lines(company, idx, q, ieee)
+                parts.append(ser(rec)[:-1] + lines + "}")
+                records += n
         else:
             parts = [ser(rec) for _idx, rec in rows]
 
@@ -2211,11 +2279,13 @@ class BcApp(SandboxApp):
         headers = [("OData-Version", "4.0")]
         if applied is not None:
             headers.append(("Preference-Applied", f"odata.maxpagesize={applied}"))
-        return Response(200, "".join(out).encode("utf-8"),
+        resp = Response(200, "".join(out).encode("utf-8"),
                         API_CONTENT_TYPE_IEEE if ieee else API_CONTENT_TYPE, headers)
+        resp.records = records
+        return resp
 
     @staticmethod
-    def _expanded_lines(company: Company, idx: int, q: Query, ieee: bool) -> str:
+    def _expanded_lines(company: Company, idx: int, q: Query, ieee: bool) -> tuple[str, int]:
         """``,"purchaseOrderLines":[...]`` for order idx: all its lines (the
         part's SubPageLink gives the lines page its Document Id filter), with
         the $expand's own $filter and $select; never paged."""
@@ -2223,8 +2293,8 @@ class BcApp(SandboxApp):
         lser = serializer(PURCHASE_ORDER_LINE, q.expand_select, ieee)
         pred = q.expand_predicate
         recs = (les.record(j) for j in sorted(company.lines_of_order(idx), key=les.rank))
-        return ',"purchaseOrderLines":[' + ",".join(
-            lser(r) for r in recs if pred is None or pred(r)) + "]"
+        texts = [lser(r) for r in recs if pred is None or pred(r)]
+        return ',"purchaseOrderLines":[' + ",".join(texts) + "]", len(texts)
 
     def _next_link(self, req: Request, token: str) -> str:
         kept = []
@@ -2257,7 +2327,7 @@ class BcApp(SandboxApp):
         ieee = self._ieee754(req)
         text = serializer(es.etype, q.select, ieee)(es.record(idx))
         if q.expand_lines and company is not None:
-            text = text[:-1] + self._expanded_lines(company, idx, q, ieee) + "}"
+            text = text[:-1] + self._expanded_lines(company, idx, q, ieee)[0] + "}"
         context = f"{base}/$metadata#{ctx_path}"
         if q.select:
             context += "(" + ",".join(q.select) + ")"
@@ -2276,7 +2346,9 @@ class BcApp(SandboxApp):
             es = self.companies[company_id].entity_set(set_name)
         ser = serializer(es.etype, None)
         for rank in range(es.size):
-            yield ser(es.record(es.index(rank)))
+            idx = es.index(rank)
+            if es.hidden is None or not es.hidden(idx):
+                yield ser(es.record(idx))
 
     def _export(self, req: Request, set_name: str) -> Response:
         params = dict(req.params)
@@ -2398,7 +2470,8 @@ def make_app(args: argparse.Namespace) -> BcApp:
                  basic_password=args.basic_password, lcy_code=args.lcy_code,
                  vendors=args.vendors, items=args.items,
                  response_cache_mb=args.response_cache_mb, prerender=args.prerender,
-                 prerender_page_size=args.prerender_page_size)
+                 prerender_page_size=args.prerender_page_size,
+                 spare_orders=args.spare_orders)
 
 
 if __name__ == "__main__":

@@ -230,6 +230,7 @@ class Request:
     client_request_id: Optional[str]
     host: str                        # Host header (or the server address)
     server: "SandboxServer"
+    received: Optional[float] = None  # arrival, seconds since the epoch
 
     def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
         value = self.headers.get(name)
@@ -277,7 +278,7 @@ class Response:
     """An HTTP response.  ``body`` is bytes, or an iterable of bytes chunks
     (sent with ``Transfer-Encoding: chunked``)."""
 
-    __slots__ = ("status", "body", "headers", "content_type", "memo")
+    __slots__ = ("status", "body", "headers", "content_type", "memo", "records")
 
     def __init__(self, status: int = 200, body: Any = b"",
                  content_type: Optional[str] = "application/json; charset=utf-8",
@@ -293,6 +294,8 @@ class Response:
         # computed once (``"gzip"``), so a cache hit costs no compression.
         # The bytes sent are those an uncached response would get.
         self.memo = memo
+        # records of a collection page, for the request log (None: not a page)
+        self.records: Optional[int] = None
 
     @classmethod
     def json(cls, obj: Any, status: int = 200,
@@ -339,7 +342,11 @@ class RequestLog:
     Each entry is a dict with ``seq`` (monotonically increasing, never reset
     by ``clear``), ``timestamp``, ``time``, ``method``, ``path``, ``query``,
     ``headers``, ``body``, ``status``, ``request_id``, ``client_request_id``,
-    ``fault`` (the fault action applied, or null) and ``duration_ms``.
+    ``fault`` (the fault action applied, or null), ``duration_ms`` and
+    ``records`` (records a collection page carried, its expanded children
+    included; null for anything else) and ``received`` (when the request
+    arrived, seconds since the epoch; ``time`` is when it was logged, after
+    a ``delay`` fault).
     """
 
     def __init__(self, limit: int = LOG_LIMIT):
@@ -348,7 +355,8 @@ class RequestLog:
         self._seq = 0
 
     def add(self, req: Request, status: Optional[int],
-            fault: Optional[str] = None) -> dict:
+            fault: Optional[str] = None, records: Optional[int] = None) -> dict:
+        received = req.received if req.received is not None else time.time()
         headers: dict[str, str] = {}
         for key, value in req.headers.items():
             headers[key] = headers[key] + ", " + value if key in headers else value
@@ -369,6 +377,8 @@ class RequestLog:
             "client_request_id": req.client_request_id,
             "fault": fault,
             "duration_ms": None,
+            "records": records,
+            "received": received,
         }
         with self._lock:
             self._seq += 1
@@ -696,6 +706,12 @@ class SandboxApp:
         return Response.json({"error": {"code": str(status),
                                         "message": message or "error"}}, status)
 
+    def mutate(self, spec: dict, at: dt.datetime) -> list[dict]:
+        """Called by ``POST /_sandbox/mutate``: applies ``spec["ops"]`` (see
+        PurchasingDataset.mutate) and drops whatever was rendered from the
+        old data.  Raises ValueError on bad input."""
+        raise ValueError(f"the {self.name} sandbox does not take changes")
+
     def reset(self) -> None:
         """Called by ``POST /_sandbox/reset`` (drop tokens, caches...)."""
 
@@ -813,6 +829,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             client_request_id=client_rid,
             host=self.headers.get("Host") or "%s:%d" % (srv.host_for_urls, srv.port),
             server=srv,
+            received=time.time(),
         )
 
         if raw_path.startswith("/_sandbox/") or raw_path == "/_sandbox":
@@ -870,6 +887,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 except Exception:  # noqa: BLE001
                     traceback.print_exc()
                     resp = srv.app.error_response(req, 500, "Internal server error in sandbox.")
+                srv.request_handled()
 
             action = rule.action if rule is not None and rule.action != "delay" else None
             if action == "malformed":
@@ -880,7 +898,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 resp = _invalid_utf8(resp, rule.value)
             entry = srv.log.add(req, resp.status,
                                 rule.action if rule is not None else
-                                ("rate_limit" if limited else None))
+                                ("rate_limit" if limited else None), resp.records)
             if action == "truncate":
                 self._send(req, resp, compress=True, truncate=True)
             elif action == "slow":
@@ -1117,6 +1135,9 @@ class SandboxServer(ThreadingHTTPServer):
         self._rate_lock = threading.Lock()
         self._rate_window: collections.deque = collections.deque()
         self._thread: Optional[threading.Thread] = None
+        self._mutations_lock = threading.Lock()
+        self._pending_mutations: list = []     # [requests left, spec, results]
+        self._mutations_done: list = []        # results of deferred changes
         super().__init__((bind_host, port), SandboxHandler)
         self.host_for_urls = f"[{bind_host}]" if ":" in bind_host else bind_host
         app.attach(self)
@@ -1159,9 +1180,52 @@ class SandboxServer(ThreadingHTTPServer):
 
     # -- control endpoints --------------------------------------------------
 
+    def request_handled(self) -> None:
+        """After each API request: applies the changes that were waiting for
+        it (``after_requests`` of POST /_sandbox/mutate), so that a record
+        changes while a client is paging through a scan."""
+        with self._mutations_lock:
+            due = []
+            for p in self._pending_mutations:
+                p[0] -= 1
+                if p[0] <= 0:
+                    due.append(p)
+            for p in due:
+                self._pending_mutations.remove(p)
+        for p in due:
+            try:
+                p[2].extend(self.app.mutate(p[1], _mutation_time(p[1])))
+            except ValueError as e:
+                p[2].append({"error": str(e)})
+
+    def _mutate(self, req: Request) -> Response:
+        try:
+            spec = req.json()
+            if not isinstance(spec, dict) or not isinstance(spec.get("ops"), list):
+                raise ValueError('body must be {"ops": [...]}')
+            after = spec.get("after_requests", 0)
+            if not isinstance(after, int) or after < 0:
+                raise ValueError("after_requests must be an integer >= 0")
+            if after:
+                with self._mutations_lock:
+                    self._pending_mutations.append([after, spec, self._mutations_done])
+                return Response.json({"ok": True, "pending": after})
+            at = _mutation_time(spec)
+            done = self.app.mutate(spec, at)
+        except (ValueError, TypeError) as e:
+            return Response.json({"error": str(e)}, 400)
+        return Response.json({"ok": True, "at": at.isoformat(timespec="milliseconds"),
+                              "done": done})
+
     def control(self, req: Request) -> Response:
         name = req.path[len("/_sandbox/"):].strip("/") if req.path.startswith("/_sandbox/") else ""
         m = req.method
+        if name == "mutate" and m == "POST":
+            return self._mutate(req)
+        if name == "mutate" and m == "GET":
+            with self._mutations_lock:
+                return Response.json({"pending": len(self._pending_mutations),
+                                      "done": list(self._mutations_done)})
         if name == "health" and m == "GET":
             info = {"ok": True, "sandbox": self.app.name,
                     "uptime_seconds": round(time.time() - self.started_at, 3)}
@@ -1209,6 +1273,20 @@ class SandboxServer(ThreadingHTTPServer):
         if resp is not None:
             return resp
         return Response.json({"error": f"unknown control endpoint {m} /_sandbox/{name}"}, 404)
+
+
+def _mutation_time(spec: dict) -> dt.datetime:
+    """The modification time of a batch of changes: ``spec["at"]`` (ISO 8601
+    with an offset) or now, in UTC at millisecond precision."""
+    at = spec.get("at")
+    if at is None:
+        t = dt.datetime.now(dt.timezone.utc)
+    else:
+        t = dt.datetime.fromisoformat(str(at).replace("Z", "+00:00"))
+        if t.tzinfo is None:
+            raise ValueError("at needs an offset")
+        t = t.astimezone(dt.timezone.utc)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
 # --------------------------------------------------------------------------
@@ -1604,11 +1682,24 @@ class PurchasingDataset:
 
     def __init__(self, seed: int = 42, orders: int = 60, vendors: int = 25,
                  items: int = 20, awkward: bool = True,
-                 buyer: Optional[Buyer] = None):
-        if orders < 0 or vendors < 1 or items < 1:
+                 buyer: Optional[Buyer] = None, spare_orders: int = 0):
+        if orders < 0 or vendors < 1 or items < 1 or spare_orders < 0:
             raise ValueError("orders must be >= 0, vendors and items >= 1")
         self.seed = seed
-        self.n_orders = orders
+        # spare orders are generated like the others but hidden until
+        # inserted (see mutate): indexes, ids and lines never move
+        self.n_orders = orders + spare_orders
+        self.hidden_orders: set[int] = set(range(orders, orders + spare_orders))
+        self.hidden_lines: set[tuple[int, int]] = set()   # (order, 0-based position)
+        self._next_spare = orders
+        self._overrides: dict[int, Order] = {}
+        self.changes: dict[tuple[str, int], int] = {}      # ("o"|"v"|"i"|"l", idx) -> count
+        self.mutated = bool(spare_orders)
+        self.mutate_lock = threading.RLock()
+        # whether a line change that leaves the amounts alone (its text)
+        # moves the order's modification time; set by each sandbox from its
+        # system's documentation (test/sandbox/FIDELITY.md, "Changes")
+        self.line_text_moves_header = True
         self.awkward = awkward
         self.buyer = buyer or Buyer("CRONUS USA, Inc.", "7122 South Ashford Street",
                                     "Atlanta", "GA", "31772", "US", "USD")
@@ -1629,6 +1720,9 @@ class PurchasingDataset:
     def order(self, i: int) -> Order:
         if not 0 <= i < self.n_orders:
             raise IndexError(i)
+        o = self._overrides.get(i)
+        if o is not None:
+            return o
         o = self._orders.get(i)
         if o is None:
             o = self._make_order(i, self.line_count(i))
@@ -1638,7 +1732,7 @@ class PurchasingDataset:
     def iter_orders(self, start: int = 0, stop: Optional[int] = None) -> Iterator[Order]:
         stop = self.n_orders if stop is None else min(stop, self.n_orders)
         for i in range(max(start, 0), stop):
-            o = self._orders.get(i)
+            o = self._overrides.get(i) or self._orders.get(i)
             yield o if o is not None else self._make_order(i, self.line_count(i))
 
     def line_count(self, i: int) -> int:
@@ -1675,6 +1769,138 @@ class PurchasingDataset:
     def line(self, j: int) -> OrderLine:
         i, k = self.locate_line(j)
         return self.order(i).lines[k]
+
+    # -- changes (POST /_sandbox/mutate) --------------------------------------
+
+    def order_hidden(self, i: int) -> bool:
+        """Whether order i is deleted or a spare not yet inserted."""
+        return i in self.hidden_orders
+
+    def line_hidden(self, i: int, k: int) -> bool:
+        """Whether line k (0-based) of order i is gone (or its order is)."""
+        return i in self.hidden_orders or (i, k) in self.hidden_lines
+
+    def visible_orders(self) -> int:
+        return self.n_orders - len(self.hidden_orders)
+
+    def mutate(self, ops: list, at: dt.datetime) -> list[dict]:
+        """Applies changes as an upstream user would make them; every record
+        changed gets the modification time ``at`` (one batch shares it, so
+        two records can carry the same stamp).  Ops (indexes are dataset
+        positions):
+
+        * ``{"op": "insert_order"}``: the next spare order appears, with its
+          lines (created and modified at ``at``);
+        * ``{"op": "update_order", "order": i, "status": s}``: a header
+          change (status ``s``, default: open <-> pending_approval);
+        * ``{"op": "delete_order", "order": i}``: the order and its lines go;
+        * ``{"op": "remove_line", "order": i, "line": n}``: line n (1-based)
+          goes and the order's totals drop by it;
+        * ``{"op": "update_line", "order": i, "line": n, "description": d}``
+          or ``..., "quantity": q}`` (amounts and the order's totals follow);
+        * ``{"op": "update_vendor", "vendor": i, "name": n}`` (or ``"email": e``),
+          ``{"op": "update_item", "item": i, "name": n}``.
+
+        Inserting an order, removing a line or changing a line's quantity
+        moves the order's modification time; a text-only line change does
+        so only where ``line_text_moves_header`` (test/sandbox/FIDELITY.md,
+        "Changes").  Returns what was
+        done, one dict per op; raises ValueError on a bad op (nothing of the
+        batch is applied then)."""
+        with self.mutate_lock:
+            for op in ops:
+                self._check_op(op)
+            done = []
+            for op in ops:
+                done.append(self._apply(op, at))
+            self.mutated = True
+            return done
+
+    def _check_op(self, op: Any) -> None:
+        kinds = {"insert_order": (), "update_order": ("order",), "delete_order": ("order",),
+                 "remove_line": ("order", "line"), "update_line": ("order", "line"),
+                 "update_vendor": ("vendor",), "update_item": ("item",)}
+        if not isinstance(op, dict) or op.get("op") not in kinds:
+            raise ValueError(f"op must be an object with op one of {sorted(kinds)}")
+        for key in kinds[op["op"]]:
+            if not isinstance(op.get(key), int) or isinstance(op.get(key), bool):
+                raise ValueError(f"{op['op']} needs an integer {key}")
+        if "order" in op and (not 0 <= op["order"] < self.n_orders
+                              or op["order"] in self.hidden_orders):
+            raise ValueError(f"no order {op['order']}")
+        if "line" in op and not 1 <= op["line"] <= len(self.order(op["order"]).lines):
+            raise ValueError(f"order {op['order']} has no line {op['line']}")
+        if "line" in op and (op["order"], op["line"] - 1) in self.hidden_lines:
+            raise ValueError(f"line {op['line']} of order {op['order']} was removed")
+        if "vendor" in op and not 0 <= op["vendor"] < len(self.vendors):
+            raise ValueError(f"no vendor {op['vendor']}")
+        if "item" in op and not 0 <= op["item"] < len(self.items):
+            raise ValueError(f"no item {op['item']}")
+        if op["op"] == "insert_order" and self._next_spare >= self.n_orders:
+            raise ValueError("no spare order left (start the sandbox with more --spare-orders)")
+        if "status" in op and op["status"] not in ORDER_STATUSES:
+            raise ValueError(f"status must be one of {ORDER_STATUSES}")
+
+    def _touch(self, kind: str, idx: int) -> None:
+        self.changes[(kind, idx)] = self.changes.get((kind, idx), 0) + 1
+
+    def _apply(self, op: dict, at: dt.datetime) -> dict:
+        kind = op["op"]
+        if kind == "insert_order":
+            i = self._next_spare
+            self._next_spare += 1
+            self.hidden_orders.discard(i)
+            self._overrides[i] = self.order(i)._replace(created_at=at, updated_at=at)
+            self._touch("o", i)
+            return {"op": kind, "order": i}
+        if kind in ("update_vendor", "update_item"):
+            key, lst = ("vendor", self.vendors) if kind == "update_vendor" else ("item", self.items)
+            j = op[key]
+            if "email" in op and key == "vendor":
+                lst[j] = lst[j]._replace(email=str(op["email"]), updated_at=at)
+            else:
+                lst[j] = lst[j]._replace(name=str(op.get("name", lst[j].name + " (changed)")),
+                                         updated_at=at)
+            self._touch(key[0], j)
+            return {"op": kind, key: j}
+        i = op["order"]
+        o = self.order(i)
+        if kind == "delete_order":
+            self.hidden_orders.add(i)
+            return {"op": kind, "order": i}
+        if kind == "update_order":
+            status = op.get("status") or ("pending_approval" if o.status == "open" else "open")
+            o = o._replace(status=status)
+        elif kind == "remove_line":
+            k = op["line"] - 1
+            ln = o.lines[k]
+            self.hidden_lines.add((i, k))
+            o = o._replace(total_excl_tax=o.total_excl_tax - ln.net_amount,
+                           total_tax=o.total_tax - ln.tax_amount,
+                           total_incl_tax=o.total_incl_tax - ln.amount_including_tax)
+        elif kind == "update_line":
+            k = op["line"] - 1
+            lines = list(o.lines)
+            ln = lines[k]
+            if "quantity" in op:
+                q = Decimal(str(op["quantity"]))
+                amount = (q * ln.unit_cost - ln.discount_amount).quantize(_CENT)
+                delta = amount - ln.amount
+                ln = ln._replace(quantity=q, amount=amount, net_amount=ln.net_amount + delta,
+                                 amount_including_tax=ln.amount_including_tax + delta)
+                o = o._replace(total_excl_tax=o.total_excl_tax + delta,
+                               total_incl_tax=o.total_incl_tax + delta)
+            else:
+                ln = ln._replace(description=str(op.get("description", ln.description + " (changed)")))
+            lines[k] = ln
+            o = o._replace(lines=tuple(lines))
+            self._touch("l", i * 64 + k)
+            if "quantity" not in op and not self.line_text_moves_header:
+                self._overrides[i] = o
+                return {"op": kind, "order": i}
+        self._overrides[i] = o._replace(updated_at=at)
+        self._touch("o", i)
+        return {"op": kind, "order": i}
 
     def special_orders(self) -> dict[int, str]:
         """Order index -> description of the awkward case placed there."""
@@ -2005,6 +2231,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--seed", type=int, default=42, help="dataset seed (default 42)")
     parser.add_argument("--orders", type=int, default=60,
                         help="number of purchase orders (default 60)")
+    parser.add_argument("--spare-orders", type=int, default=0,
+                        help="orders kept hidden for POST /_sandbox/mutate to insert "
+                             "(default 0; changes the ids of all orders)")
     parser.add_argument("--ready-file", metavar="PATH",
                         help="write the bound port to PATH once listening")
     parser.add_argument("--verbose", action="store_true", help="log requests to stderr")

@@ -336,11 +336,12 @@ class NetSuiteApp(SandboxApp):
         "processing_delay": lambda v: 0 <= v <= 30,
     }
 
-    def __init__(self, seed: int = 42, orders: int = 60, time_zone: str = DEFAULT_TIME_ZONE):
+    def __init__(self, seed: int = 42, orders: int = 60, time_zone: str = DEFAULT_TIME_ZONE,
+                 spare_orders: int = 0):
         if time_zone != "UTC" and time_zone not in zoneinfo.available_timezones():
             raise ValueError(f"unknown time zone {time_zone!r} (an IANA name is expected)")
         self.config_defaults = dict(type(self).config_defaults, time_zone=time_zone)
-        self.ds = PurchasingDataset(seed=seed, orders=orders)
+        self.ds = PurchasingDataset(seed=seed, orders=orders, spare_orders=spare_orders)
         self.image = self._build()
         self._images: collections.OrderedDict = collections.OrderedDict()   # per time zone
         self._results: collections.OrderedDict = collections.OrderedDict()  # per query
@@ -387,6 +388,8 @@ class NetSuiteApp(SandboxApp):
                 uom_id.get(it.uom), decimal_text(it.unit_cost), "T" if it.blocked else "F",
                 tag_datetime(it.created_at), tag_datetime(it.updated_at)))
         for o in self.ds.iter_orders():
+            if self.ds.order_hidden(o.index):
+                continue                 # deleted, or a spare not inserted yet
             tid = self.order_id(o.index)
             letters = PO_STATUS[o.status]
             db.execute('INSERT INTO "transaction" VALUES (?,?,?,?,?,?,?,?,?,?,?,?)', (
@@ -396,7 +399,9 @@ class NetSuiteApp(SandboxApp):
                 tag_datetime(o.created_at), tag_datetime(o.updated_at)))
             db.execute("INSERT INTO transactionline VALUES (0,?,0,'T',NULL,NULL,NULL,NULL,?,NULL,NULL)",
                        (tid, decimal_text(o.total_incl_tax)))
-            for ln in o.lines:
+            for k, ln in enumerate(o.lines):
+                if self.ds.line_hidden(o.index, k):
+                    continue
                 db.execute("INSERT INTO transactionline VALUES (?,?,?,'F',?,?,?,?,?,?,?)", (
                     2 * ln.line_no - 1, tid, ln.line_no,
                     self.item_id(ln.item) if ln.item is not None else None,
@@ -416,6 +421,8 @@ class NetSuiteApp(SandboxApp):
                 db.execute("INSERT INTO transactionline VALUES (1,?,1,'F',NULL,'bill line',"
                            "'1','1','1',NULL,NULL)", (bid,))
         for index, instant in DST_ORDERS.items():
+            if self.ds.changes.get(("o", index)) or self.ds.order_hidden(index):
+                continue                 # changed since: its own stamp
             t = tag_datetime(dt.datetime.fromisoformat(instant.replace("Z", "+00:00")))
             db.execute('UPDATE "transaction" SET createddate = ?, lastmodifieddate = ? '
                        "WHERE id = ?", (t, t, self.order_id(index)))
@@ -713,10 +720,12 @@ class NetSuiteApp(SandboxApp):
         last = max(0, (len(rows) - 1) // limit * limit)
         links.append({"rel": "last", "href": f"{base}?limit={limit}&offset={last}"})
         links.append({"rel": "self", "href": f"{base}?limit={limit}&offset={offset}"})
-        return Response.json({"links": links, "count": len(items),
+        resp = Response.json({"links": links, "count": len(items),
                               "hasMore": offset + limit < len(rows), "items": items,
                               "offset": offset, "totalResults": len(rows)},
                              200, "application/vnd.oracle.resource+json; type=collection")
+        resp.records = len(items)
+        return resp
 
     def error_response(self, req: Request, status: int, message: Optional[str] = None) -> Response:
         if status == 401:
@@ -756,13 +765,29 @@ class NetSuiteApp(SandboxApp):
                                    for i, what in self.ds.special_orders().items()}})
         return None
 
+    def mutate(self, spec: dict, at: dt.datetime) -> list[dict]:
+        """Changes the dataset and rebuilds the tables from it (a few
+        milliseconds for test-sized data); cached query images and results
+        are dropped."""
+        with self.ds.mutate_lock:
+            done = self.ds.mutate(spec["ops"], at)
+            image = self._build()
+            with self._lock:
+                self.image = image
+                self._images.clear()
+                self._results.clear()
+        for d in done:
+            if "order" in d:
+                d["id"] = str(self.order_id(d["order"]))
+        return done
+
     def reset(self) -> None:
         with self._lock:
             self._nonces.clear()
         self.login_audit.clear()
 
     def health(self) -> dict:
-        return {"orders": len(self.ds), "account_id": self.config["account_id"]}
+        return {"orders": self.ds.visible_orders(), "account_id": self.config["account_id"]}
 
 
 if __name__ == "__main__":
@@ -770,4 +795,4 @@ if __name__ == "__main__":
     parser.add_argument("--time-zone", default=DEFAULT_TIME_ZONE,
                         help="the time zone preference of the token's user, an IANA name "
                         "(default %s)" % DEFAULT_TIME_ZONE)
-    sys.exit(main(lambda a: NetSuiteApp(a.seed, a.orders, a.time_zone), parser))
+    sys.exit(main(lambda a: NetSuiteApp(a.seed, a.orders, a.time_zone, a.spare_orders), parser))

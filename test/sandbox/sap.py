@@ -822,6 +822,23 @@ class SapData:
         pos -= len(before)
         return pos if pos < middle else after[pos - middle]
 
+    def visible(self, et: EntityType, idx: int) -> bool:
+        """Whether a record exists (not deleted, not a spare order that was
+        never inserted; POST /_sandbox/mutate)."""
+        if et is SUPPLIER or not self.ds.mutated:
+            return True
+        if et is PURCHASE_ORDER:
+            return not self.ds.order_hidden(idx)
+        return not self.ds.line_hidden(*self.ds.locate_line(idx))
+
+    def changed(self) -> None:
+        """The dataset changed: suppliers are rendered again, cached orders
+        and items dropped."""
+        self.suppliers = sorted((self._supplier(v) for v in self.ds.vendors),
+                                key=lambda r: ordinal(internal("Supplier", r["Supplier"])))
+        self._po_cache.clear()
+        self._item_cache.clear()
+
     def record(self, et: EntityType, idx: int) -> dict:
         if et is SUPPLIER:
             return self.suppliers[idx]
@@ -837,7 +854,9 @@ class SapData:
         """Records at key-order positions start..stop."""
         stop = self.size(et) if stop is None else min(stop, self.size(et))
         for pos in range(start, stop):
-            yield self.record(et, self.at(et, pos))
+            idx = self.at(et, pos)
+            if self.visible(et, idx):
+                yield self.record(et, idx)
 
     @staticmethod
     def supplier_number(v_index: int) -> str:
@@ -875,7 +894,8 @@ class SapData:
             "CreatedByUser": "CB9980000010",
             "CreationDate": _date_ms(o.created_at.date()),
             # a document never changed after creation has no change stamp
-            "LastChangeDateTime": None if i == 9 else _instant_ms(o.updated_at),
+            "LastChangeDateTime": None if i == 9 and not self.ds.changes.get(("o", i))
+                                  else _instant_ms(o.updated_at),
             "Supplier": self.supplier_number(o.vendor),
             "Language": "EN",
             "PaymentTerms": "0001",
@@ -1053,7 +1073,11 @@ class SapApp(SandboxApp):
     def __init__(self, seed: int = 42, orders: int = 60, *, vendors: int = 25, items: int = 20,
                  basic_user: str = DEFAULT_BASIC_USER, basic_password: str = DEFAULT_BASIC_PASSWORD,
                  api_key: str = DEFAULT_API_KEY, client_id: str = DEFAULT_CLIENT_ID,
-                 client_secret: str = DEFAULT_CLIENT_SECRET, sap_client: str = DEFAULT_SAP_CLIENT):
+                 client_secret: str = DEFAULT_CLIENT_SECRET, sap_client: str = DEFAULT_SAP_CLIENT,
+                 spare_orders: int = 0):
+        if spare_orders and orders + spare_orders >= _SPECIAL_PO_MIN:
+            raise ValueError(f"--spare-orders needs fewer than {_SPECIAL_PO_MIN} orders in all "
+                             "(the externally numbered orders sit at the end)")
         self.config_defaults = {
             # records per page when the request has no $top (then with __next)
             "server_page_size": 1000,
@@ -1076,14 +1100,23 @@ class SapApp(SandboxApp):
             "denied_entity_sets": lambda v: all(isinstance(s, str) for s in v),
         }
         self.data = SapData(PurchasingDataset(seed=seed, orders=orders, vendors=vendors,
-                                              items=items))
+                                              items=items, spare_orders=spare_orders))
         self.tokens = TokenStore()
 
     def reset(self) -> None:
         self.tokens.revoke_all()
 
+    def mutate(self, spec: dict, at: dt.datetime) -> list[dict]:
+        with self.data.ds.mutate_lock:
+            done = self.data.ds.mutate(spec["ops"], at)
+            self.data.changed()
+        for d in done:
+            if "order" in d:
+                d["id"] = self.data.po_number(d["order"])
+        return done
+
     def health(self) -> dict:
-        return {"A_PurchaseOrder": self.data.ds.n_orders}
+        return {"A_PurchaseOrder": self.data.ds.visible_orders()}
 
     # -- errors ----------------------------------------------------------
 
@@ -1307,10 +1340,11 @@ class SapApp(SandboxApp):
     def _matching(self, et: EntityType, q: Query) -> Optional[list[int]]:
         """Indexes of the matching records in the requested order, or None
         for all records in key order (paged by position, no scan)."""
-        if q.predicate is None and not q.orderby:
+        if q.predicate is None and not q.orderby and not self.data.ds.mutated:
             return None
         idxs = [i for i in (self.data.at(et, p) for p in range(self.data.size(et)))
-                if q.predicate is None or q.predicate(self.data.record(et, i))]
+                if self.data.visible(et, i)
+                and (q.predicate is None or q.predicate(self.data.record(et, i)))]
         for prop, desc in reversed(q.orderby):
             idxs.sort(key=lambda i: sort_key(et, prop, self.data.record(et, i)[prop]),
                       reverse=desc)
@@ -1351,7 +1385,9 @@ class SapApp(SandboxApp):
             if next_link:
                 out.append(',"__next":' + json_string(next_link))
             out.append("}}")
-            return Response(200, "".join(out).encode("utf-8"), JSON_TYPE, headers)
+            resp = Response(200, "".join(out).encode("utf-8"), JSON_TYPE, headers)
+            resp.records = delivered
+            return resp
         now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         out = ['<?xml version="1.0" encoding="utf-8"?>',
                f'<feed {_ATOM_NS} xml:base="{base}/{et.service}/">',
@@ -1404,7 +1440,8 @@ def make_app(args: argparse.Namespace) -> SapApp:
     return SapApp(seed=args.seed, orders=args.orders, vendors=args.vendors, items=args.items,
                   basic_user=args.basic_user, basic_password=args.basic_password,
                   api_key=args.api_key, client_id=args.client_id,
-                  client_secret=args.client_secret, sap_client=args.sap_client)
+                  client_secret=args.client_secret, sap_client=args.sap_client,
+                  spare_orders=args.spare_orders)
 
 
 if __name__ == "__main__":
