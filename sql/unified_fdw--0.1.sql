@@ -343,6 +343,7 @@ CREATE TABLE sync_runs (
     table_name text NOT NULL,
     owner regrole NOT NULL DEFAULT current_user::regrole,
     trigger text NOT NULL CHECK (trigger IN ('manual', 'scheduled')),
+    run_by name NOT NULL DEFAULT current_user,
     status text NOT NULL
         CHECK (status IN ('running', 'succeeded', 'failed', 'skipped', 'interrupted')),
     kind text,
@@ -514,7 +515,7 @@ BEGIN
         n := coalesce(array_length(parents, 1), 0);
         i := 1;
         WHILE i <= n LOOP
-            batch := parents[i:i + 99];
+            batch := parents[i:i + 49];
             EXECUTE format('CREATE TEMP TABLE _ufdw_stage ON COMMIT DROP AS SELECT %s FROM %s WHERE %I = ANY (%L::text[])',
                            list, src, s.link_column, batch);
             DECLARE
@@ -534,7 +535,7 @@ BEGIN
                 marked_deleted := marked_deleted + bd;
             END;
             DROP TABLE _ufdw_stage;
-            i := i + 100;
+            i := i + 50;
         END LOOP;
         -- the children of parents seen deleted, without a request
         EXECUTE format('UPDATE %s d SET deleted_at = now() WHERE deleted_at IS NULL '

@@ -310,4 +310,42 @@ check_synced($node, $sb, 'bc', "acme2_sync.$_", $_, "adopted $_ equals the expor
 is(q1(q{SELECT unified.drop_synced_data('acme2')}), '4', 'drop_synced_data drops the tables when asked');
 is(q1(q{SELECT to_regnamespace('acme2_sync') IS NULL}), 't', 'schema acme2_sync is gone');
 
+# ---- a non-superuser's sync: the job runs as that role, others do not see it
+q1(q{CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN;
+	GRANT USAGE ON FOREIGN DATA WRAPPER unified_fdw TO alice;
+	GRANT CREATE ON DATABASE postgres TO alice; GRANT USAGE ON SCHEMA cron TO alice});
+# a loopback sandbox needs allow_insecure, which only a superuser may set:
+# the superuser connects, then hands the connection over to alice
+is(q1(connect_sql('alicebc')), 'active', 'connected alicebc');
+q1(q{ALTER SERVER alicebc OWNER TO alice;
+	CREATE USER MAPPING FOR alice SERVER alicebc
+	  OPTIONS (client_id 'sandbox-client-id', client_secret 'sandbox-client-secret');
+	GRANT USAGE ON SCHEMA alicebc TO alice;
+	GRANT SELECT ON ALL TABLES IN SCHEMA alicebc TO alice;
+	DROP USER MAPPING FOR postgres SERVER alicebc;
+	UPDATE unified.connections SET owner = 'alice' WHERE name = 'alicebc'});
+sub as_user
+{
+	my ($user, $sql) = @_;
+	my ($ret, $out, $err) = $node->psql('postgres', $sql, extra_params => [ '-U', $user ]);
+	return $ret == 0 ? $out : "ERROR: $err";
+}
+is(as_user('alice', q{SELECT count(*) FROM unified.start_sync('alicebc', '{vendors}', schedule => '* * * * *')}),
+	'1', 'alice starts a scheduled sync');
+is(q1(q{SELECT username FROM cron.job WHERE jobname = 'unified_fdw sync alicebc'}), 'alice',
+	'its pg_cron job runs as alice');
+ok($node->poll_query_until('postgres', q{SELECT count(*) > 0 FROM unified.sync_runs
+	WHERE connection = 'alicebc' AND trigger = 'scheduled' AND status = 'succeeded'}), 'the job ran');
+is(q1(q{SELECT string_agg(DISTINCT run_by || '/' || owner, ',') FROM unified.sync_runs WHERE connection = 'alicebc'}),
+	'alice/alice', 'as alice, for alice\'s sync, with her user mapping (the only one of alicebc)');
+is(as_user('alice', q{SELECT count(*) || ' ' || string_agg(DISTINCT connection, ',') FROM unified.sync_status}),
+	'1 alicebc', 'alice sees her sync only');
+is(as_user('bob', q{SELECT count(*) FROM unified.sync_status}), '0', 'bob sees none');
+is(as_user('bob', q{SELECT count(*) FROM unified.sync_runs}), '0', 'nor their runs');
+like(as_user('bob', q{CALL unified.sync_now('alicebc')}), qr/connection "alicebc" does not exist/,
+	'and cannot run them');
+is(as_user('alice', q{SELECT count(*) FROM unified.stop_sync('alicebc')}), '1', 'alice stops her sync');
+is(q1(q{SELECT count(*) FROM cron.job WHERE jobname = 'unified_fdw sync alicebc'}), '0',
+	'which removes her job');
+
 done_testing();
