@@ -853,23 +853,35 @@ class FilterCompiler:
     # -- narrowing (index lookups for selective filters) -------------------------
 
     def equality_lookups(self) -> dict[str, set]:
-        """For top-level AND-ed ``prop eq literal`` / ``prop in (...)`` on GUID or
-        string properties: {property: set of raw literal values}.  Used only to
-        narrow the candidate records; the full predicate is still applied."""
+        """For top-level AND-ed ``prop eq literal`` / ``prop in (...)`` (or an
+        ``or`` of those on one property) on GUID or string properties:
+        {property: set of raw literal values}.  Used only to narrow the
+        candidate records (as the system's indexes do); the full predicate
+        is still applied."""
         out: dict[str, set] = {}
+
+        def alternatives(node: tuple) -> Optional[tuple[str, set]]:
+            if node[0] == "cmp" and node[1] == "eq" and node[2][0] == "prop" \
+                    and node[3][0] == "lit" and node[3][1] in ("guid", "str"):
+                return node[2][1], {node[3][2]}
+            if node[0] == "in" and node[1][0] == "prop" \
+                    and all(i[0] == "lit" and i[1] in ("guid", "str") for i in node[2]):
+                return node[1][1], {i[2] for i in node[2]}
+            if node[0] == "or":
+                a, b = alternatives(node[1]), alternatives(node[2])
+                if a and b and a[0] == b[0]:
+                    return a[0], a[1] | b[1]
+            return None
 
         def walk(node: tuple) -> None:
             if node[0] == "and":
                 walk(node[1])
                 walk(node[2])
-            elif node[0] == "cmp" and node[1] == "eq" and node[2][0] == "prop" \
-                    and node[3][0] == "lit" and node[3][1] in ("guid", "str"):
-                vals = {node[3][2]}
-                out[node[2][1]] = out[node[2][1]] & vals if node[2][1] in out else vals
-            elif node[0] == "in" and node[1][0] == "prop" \
-                    and all(i[0] == "lit" and i[1] in ("guid", "str") for i in node[2]):
-                vals = {i[2] for i in node[2]}
-                out[node[1][1]] = out[node[1][1]] & vals if node[1][1] in out else vals
+                return
+            found = alternatives(node)
+            if found:
+                prop, vals = found
+                out[prop] = out[prop] & vals if prop in out else vals
 
         walk(self.ast)
         return out
