@@ -139,8 +139,7 @@ class AuthorizationServer:
                 self.codes.pop(next(iter(self.codes)))
             self.codes[code] = {"redirect_uri": redirect_uri, "scope": scope,
                                 "challenge": challenge, "method": method, "used": False,
-                                "expires": time.time() + self.settings["code_ttl"],
-                                "refresh_tokens": []}
+                                "expires": time.time() + self.settings["code_ttl"]}
             self.stats["codes_issued"] += 1
         return back(code=code)
 
@@ -174,9 +173,11 @@ class AuthorizationServer:
             if grant is None:
                 return self._invalid_grant(req, "The provided authorization code is invalid.")
             if grant["used"]:
-                # RFC 6749 4.1.2: a code used twice revokes what it gave
-                for rt in grant["refresh_tokens"]:
-                    self.refresh.pop(rt, None)
+                # RFC 6749 4.1.2: a code used twice revokes what it gave,
+                # the refresh tokens that replaced those included
+                for info in self.refresh.values():
+                    if info["family"] == code:
+                        info["revoked"] = "The authorization code was used twice; the grant is revoked."
                 return self._invalid_grant(req, "The provided authorization code was already "
                                                 "redeemed.")
             grant["used"] = True
@@ -196,15 +197,15 @@ class AuthorizationServer:
             refresh = None
             if self.refresh_needs_scope is None or \
                     self.refresh_needs_scope in grant["scope"].split():
-                refresh = self._new_refresh(grant["scope"], time.time())
-                grant["refresh_tokens"].append(refresh)
+                refresh = self._new_refresh(grant["scope"], time.time(), code)
         return self._tokens(req, grant["scope"], refresh)
 
-    def _new_refresh(self, scope: str, authorized_at: float) -> str:
+    def _new_refresh(self, scope: str, authorized_at: float, family: str) -> str:
+        """A refresh token of the grant of code ``family``."""
         token = secrets.token_urlsafe(48)
         if len(self.refresh) >= MAX_GRANTS:
             self.refresh.pop(next(iter(self.refresh)))
-        self.refresh[token] = {"scope": scope, "revoked": None,
+        self.refresh[token] = {"scope": scope, "revoked": None, "family": family,
                                "expires": time.time() + self.settings["refresh_ttl"],
                                "authorized_at": authorized_at}
         return token
@@ -224,7 +225,7 @@ class AuthorizationServer:
             rotation = self.settings["rotation"]
             new = None
             if rotation != "none":
-                new = self._new_refresh(info["scope"], info["authorized_at"])
+                new = self._new_refresh(info["scope"], info["authorized_at"], info["family"])
                 self.stats["rotations"] += 1
                 if rotation == "strict":
                     info["revoked"] = "The refresh token was already used to obtain a new one."

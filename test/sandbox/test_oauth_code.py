@@ -124,8 +124,14 @@ class AuthorizationCodeCase(ServerCase):
         self.assertEqual(self.redeem(answer["code"], verifier,
                                      "http://127.0.0.1/other")[1]["error"], "invalid_grant")
         _s, answer = self.authorize(verifier)
-        self.assertEqual(self.redeem(answer["code"], verifier)[0], 200)
+        status, tok = self.redeem(answer["code"], verifier)
+        self.assertEqual(status, 200)
+        _s, tok2 = self.token(grant_type="refresh_token", refresh_token=tok["refresh_token"])
         self.assertEqual(self.redeem(answer["code"], verifier)[0], 400)
+        # the second use revoked the grant: its refresh tokens, rotated ones too
+        for rt in (tok["refresh_token"], tok2["refresh_token"]):
+            self.assertEqual(self.token(grant_type="refresh_token", refresh_token=rt)[1]["error"],
+                             "invalid_grant")
         # short-lived codes
         self.control("config", {"code_ttl": 0})
         _s, answer = self.authorize(verifier)

@@ -175,9 +175,14 @@ fails_cleanly('other redirect URI',
 	"SELECT unified.complete_authorization('$state', '$p->{code}', redirect_uri => 'http://127.0.0.1/elsewhere')",
 	qr/ERROR:  28000: redirect URI "http:\/\/127.0.0.1\/elsewhere" differs from the one the authorization was started with/);
 
-# a code is single-use: the first flow's code, with a new state
+# a code is single-use: one intercepted and tried by someone without the
+# PKCE verifier is spent (and useless to them: invalid_grant)
+my $r = HTTP::Tiny->new(timeout => 30)->post_form("$bc->{url}/tap-tenant/oauth2/v2.0/token",
+	{ grant_type => 'authorization_code', code => $p->{code}, redirect_uri => $redirect,
+	  code_verifier => 'x' x 43, client_id => 'sandbox-app-id', client_secret => 'sandbox-app-secret' });
+is($r->{status}, 400, 'a code without its PKCE verifier is refused');
 ($url, $state) = authorize('bc', 'bc_code_reused');
-fails_cleanly('code used before', "SELECT unified.complete_authorization('$state', '$first{bc}{code}')",
+fails_cleanly('code used before', "SELECT unified.complete_authorization('$state', '$p->{code}')",
 	qr/ERROR:  HV00N: the identity provider refused the authorization code for connection "bc_code_reused": HTTP status 400.*invalid_grant/s);
 
 # the verifier and pending state are the starting role's only
@@ -193,6 +198,18 @@ like($err, qr/unknown or already used authorization state/, 'another role cannot
 is(q1("SELECT count(*) FROM unified.pending_authorizations WHERE state = '$state'"), "1",
 	'and it is still pending for its own role');
 is(footprint(), $before, 'nothing was left behind by any failure');
+
+# ---- access tokens renewed before they expire ----
+sandbox_call($bc, 'POST', '/_sandbox/oauth/config', { access_ttl => 2 });
+sub refreshes { sandbox_call($bc, 'GET', '/_sandbox/oauth/info')->{stats}{refreshes} }
+my $n0 = refreshes();
+clear_sandbox_requests($bc);
+is(q1(q{SELECT count(*) > 0 FROM bc_auth.vendors; SELECT pg_sleep(2.2);
+	SELECT count(*) > 0 FROM bc_auth.vendors}), "t\n\nt", 'one session scans across an access token\'s expiry');
+is(refreshes() - $n0, 2, 'it renewed the access token with the refresh token twice');
+is(scalar(grep { $_->{status} == 401 } @{ sandbox_requests($bc) }), 0,
+	'no request was sent with an expired access token');
+sandbox_call($bc, 'POST', '/_sandbox/oauth/config', { access_ttl => 3599 });
 
 # ---- rotation, kept durably ----
 # strict rotation: a used refresh token is refused, so a lost rotation
