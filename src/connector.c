@@ -200,6 +200,34 @@ get_int(const LoadPos *pos, json_t *obj, const char *key, int min, int max)
 	return (int) json_integer_value(v);
 }
 
+/* Optional boolean member key of obj: its value, or dflt if absent. */
+static bool
+get_bool(const LoadPos *pos, json_t *obj, const char *key, bool dflt)
+{
+	json_t	   *v = json_object_get(obj, key);
+	LoadPos		p = pos_child(pos, key);
+
+	if (v == NULL)
+		return dflt;
+	if (!json_is_boolean(v))
+		load_error(&p, "expected true or false", NULL);
+	return json_is_true(v);
+}
+
+/*
+ * Optional keyword member key of obj: its position in names, or dflt if
+ * absent.
+ */
+static int
+get_keyword_opt(const LoadPos *pos, json_t *obj, const char *key,
+				const char *const *names, const char *what, const char *whats,
+				int dflt)
+{
+	if (json_object_get(obj, key) == NULL)
+		return dflt;
+	return get_keyword(pos, obj, key, names, what, whats);
+}
+
 /* An array of strings as a List of char *. */
 static List *
 get_string_list(const LoadPos *pos, json_t *obj, const char *key, bool required)
@@ -518,7 +546,7 @@ parse_column_map(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 				 const UfdwConnector *conn, UfdwColumnMap *cm)
 {
 	static const char *const map_keys[] = {"field", "fields", "separator", "any_true",
-	"option", "map", "default", "native_type", "conversion", NULL};
+	"option", "map", "default", "native_type", "conversion", "enum_type", NULL};
 	json_t	   *src;
 	int			nsources = 0;
 
@@ -635,6 +663,20 @@ parse_column_map(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 			load_error(&p, "native type \"local_datetime\" needs the server option \"time_zone\" in \"options\"",
 					   "Add \"time_zone\" to \"options\" \"optional\": it names the zone of the wall-clock values.");
 	}
+	if ((src = json_object_get(v, "enum_type")) != NULL)
+	{
+		LoadPos		p = pos_child(pos, "enum_type");
+
+		cm->enum_type = get_string(pos, v, "enum_type", true);
+		if (cm->native_type != UFDW_NATIVE_ENUM)
+			load_error(&p, "\"enum_type\" is only valid with native type \"enum\"", NULL);
+		if (conn->dialect->enum_literal == NULL)
+			load_error(&p, psprintf("\"enum_type\" is not valid for the %s dialect",
+									conn->dialect->name),
+					   "The dialect has no typed enumeration literals; its codes are plain strings.");
+		if (cm->enum_type[0] == '\0' || strpbrk(cm->enum_type, "'\"() ,") != NULL)
+			load_error(&p, "expected a qualified type name such as \"Namespace.Type\"", NULL);
+	}
 	if ((src = json_object_get(v, "conversion")) != NULL)
 	{
 		LoadPos		p = pos_child(pos, "conversion");
@@ -701,16 +743,70 @@ parse_read_through(const LoadPos *pos, json_t *tdef, const UfdwConnector *conn,
 	return rt;
 }
 
+/*
+ * "capabilities": what the system can do beyond its dialect's spelling
+ * (UfdwCapabilities; docs/connectors.md); what is not given keeps the
+ * dialect's default.
+ */
+static void
+parse_capabilities(const LoadPos *pos, json_t *obj, UfdwConnector *conn)
+{
+	static const char *const cap_keys[] = {"in_operator", "or_across_fields", "text",
+	"null_order", "count", NULL};
+	static const char *const text_keys[] = {"case", "trailing_blanks", "collation",
+	"eq_wildcards", NULL};
+	/* in the order of UfdwTextCase */
+	static const char *const cases[] = {"unknown", "sensitive", "insensitive", NULL};
+	static const char *const blanks[] = {"unknown", "ignored", "significant", NULL};
+	static const char *const collations[] = {"unknown", "linguistic", "binary", NULL};
+	/* in the order of UfdwNullOrder */
+	static const char *const null_orders[] = {"unknown", "low", "high", NULL};
+	LoadPos		pcap = pos_child(pos, "capabilities");
+	LoadPos		ptext = pos_child(&pcap, "text");
+	UfdwCapabilities *caps = &conn->caps;
+	json_t	   *text;
+
+	check_keys(&pcap, obj, cap_keys);
+	conn->in_operator = get_bool(&pcap, obj, "in_operator", conn->in_operator);
+	caps->or_across_fields = get_bool(&pcap, obj, "or_across_fields", caps->or_across_fields);
+	caps->null_order = (UfdwNullOrder)
+		get_keyword_opt(&pcap, obj, "null_order", null_orders, "null order", "null orders",
+						caps->null_order);
+	caps->count = get_bool(&pcap, obj, "count", caps->count);
+	if (caps->count && conn->dialect->count_param == NULL &&
+		conn->dialect->envelope.count[0] == NULL)
+		load_error(&pcap, psprintf("the %s dialect cannot count", conn->dialect->name), NULL);
+
+	text = get_object(&pcap, obj, "text", false);
+	if (text == NULL)
+		return;
+	check_keys(&ptext, text, text_keys);
+	caps->text_case = (UfdwTextCase)
+		get_keyword_opt(&ptext, text, "case", cases, "text case", "text cases",
+						caps->text_case);
+	caps->text_blanks_significant =
+		get_keyword_opt(&ptext, text, "trailing_blanks", blanks, "trailing blanks rule",
+						"rules", caps->text_blanks_significant ? 2 : 0) == 2;
+	caps->text_binary =
+		get_keyword_opt(&ptext, text, "collation", collations, "collation", "collations",
+						caps->text_binary ? 2 : 0) == 2;
+	if (json_object_get(text, "eq_wildcards"))
+		caps->text_eq_wildcards = get_string(&ptext, text, "eq_wildcards", true);
+}
+
 static UfdwConnector *
 parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 {
 	static const char *const top_keys[] = {"format", "format_version", "system", "name",
 		"dialect", "instance_url_example", "base_url", "options", "auth", "paging",
-	"headers", "query", "in_operator", "null_values", "setup_steps", "tables", NULL};
+	"headers", "query", "in_operator", "capabilities", "null_values", "setup_steps", "tables",
+	NULL};
 	static const char *const opt_keys[] = {"required", "optional", NULL};
 	static const char *const auth_keys[] = {"methods", "token_url", "scope", "api_key_header", NULL};
-	static const char *const paging_keys[] = {"default_page_size", "max_page_size",
+	static const char *const paging_keys[] = {"kind", "default_page_size", "max_page_size",
 	"max_results", "max_pages", NULL};
+	/* in the order of UfdwPagingKind */
+	static const char *const paging_kinds[] = {"nextlink", "offset", NULL};
 	static const char *const table_keys[] = {"entity", "where", "read_through", "columns", NULL};
 	const char *dialect_names[lengthof(dialects) + 1];
 	UfdwConnector *conn = palloc0(sizeof(UfdwConnector));
@@ -775,14 +871,28 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 									  conn->dialect->name),
 				   "Only dialects that can go on after the last key of a capped query can read past such a cap.");
 
-	obj = json_object_get(root, "in_operator");
-	if (obj && !json_is_boolean(obj))
+	if (json_object_get(obj, "kind"))
 	{
-		LoadPos		pin = pos_child(pos, "in_operator");
+		conn->caps.paging = (UfdwPagingKind)
+			get_keyword(&ppaging, obj, "kind", paging_kinds, "paging kind", "paging kinds");
+		if (conn->caps.paging == UFDW_PAGING_NEXTLINK && !conn->dialect->nextlink_paging)
+		{
+			LoadPos		pk = pos_child(&ppaging, "kind");
 
-		load_error(&pin, "expected true or false", NULL);
+			load_error(&pk, psprintf("paging kind \"nextlink\" is not valid for the %s dialect",
+									 conn->dialect->name), NULL);
+		}
 	}
-	conn->in_operator = obj == NULL || json_is_true(obj);
+
+	/* the older top-level spelling of capabilities.in_operator */
+	conn->in_operator = get_bool(pos, root, "in_operator", true);
+	if ((obj = get_object(pos, root, "capabilities", false)) != NULL)
+	{
+		if (json_object_get(root, "in_operator") && json_object_get(obj, "in_operator"))
+			load_error(pos, "\"in_operator\" is given twice, at the top level and in \"capabilities\"",
+					   NULL);
+		parse_capabilities(pos, obj, conn);
+	}
 
 	conn->headers = get_name_values(pos, root, "headers", &conn->nheaders);
 	conn->query = get_name_values(pos, root, "query", &conn->nquery);

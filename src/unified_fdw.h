@@ -95,6 +95,14 @@ typedef enum UfdwNullOrder
 	UFDW_NULLS_HIGH				/* above every value (SQL databases' NULL) */
 } UfdwNullOrder;
 
+/* How text compares upstream, by case (capability text.case). */
+typedef enum UfdwTextCase
+{
+	UFDW_CASE_UNKNOWN,			/* not documented: neither ILIKE nor exact */
+	UFDW_CASE_SENSITIVE,
+	UFDW_CASE_INSENSITIVE		/* ILIKE can be sent; equality a superset */
+} UfdwTextCase;
+
 /*
  * What one system can do, beyond its dialect's spelling (connector key
  * "capabilities", docs/connectors.md).  Generic code asks these, never the
@@ -102,12 +110,20 @@ typedef enum UfdwNullOrder
  */
 typedef struct UfdwCapabilities
 {
-	UfdwPagingKind paging;
+	UfdwPagingKind paging;		/* "paging": "kind" */
 	bool		or_across_fields;	/* "or" may join conditions on different
 									 * fields */
-	bool		text_case_insensitive;	/* text compares without case
-										 * upstream: ILIKE can be sent */
-	UfdwNullOrder null_order;
+	UfdwTextCase text_case;		/* text.case */
+	bool		text_blanks_significant;	/* text.trailing_blanks
+											 * "significant" ("a " <> "a") */
+	bool		text_binary;	/* text.collation "binary": equal means the
+								 * same characters */
+	char	   *text_eq_wildcards;	/* text.eq_wildcards: characters that act
+									 * as wildcards in an equality literal
+									 * ("*"), or "" */
+	UfdwNullOrder null_order;	/* where NULLs (null values) sort */
+	bool		count;			/* the upstream can count a query's records
+								 * ($count, $inlinecount, totalResults) */
 } UfdwCapabilities;
 
 /* Authentication methods, as a bitmask of what a connector accepts. */
@@ -183,6 +199,9 @@ typedef struct UfdwColumnMap
 	UfdwNativeType native_type; /* FIELD only; UFDW_NATIVE_NONE if not given */
 	UfdwConversion conversion;	/* FIELD only */
 	int			conversion_length;	/* internal length, with a conversion */
+	char	   *enum_type;		/* ENUM: the upstream's enumeration type, whose
+								 * literals are typed (dialect's enum_literal),
+								 * or NULL: codes are plain strings */
 	int			nfields;		/* FIELD: 1; CONCAT, ANY_TRUE: >= 1 */
 	UfdwField  *fields;
 	char	   *separator;		/* CONCAT only */
