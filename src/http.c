@@ -25,9 +25,11 @@
  *
  * Limits come from the request context (the server's options): connect,
  * whole-request and low-speed timeouts, and a cap on the body enforced in
- * the write callback on decompressed bytes.  Retries are decided by the
- * caller (auth.c) with the helpers below; their backoff sleeps on the latch
- * like every other wait.  An ALTER or DROP of a server or user mapping
+ * the write callback on decompressed bytes.  Retries are the transport's
+ * (ufdw_http_finish_with_retries); their backoff sleeps on the latch like
+ * every other wait.  What happens to requests (sent, failed) is reported
+ * through the callback the glue registers (ufdw_http_set_report, for the
+ * connection status): the transport calls nothing above it.  An ALTER or DROP of a server or user mapping
  * retires the connection caches of the mappings it concerns (matched by
  * syscache hash values, see ufdw_hash_matches): their next request opens a
  * new connection, and the old connections are closed once no transfer uses
@@ -77,6 +79,9 @@
  * (learn.microsoft.com/entra/identity-platform/reference-error-codes).
  */
 #define ENTRA_CLIENT_SECRET_EXPIRED 7000222
+/* The glue's report callback (ufdw_http_set_report), or NULL. */
+static UfdwHttpReport report_hook = NULL;
+
 /* retry backoff: first delay, cap; each delay is jittered to 50-100% */
 #define UFDW_BACKOFF_BASE_MS 500L
 #define UFDW_BACKOFF_MAX_MS 30000L
@@ -535,6 +540,26 @@ conn_share(Oid umid)
 	return e->current;
 }
 
+/*
+ * Registers what is told about requests: each one sent, and each failure
+ * just before it is raised (the glue records them as the connection's
+ * status).  Called once, from _PG_init.
+ */
+void
+ufdw_http_set_report(UfdwHttpReport hook)
+{
+	report_hook = hook;
+}
+
+/* Tells the registered callback, if any; see UfdwHttpReport. */
+static void
+report(UfdwReportKind kind, const char *server, const char *table, long http_status,
+	   const char *request_id, const char *what)
+{
+	if (report_hook)
+		report_hook(kind, server, table, http_status, request_id, what);
+}
+
 void
 ufdw_http_init(void)
 {
@@ -609,7 +634,7 @@ ufdw_http_start(const UfdwRequest *req, const UfdwRequestContext *rctx,
 	x->url = pstrdup(req->url);
 	x->secrets = rctx->secrets;
 	make_request_id(x->request_id);
-	ufdw_status_request(rctx->server_name, x->request_id);
+	report(UFDW_REPORT_REQUEST, rctx->server_name, NULL, 0, x->request_id, NULL);
 	x->cleanup.func = transfer_cleanup;
 	x->cleanup.arg = x;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &x->cleanup);
@@ -828,8 +853,8 @@ ufdw_http_wait(UfdwTransfer *xfer)
  * arrived (a stale keep-alive connection, a restarting load balancer).
  * Timeouts are not retried: the time budget is the user's.
  */
-bool
-ufdw_http_failed_retryably(UfdwTransfer *xfer)
+static bool
+failed_retryably(UfdwTransfer *xfer)
 {
 	if (!xfer->done || xfer->blocked || xfer->overflow)
 		return false;
@@ -837,16 +862,9 @@ ufdw_http_failed_retryably(UfdwTransfer *xfer)
 		xfer->result == CURLE_GOT_NOTHING;
 }
 
-/* Records how many attempts led to xfer, for its error messages. */
-void
-ufdw_http_set_attempts(UfdwTransfer *xfer, int attempts)
-{
-	xfer->attempts = attempts;
-}
-
 /* HTTP statuses that say "try again later": throttling and gateway trouble. */
-bool
-ufdw_http_retryable_status(long status)
+static bool
+retryable_status(long status)
 {
 	return status == 429 || status == 502 || status == 503 || status == 504;
 }
@@ -857,8 +875,8 @@ ufdw_http_retryable_status(long status)
  * a date in the past means now), else exponential backoff with jitter.
  * The caller clamps the result to its budget.
  */
-long
-ufdw_http_retry_delay(const UfdwResponse *resp, int attempt)
+static long
+retry_delay(const UfdwResponse *resp, int attempt)
 {
 	long		base;
 
@@ -895,8 +913,8 @@ ufdw_http_retry_delay(const UfdwResponse *resp, int attempt)
  * CHECK_FOR_INTERRUPTS() after each: cancel and statement_timeout end a
  * retry's backoff at once.  Transfers in flight keep progressing.
  */
-void
-ufdw_http_sleep(long ms)
+static void
+sleep_ms(long ms)
 {
 	TimestampTz end = GetCurrentTimestamp() + (TimestampTz) ms * 1000;
 
@@ -917,6 +935,86 @@ ufdw_http_sleep(long ms)
 			if (rc & WL_LATCH_SET)
 				ResetLatch(MyLatch);
 		}
+	}
+}
+
+/* Whether req may be sent again: it only reads. */
+static bool
+request_is_read(const UfdwRequest *req)
+{
+	return strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0 ||
+		req->read_only;
+}
+
+/*
+ * Milliseconds to wait before retry number retry (1, 2, ...) of req, or -1
+ * if it must not be retried: not a read, retries used up, or the wait
+ * would exceed what is left of retry_max_wait (a longer Retry-After is
+ * clamped to retry_max_wait first).
+ */
+static long
+retry_wait(const UfdwRequest *req, const UfdwRequestContext *rctx,
+		   const UfdwResponse *resp, int retry, long slept_ms)
+{
+	long		delay;
+
+	if (!request_is_read(req) || retry > rctx->max_retries)
+		return -1;
+	delay = Min(retry_delay(resp, retry), rctx->retry_max_wait_ms);
+	if (slept_ms + delay > rctx->retry_max_wait_ms)
+		return -1;
+	return delay;
+}
+
+/*
+ * Waits for xfer and returns its response, retrying a request that only
+ * reads (GET, a read-only POST such as a query or a token request) after
+ * 429, 502, 503, 504 or a connection reset, up to the context's
+ * max_retries, waiting Retry-After or an exponential backoff with jitter,
+ * never more than retry_max_wait in total: start(arg) sends each further
+ * attempt (the caller applies credentials afresh).  Requests that may
+ * change upstream state are never retried.  Transport failures that are
+ * not retried raise an ERROR; HTTP statuses are left to the caller (the
+ * last response is returned when retries are used up).
+ */
+UfdwResponse *
+ufdw_http_finish_with_retries(UfdwTransfer *xfer, const UfdwRequest *req,
+							  const UfdwRequestContext *rctx,
+							  UfdwAttemptStarter start, void *arg)
+{
+	long		slept_ms = 0;
+
+	for (int attempt = 1;; attempt++)
+	{
+		UfdwResponse *resp = NULL;
+		long		delay;
+
+		xfer->attempts = attempt;
+		ufdw_http_wait(xfer);
+		if (failed_retryably(xfer))
+		{
+			delay = retry_wait(req, rctx, NULL, attempt, slept_ms);
+			if (delay < 0)
+				(void) ufdw_http_finish(xfer);	/* raises the failure */
+			ufdw_http_cancel(xfer);
+		}
+		else
+		{
+			resp = ufdw_http_finish(xfer);
+			if (!retryable_status(resp->status))
+				return resp;
+			delay = retry_wait(req, rctx, resp, attempt, slept_ms);
+			if (delay < 0)
+				return resp;
+		}
+		ereport(DEBUG1,
+				(errmsg_internal("unified_fdw: retrying %s request to server \"%s\" in %ld ms (attempt %d, %s)",
+								 req->method, rctx->server_name, delay, attempt + 1,
+								 resp ? psprintf("HTTP status %ld", resp->status) :
+								 "connection lost")));
+		sleep_ms(delay);
+		slept_ms += delay;
+		xfer = start(arg);
 	}
 }
 
@@ -955,7 +1053,7 @@ ufdw_http_finish(UfdwTransfer *xfer)
 		/* zero if the request was never sent: DNS, connect or TLS failed */
 		curl_easy_getinfo(xfer->easy, CURLINFO_PRETRANSFER_TIME, &pretransfer);
 		transfer_cleanup(xfer);
-		ufdw_status_failure(xfer->server_name, NULL, 0, xfer->request_id, safe_why);
+		report(UFDW_REPORT_FAILURE, xfer->server_name, NULL, 0, xfer->request_id, safe_why);
 		if (no_fd)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
@@ -1177,8 +1275,8 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 	else
 		sqlstate = ERRCODE_FDW_ERROR;
 
-	ufdw_status_failure(rctx->server_name, rctx->table_name, resp->status,
-						resp->request_id, detail.data);
+	report(UFDW_REPORT_FAILURE, rctx->server_name, rctx->table_name, resp->status,
+		   resp->request_id, detail.data);
 	errcb.callback = request_context_cb;
 	errcb.arg = psprintf("%s %s", req->method, ufdw_redact(req->url, rctx->secrets, 1000));
 	errcb.previous = error_context_stack;

@@ -182,6 +182,8 @@ _PG_init(void)
 	ufdw_define_gucs();
 	ufdw_auth_init();
 	ufdw_http_init();
+	/* the transport reports requests and failures; status.c records them */
+	ufdw_http_set_report(ufdw_status_report);
 }
 
 /* The model table a foreign table reads, checked against its connector. */

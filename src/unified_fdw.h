@@ -590,11 +590,25 @@ extern bool ufdw_hash_matches(int cacheid, uint32 hashvalue,
 							  uint32 server_hashvalue, uint32 mapping_hashvalue);
 extern UfdwResponse *ufdw_http_finish(UfdwTransfer *xfer);
 extern void ufdw_http_wait(UfdwTransfer *xfer);
-extern bool ufdw_http_failed_retryably(UfdwTransfer *xfer);
-extern void ufdw_http_set_attempts(UfdwTransfer *xfer, int attempts);
-extern bool ufdw_http_retryable_status(long status);
-extern long ufdw_http_retry_delay(const UfdwResponse *resp, int attempt);
-extern void ufdw_http_sleep(long ms);
+/* Starts one more attempt of a request (credentials applied afresh). */
+typedef UfdwTransfer *(*UfdwAttemptStarter) (void *arg);
+extern UfdwResponse *ufdw_http_finish_with_retries(UfdwTransfer *xfer,
+												   const UfdwRequest *req,
+												   const UfdwRequestContext *rctx,
+												   UfdwAttemptStarter start, void *arg);
+
+/* What the transport tells the glue (ufdw_http_set_report). */
+typedef enum UfdwReportKind
+{
+	UFDW_REPORT_REQUEST,		/* a request is being sent: request_id */
+	UFDW_REPORT_FAILURE			/* a failure is about to be raised:
+								 * http_status (0: no response), table (or
+								 * NULL), request_id, what (sanitised) */
+} UfdwReportKind;
+typedef void (*UfdwHttpReport) (UfdwReportKind kind, const char *server,
+								const char *table, long http_status,
+								const char *request_id, const char *what);
+extern void ufdw_http_set_report(UfdwHttpReport hook);
 extern void ufdw_http_init(void);
 extern void ufdw_http_poll(void);
 extern void ufdw_http_cancel(UfdwTransfer *xfer);
@@ -626,6 +640,9 @@ extern void ufdw_forget_token(Oid umid);
  * ----------------------------------------------------------------
  */
 
+extern void ufdw_status_report(UfdwReportKind kind, const char *server,
+							   const char *table, long http_status,
+							   const char *request_id, const char *what);
 extern void ufdw_status_request(const char *server, const char *request_id);
 extern void ufdw_status_success(const char *server);
 extern void ufdw_status_failure(const char *server, const char *table,
