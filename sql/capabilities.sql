@@ -16,15 +16,16 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER cap_bc OPTIONS (token 't');
 CREATE SCHEMA cap_bc;
 IMPORT FOREIGN SCHEMA unified LIMIT TO (purchase_orders) FROM SERVER cap_bc INTO cap_bc;
 CREATE SERVER cap_v4 FOREIGN DATA WRAPPER unified_fdw
-  OPTIONS (system 'test_odata_v4', instance_url 'https://127.0.0.1:1');
+  OPTIONS (system 'test_odata_v4', instance_url 'https://127.0.0.1:1', legal_entity 'usmf');
 CREATE USER MAPPING FOR CURRENT_USER SERVER cap_v4 OPTIONS (token 't');
 CREATE SCHEMA cap_v4;
 IMPORT FOREIGN SCHEMA unified FROM SERVER cap_v4 INTO cap_v4;
 
 \i sql/upstream_helpers.psql
 -- the native request of query over both servers: query options
--- percent-decoded, the service root left out
-CREATE FUNCTION both_rendered(query text) RETURNS TABLE (server text, request text)
+-- percent-decoded, the service root left out, and the headers named
+CREATE FUNCTION both_rendered(query text, headers text DEFAULT 'Prefer')
+RETURNS TABLE (server text, request text)
 LANGUAGE plpgsql AS $$
 DECLARE
   line text;
@@ -38,7 +39,7 @@ BEGIN
       IF line ~ 'Upstream Request' THEN
         request := '?' || decode_url(substring(line from '\?(.*)$'));
         RETURN NEXT;
-      ELSIF line ~ 'Upstream Header: Prefer' THEN
+      ELSIF line ~ ('Upstream Header: (' || headers || ')') THEN
         request := substring(line from 'Upstream Header: (.*)$');
         RETURN NEXT;
       ELSIF line ~ 'Sort Key' THEN
@@ -93,5 +94,29 @@ SELECT * FROM both_rendered($$SELECT number FROM srv.purchase_orders ORDER BY or
 -- (no request at all: one to this address would fail, not being public)
 ALTER FOREIGN TABLE cap_v4.purchase_orders OPTIONS (ADD use_remote_estimate 'true');
 SELECT count(*) > 0 AS planned FROM both_rendered($$SELECT number FROM srv.purchase_orders WHERE currency = 'EUR'$$) WHERE server = 'cap_v4';
+
+-- the validator is driven by the connector file: the system's own options
+-- (options.declared) with their kind, pattern and the file's own advice,
+-- defaults, and an instance host derived from an option
+CREATE SERVER cap_bad FOREIGN DATA WRAPPER unified_fdw
+  OPTIONS (system 'test_odata_v4', instance_url 'https://127.0.0.1:1');
+CREATE SERVER cap_bad FOREIGN DATA WRAPPER unified_fdw
+  OPTIONS (system 'test_odata_v4', instance_url 'https://127.0.0.1:1', legal_entity 'USMF1');
+CREATE SERVER cap_bad FOREIGN DATA WRAPPER unified_fdw
+  OPTIONS (system 'test_odata_v4', instance_url 'https://127.0.0.1:1', legal_entity 'US MF');
+CREATE SERVER cap_bad FOREIGN DATA WRAPPER unified_fdw
+  OPTIONS (system 'test_odata_v4', instance_url 'https://127.0.0.1:1', legal_entity 'usmf',
+           company_id 'bb6d48b6-c7b2-4a38-9a93-ad5506407f12');
+CREATE SERVER cap_bad FOREIGN DATA WRAPPER unified_fdw
+  OPTIONS (system 'test_odata_v4', instance_url 'https://demf.erp.test', legal_entity 'usmf');
+CREATE SERVER cap_ok FOREIGN DATA WRAPPER unified_fdw
+  OPTIONS (system 'test_odata_v4', instance_url 'https://USMF.erp.test', legal_entity 'usmf');
+DROP SERVER cap_ok;
+-- Business Central declares company_id, not legal_entity
+ALTER SERVER cap_bc OPTIONS (ADD legal_entity 'usmf');
+-- a declared default fills a template ({environment|upper})
+SELECT * FROM both_rendered($$SELECT number FROM srv.purchase_orders LIMIT 1$$, 'X-Env') WHERE request ~ 'X-Env';
+ALTER SERVER cap_v4 OPTIONS (ADD environment 'test');
+SELECT * FROM both_rendered($$SELECT number FROM srv.purchase_orders LIMIT 1$$, 'X-Env') WHERE request ~ 'X-Env';
 
 DROP SERVER cap_bc, cap_v4 CASCADE;

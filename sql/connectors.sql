@@ -60,6 +60,12 @@ SELECT f, check_fixture('capabilities_' || f || '.json')
                     'enum_type_not_enum', 'enum_type_bad_name']) AS f;
 
 
+-- the options a system declares (kind, pattern, advice), auth templates and
+-- error-body paths are checked
+SELECT f, check_fixture('options_' || f || '.json')
+  FROM unnest(ARRAY['unknown_kind', 'general_declared', 'undeclared', 'tba_without_realm',
+                    'unknown_filter', 'bad_error_path']) AS f;
+
 -- any role may see the systems and the model; only roles that may read
 -- server files can check connector files
 CREATE ROLE regress_ufdw_author;

@@ -151,6 +151,7 @@ oauth2_token(const UfdwOptions *opts, const UfdwRequestContext *rctx, Oid umid,
 	UfdwTokenResponse tok;
 	int64		lifetime;
 	bool		missing = false;
+	const char *missing_name = NULL;
 	TokenAttempt starter;
 
 	if (!force && entry->access_token && GetCurrentTimestamp() < entry->refresh_at)
@@ -163,11 +164,15 @@ oauth2_token(const UfdwOptions *opts, const UfdwRequestContext *rctx, Oid umid,
 	if (opts->token_url)
 		req.url = pstrdup(opts->token_url);
 	else if (opts->connector->token_url)
-		req.url = ufdw_expand_template(opts->connector->token_url, opts, &missing);
+		req.url = ufdw_expand_template_named(opts->connector->token_url, opts, &missing,
+											 &missing_name);
 	if (req.url == NULL || missing)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
-				 errmsg("server \"%s\" needs option \"tenant_id\" or \"token_url\" for OAuth",
+				 missing_name ?
+				 errmsg("server \"%s\" needs option \"%s\" or \"token_url\" for OAuth",
+						opts->server_name, missing_name) :
+				 errmsg("server \"%s\" needs option \"token_url\" for OAuth",
 						opts->server_name)));
 	req.method = "POST";
 	req.headers = list_make2("Content-Type: application/x-www-form-urlencoded",
@@ -177,7 +182,17 @@ oauth2_token(const UfdwOptions *opts, const UfdwRequestContext *rctx, Oid umid,
 	append_form(&body, "client_id", opts->client_id);
 	append_form(&body, "client_secret", opts->client_secret);
 	if (opts->connector->scope)
-		append_form(&body, "scope", opts->connector->scope);
+	{
+		char	   *scope = ufdw_expand_template_named(opts->connector->scope, opts, &missing,
+													   &missing_name);
+
+		if (missing)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+					 errmsg("server \"%s\" needs option \"%s\" for the OAuth scope",
+							opts->server_name, missing_name)));
+		append_form(&body, "scope", scope);
+	}
 	req.body = body.data;
 	req.read_only = true;		/* a new token changes nothing upstream */
 
@@ -211,31 +226,36 @@ oauth2_token(const UfdwOptions *opts, const UfdwRequestContext *rctx, Oid umid,
 }
 
 /*
- * The OAuth 1.0a Authorization header for req (NetSuite TBA), signed with
- * a fresh nonce and timestamp: called again for every attempt, so a retry
- * is never a replay.  The realm is the server's account_id.
+ * The OAuth 1.0a Authorization header for req (token-based authentication),
+ * signed with a fresh nonce and timestamp: called again for every attempt,
+ * so a retry is never a replay.  The realm is the connector's template
+ * (auth.realm), e.g. the server's account id in upper case.
  */
 static char *
 tba_header(const UfdwRequest *req, const UfdwOptions *opts)
 {
-	const char *account_id = ufdw_option_value(opts->server_options, "account_id");
 	UfdwOAuth1Params p;
 	char		nonce[UFDW_OAUTH1_NONCE_LEN + 1];
 	char		timestamp[21];
+	bool		missing = false;
+	const char *missing_name = NULL;
+	char	   *realm = opts->connector->realm ?
+		ufdw_expand_template_named(opts->connector->realm, opts, &missing, &missing_name) :
+		pstrdup("");
 
-	if (account_id == NULL)
+	if (missing)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
-				 errmsg("server \"%s\" needs option \"account_id\" for token-based authentication",
-						opts->server_name),
-				 errhint("Set the NetSuite account id, e.g. ALTER SERVER %s OPTIONS (ADD account_id '1234567_SB1').",
-						 opts->server_name)));
+				 errmsg("server \"%s\" needs option \"%s\" for token-based authentication",
+						opts->server_name, missing_name),
+				 errhint("Set it, e.g. ALTER SERVER %s OPTIONS (ADD %s '...'); unified.systems' setup_steps say where the system shows it.",
+						 opts->server_name, missing_name)));
 	ufdw_oauth1_fresh(nonce, timestamp);
 	p.consumer_key = opts->consumer_key;
 	p.consumer_secret = opts->consumer_secret;
 	p.token = opts->token_id;
 	p.token_secret = opts->token_secret;
-	p.realm = ufdw_netsuite_realm(account_id);
+	p.realm = realm;
 	p.nonce = nonce;
 	p.timestamp = timestamp;
 	return ufdw_oauth1_header(req->method, req->url, &p);

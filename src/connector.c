@@ -280,6 +280,16 @@ get_name_values(const LoadPos *pos, json_t *obj, const char *key, int *n)
 	return result;
 }
 
+/* The server option name as conn declares it, or NULL. */
+const UfdwOptionDecl *
+ufdw_declared_option(const UfdwConnector *conn, const char *name)
+{
+	for (int i = 0; i < conn->ndeclared; i++)
+		if (strcmp(conn->declared[i].name, name) == 0)
+			return &conn->declared[i];
+	return NULL;
+}
+
 /* Is s (by strcmp) one of the strings of list? */
 bool
 ufdw_string_in_list(List *list, const char *s)
@@ -744,6 +754,162 @@ parse_read_through(const LoadPos *pos, json_t *tdef, const UfdwConnector *conn,
 }
 
 /*
+ * Checks the placeholders of template tmpl (at pos): "{option}" or
+ * "{option|filter|...}" with known filters (ufdw_template_filter).
+ */
+static void
+check_template(const LoadPos *pos, const char *tmpl)
+{
+	const char *p = tmpl;
+	const char *close;
+
+	while ((p = strchr(p, '{')) != NULL && (close = strchr(p, '}')) != NULL)
+	{
+		char	   *spec = pnstrdup(p + 1, close - p - 1);
+		char	   *f = strchr(spec, '|');
+
+		if (spec[0] == '\0' || spec[0] == '|')
+			load_error(pos, "a template placeholder names no option", NULL);
+		while (f)
+		{
+			char	   *next = strchr(f + 1, '|');
+			char	   *name = next ? pnstrdup(f + 1, next - f - 1) : pstrdup(f + 1);
+			char		probe[] = "x";
+
+			if (!ufdw_template_filter(name, probe))
+				load_error(pos, psprintf("unknown template filter \"%s\"", name),
+						   "Valid filters are: upper, lower, dash (\"_\" to \"-\"), underscore (\"-\" to \"_\").");
+			f = next;
+		}
+		p = close + 1;
+	}
+}
+
+/*
+ * "options": "required" and "optional" (option names, the server's general
+ * ones or the system's), "declared" (the system's own options: name, kind,
+ * required, default, pattern, detail, hint) and "instance_host".
+ */
+static void
+parse_options(const LoadPos *pos, json_t *root, UfdwConnector *conn)
+{
+	static const char *const opt_keys[] = {"required", "optional", "declared",
+	"instance_host", NULL};
+	static const char *const decl_keys[] = {"name", "kind", "required", "default",
+	"pattern", "detail", "hint", NULL};
+	/* in the order of UfdwOptionKind */
+	static const char *const kinds[] = {"ident", "digits", "time_zone", "url", "text", NULL};
+	LoadPos		popt = pos_child(pos, "options");
+	LoadPos		pdecl = pos_child(&popt, "declared");
+	json_t	   *obj = get_object(pos, root, "options", true);
+	json_t	   *decls;
+	size_t		i;
+	json_t	   *d;
+
+	check_keys(&popt, obj, opt_keys);
+	conn->required_options = get_string_list(&popt, obj, "required", true);
+	conn->optional_options = get_string_list(&popt, obj, "optional", false);
+	conn->instance_host = get_string(&popt, obj, "instance_host", false);
+	if (conn->instance_host)
+	{
+		LoadPos		ph = pos_child(&popt, "instance_host");
+
+		check_template(&ph, conn->instance_host);
+		if (strrchr(conn->instance_host, '}') == NULL ||
+			strchr(strrchr(conn->instance_host, '}'), '.') == NULL)
+			load_error(&ph, "expected a host template ending in a domain, e.g. \"{account_id|lower}.example.com\"",
+					   NULL);
+	}
+	decls = get_array(&popt, obj, "declared", false);
+	if (decls == NULL)
+		return;
+	conn->ndeclared = (int) json_array_size(decls);
+	conn->declared = palloc0(sizeof(UfdwOptionDecl) * (conn->ndeclared + 1));
+	json_array_foreach(decls, i, d)
+	{
+		LoadPos		pd = pos_index(&pdecl, i);
+		UfdwOptionDecl *od = &conn->declared[i];
+
+		if (!json_is_object(d))
+			load_error(&pd, "expected an object", NULL);
+		check_keys(&pd, d, decl_keys);
+		od->name = get_string(&pd, d, "name", true);
+		od->kind = (UfdwOptionKind) get_keyword(&pd, d, "kind", kinds, "option kind",
+												"option kinds");
+		od->required = get_bool(&pd, d, "required", false);
+		od->dflt = get_string(&pd, d, "default", false);
+		od->pattern = get_string(&pd, d, "pattern", false);
+		od->detail = get_string(&pd, d, "detail", false);
+		od->hint = get_string(&pd, d, "hint", false);
+		if (ufdw_option_is_general(od->name))
+			load_error(&pd, psprintf("\"%s\" is a general server option, not one a system declares",
+									 od->name), NULL);
+		for (int j = 0; j < (int) i; j++)
+			if (strcmp(conn->declared[j].name, od->name) == 0)
+				load_error(&pd, psprintf("option \"%s\" is declared twice", od->name), NULL);
+		if (od->required && od->dflt)
+			load_error(&pd, "a required option has no default", NULL);
+		if (od->required && !ufdw_string_in_list(conn->required_options, od->name))
+			conn->required_options = lappend(conn->required_options, od->name);
+		else if (!od->required && !ufdw_string_in_list(conn->optional_options, od->name) &&
+				 !ufdw_string_in_list(conn->required_options, od->name))
+			conn->optional_options = lappend(conn->optional_options, od->name);
+	}
+}
+
+/* A JSON path: an array of member names and array positions. */
+static void
+parse_json_path(const LoadPos *pos, json_t *obj, const char *key, UfdwJsonPath *path)
+{
+	json_t	   *arr = get_array(pos, obj, key, false);
+	LoadPos		p = pos_child(pos, key);
+	size_t		i;
+	json_t	   *v;
+
+	path->n = 0;
+	if (arr == NULL)
+		return;
+	if (json_array_size(arr) == 0 || json_array_size(arr) > UFDW_PATH_MAX)
+		load_error(&p, psprintf("expected a path of 1 to %d member names and array positions",
+								UFDW_PATH_MAX), NULL);
+	json_array_foreach(arr, i, v)
+	{
+		LoadPos		pi = pos_index(&p, i);
+
+		if (json_is_string(v))
+			path->key[i] = pstrdup(json_string_value(v));
+		else if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+				 json_integer_value(v) <= 1000)
+		{
+			path->key[i] = NULL;
+			path->index[i] = (int) json_integer_value(v);
+		}
+		else
+			load_error(&pi, "expected a member name or an array position (0 to 1000)", NULL);
+	}
+	path->n = (int) json_array_size(arr);
+}
+
+/*
+ * "error_body": {"code": [...], "message": [...], "request_id": [...]}:
+ * where the system's error bodies keep those (paths, parse_json_path).
+ */
+static void
+parse_error_body(const LoadPos *pos, json_t *root, UfdwConnector *conn)
+{
+	static const char *const keys[] = {"code", "message", "request_id", NULL};
+	json_t	   *obj = get_object(pos, root, "error_body", false);
+	LoadPos		p = pos_child(pos, "error_body");
+
+	if (obj == NULL)
+		return;
+	check_keys(&p, obj, keys);
+	parse_json_path(&p, obj, "code", &conn->error_body.code);
+	parse_json_path(&p, obj, "message", &conn->error_body.message);
+	parse_json_path(&p, obj, "request_id", &conn->error_body.request_id);
+}
+
+/*
  * "capabilities": what the system can do beyond its dialect's spelling
  * (UfdwCapabilities; docs/connectors.md); what is not given keeps the
  * dialect's default.
@@ -799,10 +965,10 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 {
 	static const char *const top_keys[] = {"format", "format_version", "system", "name",
 		"dialect", "instance_url_example", "base_url", "options", "auth", "paging",
-	"headers", "query", "in_operator", "capabilities", "null_values", "setup_steps", "tables",
-	NULL};
-	static const char *const opt_keys[] = {"required", "optional", NULL};
-	static const char *const auth_keys[] = {"methods", "token_url", "scope", "api_key_header", NULL};
+	"headers", "query", "in_operator", "capabilities", "null_values", "request_id_headers",
+	"error_body", "setup_steps", "tables", NULL};
+	static const char *const auth_keys[] = {"methods", "token_url", "scope", "realm",
+	"api_key_header", NULL};
 	static const char *const paging_keys[] = {"kind", "default_page_size", "max_page_size",
 	"max_results", "max_pages", NULL};
 	/* in the order of UfdwPagingKind */
@@ -834,10 +1000,17 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 	conn->instance_url_example = get_string(pos, root, "instance_url_example", true);
 	conn->base_url = get_string(pos, root, "base_url", true);
 
-	obj = get_object(pos, root, "options", true);
-	check_keys(&popt, obj, opt_keys);
-	conn->required_options = get_string_list(&popt, obj, "required", true);
-	conn->optional_options = get_string_list(&popt, obj, "optional", false);
+	parse_options(pos, root, conn);
+	/* every option named is a general one or declared */
+	{
+		List	   *named = list_concat_copy(conn->required_options, conn->optional_options);
+
+		foreach(lc, named)
+			if (!ufdw_option_is_general(lfirst(lc)) && !ufdw_declared_option(conn, lfirst(lc)))
+				load_error(&popt, psprintf("option \"%s\" is neither a general server option nor declared",
+										   (char *) lfirst(lc)),
+						   "Declare the system's own options in \"declared\", with their kind.");
+	}
 
 	obj = get_object(pos, root, "auth", true);
 	check_keys(&pauth, obj, auth_keys);
@@ -852,6 +1025,22 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 		load_error(&pauth, "at least one auth method is required", NULL);
 	conn->token_url = get_string(&pauth, obj, "token_url", false);
 	conn->scope = get_string(&pauth, obj, "scope", false);
+	conn->realm = get_string(&pauth, obj, "realm", false);
+	{
+		const char *const templated[] = {"token_url", "scope", "realm"};
+		const char *values[] = {conn->token_url, conn->scope, conn->realm};
+
+		for (int i = 0; i < lengthof(templated); i++)
+			if (values[i])
+			{
+				LoadPos		pt = pos_child(&pauth, templated[i]);
+
+				check_template(&pt, values[i]);
+			}
+	}
+	if ((conn->auth_methods & UFDW_AUTH_TBA) && conn->realm == NULL)
+		load_error(&pauth, "method \"tba\" needs \"realm\"",
+				   "The OAuth 1.0a realm, a template such as \"{account_id|upper|underscore}\".");
 	conn->api_key_header = get_string(&pauth, obj, "api_key_header", false);
 	if ((conn->auth_methods & UFDW_AUTH_API_KEY) && conn->api_key_header == NULL)
 		load_error(&pauth, "method \"api_key\" needs \"api_key_header\"", NULL);
@@ -894,6 +1083,16 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 		parse_capabilities(pos, obj, conn);
 	}
 
+	conn->request_id_headers = get_string_list(pos, root, "request_id_headers", false);
+	foreach(lc, conn->request_id_headers)
+	{
+		const char *h = lfirst(lc);
+		LoadPos		ph = pos_child(pos, "request_id_headers");
+
+		if (h[0] == '\0' || strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != strlen(h))
+			load_error(&ph, psprintf("\"%s\" is not a header name", h), NULL);
+	}
+	parse_error_body(pos, root, conn);
 	conn->headers = get_name_values(pos, root, "headers", &conn->nheaders);
 	conn->query = get_name_values(pos, root, "query", &conn->nquery);
 	{

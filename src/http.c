@@ -121,6 +121,8 @@ struct UfdwTransfer
 	bool		blocked;		/* connect refused by the address check */
 	bool		no_fd;			/* no file descriptor left for a socket */
 	bool		allow_insecure;
+	List	   *id_headers;		/* of char *: the connector's request-id
+								 * headers (long-lived, read in header_cb) */
 	bool		done;
 	CURLcode	result;
 	char		errbuf[CURL_ERROR_SIZE];
@@ -271,12 +273,16 @@ header_cb(char *line, size_t size, size_t nmemb, void *userp)
 	capture_header(line, len, "www-authenticate", x->www_authenticate);
 	capture_header(line, len, "retry-after", x->retry_after);
 	capture_header(line, len, "location", x->location);
-	/* upstream request ids: Business Central, SAP, NetSuite, generic */
+	/* upstream request ids: the usual headers, and the connector's */
 	capture_header(line, len, "request-id", x->upstream_id);
 	capture_header(line, len, "x-request-id", x->upstream_id);
 	capture_header(line, len, "x-correlation-id", x->upstream_id);
-	capture_header(line, len, "sap-request-id", x->upstream_id);
-	capture_header(line, len, "x-netsuite-jobid", x->upstream_id);
+	{
+		ListCell   *lc;
+
+		foreach(lc, x->id_headers)
+			capture_header(line, len, lfirst(lc), x->upstream_id);
+	}
 	return len;
 }
 
@@ -626,6 +632,7 @@ ufdw_http_start(const UfdwRequest *req, const UfdwRequestContext *rctx,
 	ensure_multi();
 	x = palloc0(sizeof(UfdwTransfer));
 	x->allow_insecure = rctx->allow_insecure;
+	x->id_headers = rctx->request_id_headers;
 	x->max_bytes = rctx->max_response_bytes > 0 ?
 		(size_t) rctx->max_response_bytes : (size_t) UFDW_MAX_RESPONSE_BYTES;
 	x->attempts = 1;
@@ -1238,7 +1245,7 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 	StringInfoData detail;
 	ErrorContextCallback errcb;
 
-	ufdw_parse_error_body(resp->body, resp->len, &uerr);
+	ufdw_parse_error_body(resp->body, resp->len, rctx->error_body, &uerr);
 	initStringInfo(&detail);
 	if (uerr.code || uerr.message)
 	{
@@ -1312,7 +1319,7 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 				 errmsg("server \"%s\" requires reauthorization to read \"%s\": a new access token was refused too (HTTP status 401)",
 						rctx->server_name, rctx->table_name),
 				 errdetail_internal("%s", detail.data),
-				 errhint("The app obtains tokens but is no longer authorized upstream (disabled, consent or permissions withdrawn): authorize it again in the system's admin screens (Business Central: the Microsoft Entra Applications page), then reconnect.")));
+				 errhint("The app obtains tokens but is no longer authorized upstream (disabled, consent or permissions withdrawn): authorize it again in the system's admin screens (unified.systems' setup_steps say where), then reconnect.")));
 	if (resp->status == 401 && rctx->auth_failure == UFDW_AUTHFAIL_NOT_REFRESHED)
 		ereport(ERROR,
 				(errcode(sqlstate),

@@ -246,6 +246,49 @@ typedef struct UfdwNameValue
 	char	   *value;			/* may hold {option} placeholders */
 } UfdwNameValue;
 
+/* How a declared server option's value is checked (option.c). */
+typedef enum UfdwOptionKind
+{
+	UFDW_OPTION_IDENT,			/* letters, digits, "-", "_", "." */
+	UFDW_OPTION_DIGITS,			/* digits only */
+	UFDW_OPTION_TIME_ZONE,		/* a zone of the IANA database */
+	UFDW_OPTION_URL,			/* http(s) URL without credentials or query */
+	UFDW_OPTION_TEXT			/* non-empty, no control characters */
+} UfdwOptionKind;
+
+/* A server option a connector declares (connector key "options.declared"). */
+typedef struct UfdwOptionDecl
+{
+	char	   *name;
+	UfdwOptionKind kind;
+	bool		required;
+	char	   *dflt;			/* used when not set, or NULL */
+	char	   *pattern;		/* POSIX regular expression the value must
+								 * match, or NULL */
+	char	   *detail;			/* says what a valid value is, or NULL */
+	char	   *hint;			/* says where to find it, or NULL */
+} UfdwOptionDecl;
+
+/*
+ * A member of a JSON document: keys of objects, or positions in arrays
+ * (key NULL), from the root (connector key "error_body").
+ */
+#define UFDW_PATH_MAX 8
+typedef struct UfdwJsonPath
+{
+	int			n;				/* steps; 0: no path */
+	const char *key[UFDW_PATH_MAX];	/* object member, or NULL: ... */
+	int			index[UFDW_PATH_MAX];	/* ... array element */
+} UfdwJsonPath;
+
+/* Where a system's error bodies keep what is worth showing. */
+typedef struct UfdwErrorBody
+{
+	UfdwJsonPath code;			/* e.g. o:errorDetails[0].o:errorCode */
+	UfdwJsonPath message;
+	UfdwJsonPath request_id;	/* the upstream's id of the request */
+} UfdwErrorBody;
+
 typedef struct UfdwConnector
 {
 	char	   *system;			/* connector id, e.g. "dynamics365_bc" */
@@ -257,9 +300,14 @@ typedef struct UfdwConnector
 	char	   *base_url;		/* template, e.g. "{instance_url}/api/v2.0/" */
 	List	   *required_options;	/* of char *, server options */
 	List	   *optional_options;	/* of char * */
+	int			ndeclared;		/* the system's own server options */
+	UfdwOptionDecl *declared;
+	char	   *instance_host;	/* template of instance_url's host, when its
+								 * host is on the template's domain, or NULL */
 	int			auth_methods;	/* UFDW_AUTH_* bitmask */
 	char	   *token_url;		/* OAuth 2.0 token URL template, or NULL */
-	char	   *scope;			/* OAuth 2.0 scope, or NULL */
+	char	   *scope;			/* OAuth 2.0 scope (template), or NULL */
+	char	   *realm;			/* OAuth 1.0a realm (template), or NULL */
 	char	   *api_key_header; /* header that carries api_key, or NULL */
 	int			default_page_size;
 	int			max_page_size;
@@ -273,6 +321,12 @@ typedef struct UfdwConnector
 	UfdwNameValue *query;
 	bool		in_operator;	/* filters may say "f in (a, b)"; else "f eq a
 								 * or f eq b" (connector key "in_operator") */
+	List	   *request_id_headers; /* of char *: response headers that carry
+									 * the upstream's request id, besides
+									 * the usual request-id, x-request-id,
+									 * x-correlation-id */
+	UfdwErrorBody error_body;	/* paths in error bodies, besides the
+								 * standard shapes (upstream_json.c) */
 	int			nnull_values;	/* native texts that mean "no value" */
 	char	  **null_values;
 	List	   *setup_steps;	/* of char * */
@@ -287,6 +341,8 @@ extern List *ufdw_connectors(void);
 extern char *ufdw_known_systems(void);
 extern const char *ufdw_coltype_sql(UfdwColType type);
 extern bool ufdw_string_in_list(List *list, const char *s);
+extern const UfdwOptionDecl *ufdw_declared_option(const UfdwConnector *conn,
+												  const char *name);
 extern void ufdw_load_connector_file(const char *path, const UfdwModel *model,
 									 UfdwConnector **connector, UfdwModel **model_out);
 
@@ -352,6 +408,8 @@ extern int	ufdw_connection_credits;
 extern void ufdw_define_gucs(void);
 extern UfdwOptions *ufdw_get_options(ForeignServer *server, UserMapping *um);
 extern char *ufdw_option_value(List *options, const char *name);
+extern bool ufdw_option_is_general(const char *name);
+extern const char *ufdw_server_option(const UfdwOptions *opts, const char *name);
 extern int	ufdw_page_size(const UfdwConnector *conn, List *server_options,
 						   List *table_options);
 extern double ufdw_cost_option(const char *name, const char *value, double dflt);
@@ -415,6 +473,9 @@ typedef struct UfdwPageInfo
 
 extern char *ufdw_expand_template(const char *tmpl, const UfdwOptions *opts,
 								  bool *missing);
+extern char *ufdw_expand_template_named(const char *tmpl, const UfdwOptions *opts,
+										bool *missing, const char **missing_name);
+extern bool ufdw_template_filter(const char *name, char *s);
 extern UfdwRequest *ufdw_first_request(const UfdwScanSpec *spec,
 									   const UfdwOptions *opts);
 extern UfdwRequest *ufdw_next_request(const UfdwScanSpec *spec,
@@ -558,6 +619,8 @@ typedef struct UfdwRequestContext
 	long		retry_max_wait_ms;	/* total backoff sleep per request */
 	int64		max_response_bytes;
 	UfdwAuthFailure auth_failure;	/* how to explain a 401 */
+	List	   *request_id_headers; /* of char *: the connector's (long-lived) */
+	const struct UfdwErrorBody *error_body; /* the connector's, or NULL */
 } UfdwRequestContext;
 
 /* A transfer in flight or finished; owned by the memory context it was made in. */
@@ -677,7 +740,6 @@ extern char *ufdw_oauth1_signature(const char *base, const char *consumer_secret
 extern char *ufdw_oauth1_header(const char *method, const char *url,
 								const UfdwOAuth1Params *p);
 extern void ufdw_oauth1_fresh(char *nonce, char *timestamp);
-extern char *ufdw_netsuite_realm(const char *account_id);
 
 /* ----------------------------------------------------------------
  * Small JSON documents with jansson (upstream_json.c)
@@ -704,6 +766,7 @@ typedef struct UfdwUpstreamError
 extern void ufdw_parse_token_response(const char *body, size_t len,
 									  UfdwTokenResponse *out);
 extern void ufdw_parse_error_body(const char *body, size_t len,
+								  const UfdwErrorBody *paths,
 								  UfdwUpstreamError *out);
 
 #endif							/* UNIFIED_FDW_H */
