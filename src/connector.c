@@ -968,7 +968,7 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 	"headers", "query", "in_operator", "capabilities", "null_values", "request_id_headers",
 	"error_body", "setup_steps", "tables", NULL};
 	static const char *const auth_keys[] = {"methods", "token_url", "scope", "realm",
-	"api_key_header", NULL};
+	"api_key_header", "reauthorize", NULL};
 	static const char *const paging_keys[] = {"kind", "default_page_size", "max_page_size",
 	"max_results", "max_pages", NULL};
 	/* in the order of UfdwPagingKind */
@@ -1026,6 +1026,7 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 	conn->token_url = get_string(&pauth, obj, "token_url", false);
 	conn->scope = get_string(&pauth, obj, "scope", false);
 	conn->realm = get_string(&pauth, obj, "realm", false);
+	conn->reauthorize = get_string(&pauth, obj, "reauthorize", false);
 	{
 		const char *const templated[] = {"token_url", "scope", "realm"};
 		const char *values[] = {conn->token_url, conn->scope, conn->realm};

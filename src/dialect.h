@@ -25,8 +25,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef UFDW_DIALECT_H
-#define UFDW_DIALECT_H
+#ifndef UNIFIED_FDW_DIALECT_H
+#define UNIFIED_FDW_DIALECT_H
 
 #include "unified_fdw.h"
 
@@ -181,4 +181,4 @@ extern UfdwRequest *ufdw_odata_next_request(const UfdwScanSpec *spec,
 											const UfdwRequest *prev, int page_no,
 											const UfdwPageInfo *page);
 
-#endif							/* UFDW_DIALECT_H */
+#endif							/* UNIFIED_FDW_DIALECT_H */

@@ -1319,7 +1319,9 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 				 errmsg("server \"%s\" requires reauthorization to read \"%s\": a new access token was refused too (HTTP status 401)",
 						rctx->server_name, rctx->table_name),
 				 errdetail_internal("%s", detail.data),
-				 errhint("The app obtains tokens but is no longer authorized upstream (disabled, consent or permissions withdrawn): authorize it again in the system's admin screens (unified.systems' setup_steps say where), then reconnect.")));
+				 errhint("The app obtains tokens but is no longer authorized upstream (disabled, consent or permissions withdrawn): authorize it again in %s, then reconnect.",
+						 rctx->reauthorize_where ? rctx->reauthorize_where :
+						 "the system's admin screens (unified.systems' setup_steps say where)")));
 	if (resp->status == 401 && rctx->auth_failure == UFDW_AUTHFAIL_NOT_REFRESHED)
 		ereport(ERROR,
 				(errcode(sqlstate),

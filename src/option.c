@@ -848,6 +848,7 @@ ufdw_request_context(const UfdwOptions *opts, const char *table_name,
 	rctx->table_name = table_name;
 	rctx->request_id_headers = opts->connector->request_id_headers;
 	rctx->error_body = &opts->connector->error_body;
+	rctx->reauthorize_where = opts->connector->reauthorize;
 	rctx->secrets = ufdw_secrets(opts);
 	rctx->allow_insecure = opts->allow_insecure;
 	rctx->ca_file = opts->ca_file;

@@ -308,6 +308,8 @@ typedef struct UfdwConnector
 	char	   *token_url;		/* OAuth 2.0 token URL template, or NULL */
 	char	   *scope;			/* OAuth 2.0 scope (template), or NULL */
 	char	   *realm;			/* OAuth 1.0a realm (template), or NULL */
+	char	   *reauthorize;	/* where an app whose tokens are refused is
+								 * authorized again, for the hint; or NULL */
 	char	   *api_key_header; /* header that carries api_key, or NULL */
 	int			default_page_size;
 	int			max_page_size;
@@ -621,6 +623,8 @@ typedef struct UfdwRequestContext
 	UfdwAuthFailure auth_failure;	/* how to explain a 401 */
 	List	   *request_id_headers; /* of char *: the connector's (long-lived) */
 	const struct UfdwErrorBody *error_body; /* the connector's, or NULL */
+	const char *reauthorize_where;	/* where an app is authorized again
+									 * (connector), or NULL */
 } UfdwRequestContext;
 
 /* A transfer in flight or finished; owned by the memory context it was made in. */
