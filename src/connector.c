@@ -202,7 +202,7 @@ get_int(const LoadPos *pos, json_t *obj, const char *key, int min, int max)
 
 /* Optional boolean member key of obj: its value, or dflt if absent. */
 static bool
-get_bool(const LoadPos *pos, json_t *obj, const char *key, bool dflt)
+get_bool_opt(const LoadPos *pos, json_t *obj, const char *key, bool dflt)
 {
 	json_t	   *v = json_object_get(obj, key);
 	LoadPos		p = pos_child(pos, key);
@@ -710,8 +710,54 @@ parse_auth_method(const LoadPos *pos, const char *s)
 		return UFDW_AUTH_OAUTH2_CC;
 	if (strcmp(s, "tba") == 0)
 		return UFDW_AUTH_TBA;
+	if (strcmp(s, "oauth2_authorization_code") == 0)
+		return UFDW_AUTH_OAUTH2_CODE;
 	load_error(pos, psprintf("unknown auth method \"%s\"", s),
-			   "Valid methods are: basic, bearer, api_key, oauth2_client_credentials, tba.");
+			   "Valid methods are: basic, bearer, api_key, oauth2_client_credentials, tba, oauth2_authorization_code.");
+}
+
+static bool
+get_bool(const LoadPos *pos, json_t *obj, const char *key)
+{
+	json_t	   *v = json_object_get(obj, key);
+	LoadPos		p = pos_child(pos, key);
+
+	if (v == NULL)
+		load_error(pos, psprintf("missing key \"%s\"", key), NULL);
+	if (!json_is_boolean(v))
+		load_error(&p, "expected true or false", NULL);
+	return json_is_true(v);
+}
+
+/*
+ * "authorization_code": {"authorization_url": "...", "scope": "...",
+ * "client_authentication": "client_secret_post" | "client_secret_basic",
+ * "scope_on_refresh": bool, "rotates_refresh_tokens": bool,
+ * "refresh_token_lifetime_days": n} (see UfdwAuthCode); the token endpoint
+ * is the auth section's token_url.
+ */
+static UfdwAuthCode *
+parse_auth_code(const LoadPos *pauth, json_t *auth)
+{
+	static const char *const keys[] = {"authorization_url", "scope",
+		"client_authentication", "scope_on_refresh", "rotates_refresh_tokens",
+	"refresh_token_lifetime_days", NULL};
+	static const char *const client_auth[] = {"client_secret_post",
+	"client_secret_basic", NULL};
+	LoadPos		p = pos_child(pauth, "authorization_code");
+	json_t	   *obj = get_object(pauth, auth, "authorization_code", true);
+	UfdwAuthCode *ac = palloc0(sizeof(UfdwAuthCode));
+	check_keys(&p, obj, keys);
+	ac->authorization_url = get_string(&p, obj, "authorization_url", true);
+	ac->scope = get_string(&p, obj, "scope", true);
+	ac->client_secret_basic = get_keyword(&p, obj, "client_authentication", client_auth,
+										  "client authentication",
+										  "client authentications") == 1;
+	ac->scope_on_refresh = get_bool(&p, obj, "scope_on_refresh");
+	ac->rotates_refresh_tokens = get_bool(&p, obj, "rotates_refresh_tokens");
+	ac->refresh_token_lifetime_days = get_int(&p, obj, "refresh_token_lifetime_days",
+											  0, 36500);
+	return ac;
 }
 
 /*
@@ -836,7 +882,7 @@ parse_options(const LoadPos *pos, json_t *root, UfdwConnector *conn)
 		od->name = get_string(&pd, d, "name", true);
 		od->kind = (UfdwOptionKind) get_keyword(&pd, d, "kind", kinds, "option kind",
 												"option kinds");
-		od->required = get_bool(&pd, d, "required", false);
+		od->required = get_bool_opt(&pd, d, "required", false);
 		od->dflt = get_string(&pd, d, "default", false);
 		od->pattern = get_string(&pd, d, "pattern", false);
 		od->detail = get_string(&pd, d, "detail", false);
@@ -933,12 +979,12 @@ parse_capabilities(const LoadPos *pos, json_t *obj, UfdwConnector *conn)
 	json_t	   *text;
 
 	check_keys(&pcap, obj, cap_keys);
-	conn->in_operator = get_bool(&pcap, obj, "in_operator", conn->in_operator);
-	caps->or_across_fields = get_bool(&pcap, obj, "or_across_fields", caps->or_across_fields);
+	conn->in_operator = get_bool_opt(&pcap, obj, "in_operator", conn->in_operator);
+	caps->or_across_fields = get_bool_opt(&pcap, obj, "or_across_fields", caps->or_across_fields);
 	caps->null_order = (UfdwNullOrder)
 		get_keyword_opt(&pcap, obj, "null_order", null_orders, "null order", "null orders",
 						caps->null_order);
-	caps->count = get_bool(&pcap, obj, "count", caps->count);
+	caps->count = get_bool_opt(&pcap, obj, "count", caps->count);
 	if (caps->count && conn->dialect->count_param == NULL &&
 		conn->dialect->envelope.count[0] == NULL)
 		load_error(&pcap, psprintf("the %s dialect cannot count", conn->dialect->name), NULL);
@@ -968,7 +1014,7 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 	"headers", "query", "in_operator", "capabilities", "null_values", "request_id_headers",
 	"error_body", "setup_steps", "tables", NULL};
 	static const char *const auth_keys[] = {"methods", "token_url", "scope", "realm",
-	"api_key_header", "reauthorize", NULL};
+	"api_key_header", "reauthorize", "authorization_code", NULL};
 	static const char *const paging_keys[] = {"kind", "default_page_size", "max_page_size",
 	"max_results", "max_pages", NULL};
 	/* in the order of UfdwPagingKind */
@@ -1045,6 +1091,14 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 	conn->api_key_header = get_string(&pauth, obj, "api_key_header", false);
 	if ((conn->auth_methods & UFDW_AUTH_API_KEY) && conn->api_key_header == NULL)
 		load_error(&pauth, "method \"api_key\" needs \"api_key_header\"", NULL);
+	if (conn->auth_methods & UFDW_AUTH_OAUTH2_CODE)
+	{
+		conn->auth_code = parse_auth_code(&pauth, obj);
+		if (conn->token_url == NULL)
+			load_error(&pauth, "method \"oauth2_authorization_code\" needs \"token_url\"", NULL);
+	}
+	else if (json_object_get(obj, "authorization_code"))
+		load_error(&pauth, "\"authorization_code\" needs method \"oauth2_authorization_code\"", NULL);
 
 	obj = get_object(pos, root, "paging", true);
 	check_keys(&ppaging, obj, paging_keys);
@@ -1075,7 +1129,7 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 	}
 
 	/* the older top-level spelling of capabilities.in_operator */
-	conn->in_operator = get_bool(pos, root, "in_operator", true);
+	conn->in_operator = get_bool_opt(pos, root, "in_operator", true);
 	if ((obj = get_object(pos, root, "capabilities", false)) != NULL)
 	{
 		if (json_object_get(root, "in_operator") && json_object_get(obj, "in_operator"))

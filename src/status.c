@@ -445,7 +445,8 @@ flush_pending(void)
  */
 void
 ufdw_status_report(UfdwReportKind kind, const char *server, const char *table,
-				   long http_status, const char *request_id, const char *what)
+				   long http_status, const char *request_id, const char *what,
+				   bool reauthorize)
 {
 	switch (kind)
 	{
@@ -453,7 +454,7 @@ ufdw_status_report(UfdwReportKind kind, const char *server, const char *table,
 			ufdw_status_request(server, request_id);
 			break;
 		case UFDW_REPORT_FAILURE:
-			ufdw_status_failure(server, table, http_status, request_id, what);
+			ufdw_status_failure(server, table, http_status, request_id, what, reauthorize);
 			break;
 	}
 }
@@ -488,12 +489,14 @@ ufdw_status_success(const char *server)
 /*
  * An upstream failure of server is about to be raised.  http_status is 0
  * when there was no HTTP response; what is the sanitised reason.  401 sets
- * reauthorization_required; no response, 404 and 5xx set error; other
+ * reauthorization_required, and so does reauthorize (a refresh token the
+ * identity provider refused with invalid_grant, whatever the status);
+ * no response, 404 and 5xx set error; other
  * statuses are recorded without changing the status.
  */
 void
 ufdw_status_failure(const char *server, const char *table, long http_status,
-					const char *request_id, const char *what)
+					const char *request_id, const char *what, bool reauthorize)
 {
 	PendingEntry *e = pending_entry(server);
 	StatusEvent *ev = &e->failure_ev;
@@ -505,7 +508,7 @@ ufdw_status_failure(const char *server, const char *table, long http_status,
 	ev->http_status = (int32) http_status;
 	if (request_id)
 		strlcpy(ev->request_id, request_id, STATUS_REQUEST_ID_LEN);
-	if (http_status == 401)
+	if (http_status == 401 || reauthorize)
 		strlcpy(ev->new_status, "reauthorization_required", 32);
 	else if (http_status == 0 || http_status == 404 || http_status >= 500)
 		strlcpy(ev->new_status, "error", 32);
