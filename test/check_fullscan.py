@@ -6,7 +6,7 @@ the native records the sandbox serves (GET /_sandbox/export/...) and the
 mapping of DESIGN.md section 3.  The actual rows come from psql as one
 row_to_json() object per line (run with TimeZone=UTC).
 
-usage: check_fullscan.py SYSTEM SANDBOX_URL TABLE ACTUAL_FILE   (SYSTEM: bc, netsuite)
+usage: check_fullscan.py SYSTEM SANDBOX_URL TABLE ACTUAL_FILE   (SYSTEM: bc, sap, netsuite, fno)
 Prints one line per table and exits 1 on any difference.
 """
 import datetime
@@ -184,6 +184,61 @@ def ns_rows(url, table):
     return out
 
 
+FNO_ENTITY = {"purchase_orders": "PurchaseOrderHeadersV2", "purchase_order_lines": "PurchaseOrderLinesV2",
+              "vendors": "VendorsV2", "items": "ReleasedProductsV2"}
+FNO_EMPTY_DATE = "1900-01-01T12:00:00Z"
+
+
+def fno_status(order_status, approval):
+    """DESIGN.md section 3: the document status decides for cancelled, invoiced
+    and received orders; otherwise the approval status."""
+    by_status = {"Canceled": "cancelled", "Invoiced": "closed", "Received": "received"}
+    by_approval = {"Draft": "draft", "InReview": "pending_approval", "InExternalReview": "pending_approval",
+                   "Rejected": "rejected", "Approved": "open", "Confirmed": "open", "Finalized": "closed"}
+    return by_status.get(order_status) or by_approval.get(approval)
+
+
+def fno_rows(table, records):
+    """Finance & Operations has no NULL: "" and the empty date 1900-01-01 mean
+    "no value"; every id is prefixed by its legal entity (dataAreaId);
+    every company is read (cross-company)."""
+    out = []
+    for r in records:
+        g = lambda k: None if r.get(k) in (None, "", FNO_EMPTY_DATE) else r[k]  # noqa: E731
+        key = lambda *ks: None if any(g(k) is None for k in ks) else "/".join(str(r[k]) for k in ks)  # noqa: E731
+        if table == "purchase_orders":
+            row = {"id": key("dataAreaId", "PurchaseOrderNumber"), "number": g("PurchaseOrderNumber"),
+                   "status": fno_status(r["PurchaseOrderStatus"], r["DocumentApprovalStatus"]),
+                   "vendor_id": key("dataAreaId", "OrderVendorAccountNumber"),
+                   "vendor_name": g("PurchaseOrderName"),
+                   "order_date": g("AccountingDate") and g("AccountingDate")[:10],
+                   "currency": g("CurrencyCode"), "total_amount": None, "company_id": g("dataAreaId"),
+                   "created_at": None, "updated_at": None}
+        elif table == "purchase_order_lines":
+            row = {"id": key("dataAreaId", "PurchaseOrderNumber", "LineNumber"),
+                   "purchase_order_id": key("dataAreaId", "PurchaseOrderNumber"),
+                   "line_number": num(g("LineNumber")), "item_id": key("dataAreaId", "ItemNumber"),
+                   "description": g("LineDescription"), "quantity": num(g("OrderedPurchaseQuantity")),
+                   "unit_price": num(g("PurchasePrice")), "amount": num(g("LineAmount")),
+                   "unit_of_measure": g("PurchaseUnitSymbol"), "received_quantity": None}
+        elif table == "vendors":
+            row = {"id": key("dataAreaId", "VendorAccountNumber"), "number": g("VendorAccountNumber"),
+                   "name": g("VendorOrganizationName"), "email": g("PrimaryEmailAddress"),
+                   "phone": g("PrimaryPhoneNumber"), "currency": g("CurrencyCode"),
+                   "status": "active" if r["OnHoldStatus"] in ("No", "Never") else "blocked",
+                   "updated_at": None}
+        elif table == "items":
+            row = {"id": key("dataAreaId", "ItemNumber"), "number": g("ItemNumber"), "name": g("SearchName"),
+                   "type": {"Item": "inventory", "Service": "service"}.get(r["ProductType"]),
+                   "unit_of_measure": g("PurchaseUnitSymbol"), "unit_cost": num(g("PurchasePrice")),
+                   "updated_at": None}
+        else:
+            raise SystemExit(f"unknown table {table}")
+        row["raw"] = r
+        out.append(row)
+    return out
+
+
 def num(v):
     return None if v is None else decimal.Decimal(str(v))
 
@@ -201,6 +256,9 @@ def expected(system, url, table):
             return sap_rows(table, loads(f.read().decode())["value"])
     if system == "netsuite":
         return ns_rows(url, table)
+    if system == "fno":
+        with urllib.request.urlopen(f"{url}/_sandbox/export/{FNO_ENTITY[table]}") as f:
+            return fno_rows(table, loads(f.read().decode())["value"])
     if system != "bc":
         raise SystemExit(f"unknown system {system}")
     with urllib.request.urlopen(f"{url}/_sandbox/export/{BC_ENTITY[table]}?company={BC_COMPANY}") as f:

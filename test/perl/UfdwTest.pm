@@ -17,7 +17,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(start_sandbox sandbox_call new_node bc_connect sap_connect
-  bc_company sandbox_requests clear_sandbox_requests check_fullscan);
+  fno_connect fno_token bc_company sandbox_requests clear_sandbox_requests check_fullscan);
 
 my $root = $ENV{UFDW_ROOT} // '.';
 my @sandboxes;
@@ -163,6 +163,42 @@ sub sap_connect
 		CREATE SCHEMA $name;
 		IMPORT FOREIGN SCHEMA unified FROM SERVER $name INTO $name;
 	});
+}
+
+# fno_token($sb): an access token from the Finance & Operations sandbox's
+# Entra endpoint (client credentials, scope "<environment URL>/.default").
+sub fno_token
+{
+	my ($sb) = @_;
+	my $r = HTTP::Tiny->new(timeout => 30)->post_form("$sb->{url}/tap-tenant/oauth2/v2.0/token",
+		{ grant_type => 'client_credentials', client_id => 'sandbox-fno-client-id',
+		  client_secret => 'sandbox-fno-client-secret', scope => "$sb->{url}/.default" });
+	die "token: $r->{status} $r->{content}" unless $r->{success};
+	return decode_json($r->{content})->{access_token};
+}
+
+# Creates server $name for the Finance & Operations sandbox, a user mapping
+# and schema $name with the imported tables.  Options: auth ('bearer'
+# (default): a token from fno_token; 'oauth': client credentials), page_size.
+# Returns the bearer token (undef with 'oauth').
+sub fno_connect
+{
+	my ($node, $sb, $name, %o) = @_;
+	my $auth = $o{auth} // 'bearer';
+	my $page = $o{page_size} ? ", page_size '$o{page_size}'" : '';
+	my $token = $auth eq 'oauth' ? undef : fno_token($sb);
+	my $cred = $auth eq 'oauth'
+	  ? "client_id 'sandbox-fno-client-id', client_secret 'sandbox-fno-client-secret'"
+	  : "token '$token'";
+	$node->safe_psql('postgres', qq{
+		CREATE SERVER $name FOREIGN DATA WRAPPER unified_fdw OPTIONS (
+			system 'dynamics365_fo', instance_url '$sb->{url}',
+			token_url '$sb->{url}/tap-tenant/oauth2/v2.0/token', allow_insecure 'true'$page);
+		CREATE USER MAPPING FOR CURRENT_USER SERVER $name OPTIONS ($cred);
+		CREATE SCHEMA $name;
+		IMPORT FOREIGN SCHEMA unified FROM SERVER $name INTO $name;
+	});
+	return $token;
 }
 
 1;
