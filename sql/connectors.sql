@@ -52,6 +52,20 @@ SELECT f, check_fixture(f || '.json')
   FROM unnest(ARRAY['conversion_unknown_exit', 'conversion_bad_length',
                     'conversion_wrong_type', 'conversion_not_a_field']) AS f;
 
+-- the loader checks capabilities: known keys and values, a paging kind
+-- and typed enumerations the dialect has, enum_type on enum columns only
+SELECT f, check_fixture('capabilities_' || f || '.json')
+  FROM unnest(ARRAY['valid', 'unknown_key', 'bad_null_order', 'bad_text_case',
+                    'in_operator_twice', 'nextlink_odata_v2', 'enum_type_odata_v2',
+                    'enum_type_not_enum', 'enum_type_bad_name']) AS f;
+
+
+-- the options a system declares (kind, pattern, advice), auth templates and
+-- error-body paths are checked
+SELECT f, check_fixture('options_' || f || '.json')
+  FROM unnest(ARRAY['unknown_kind', 'general_declared', 'undeclared', 'tba_without_realm',
+                    'unknown_filter', 'bad_error_path']) AS f;
+
 -- any role may see the systems and the model; only roles that may read
 -- server files can check connector files
 CREATE ROLE regress_ufdw_author;

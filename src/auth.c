@@ -15,13 +15,10 @@
  * mapping (ufdw_mapping_hashes); a cache reset (hash value 0) drops all.  A token is refreshed ahead of its expiry, and once
  * more when the upstream answers 401 (it may have been revoked).
  *
- * Retries: a request that only reads (GET, a SuiteQL POST, a token request)
- * is sent again after 429, 502, 503, 504 or a connection reset, up to the
- * server's max_retries, waiting Retry-After or an exponential backoff with
- * jitter, never more than retry_max_wait in total.  Every attempt goes
- * through start_with_credentials(), so credentials are applied (and, for
- * signing methods, a request is signed) afresh each time.  Requests that
- * may change upstream state are never retried.
+ * Retries are the transport's (ufdw_http_finish_with_retries, http.c):
+ * every further attempt goes through the starters here
+ * (start_data_attempt, start_token_attempt), so credentials are applied
+ * (and, for signing methods, a request is signed) afresh each time.
  *
  *-------------------------------------------------------------------------
  */
@@ -35,9 +32,6 @@
 #include "unified_fdw.h"
 
 #define DEFAULT_TOKEN_LIFETIME_S 3600
-
-/* Starts one attempt of a request; see finish_with_retries(). */
-typedef UfdwTransfer *(*AttemptStarter) (void *arg);
 
 typedef struct TokenEntry
 {
@@ -118,80 +112,6 @@ ufdw_forget_token(Oid umid)
 		forget_token(token_entry(umid));
 }
 
-/* Whether req may be sent again: it only reads. */
-static bool
-request_is_read(const UfdwRequest *req)
-{
-	return strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0 ||
-		req->read_only;
-}
-
-/*
- * Milliseconds to wait before retry number retry (1, 2, ...) of req, or -1
- * if it must not be retried: not a read, retries used up, or the wait
- * would exceed what is left of retry_max_wait (a longer Retry-After is
- * clamped to retry_max_wait first).
- */
-static long
-retry_wait(const UfdwRequest *req, const UfdwRequestContext *rctx,
-		   const UfdwResponse *resp, int retry, long slept_ms)
-{
-	long		delay;
-
-	if (!request_is_read(req) || retry > rctx->max_retries)
-		return -1;
-	delay = Min(ufdw_http_retry_delay(resp, retry), rctx->retry_max_wait_ms);
-	if (slept_ms + delay > rctx->retry_max_wait_ms)
-		return -1;
-	return delay;
-}
-
-/*
- * Waits for xfer and returns its response, retrying as the file header
- * says: start(arg) sends each further attempt.  Transport failures that
- * are not retried raise an ERROR; HTTP statuses are left to the caller
- * (the last response is returned when retries are used up).
- */
-static UfdwResponse *
-finish_with_retries(UfdwTransfer *xfer, const UfdwRequest *req,
-					const UfdwRequestContext *rctx, AttemptStarter start, void *arg)
-{
-	long		slept_ms = 0;
-
-	for (int attempt = 1;; attempt++)
-	{
-		UfdwResponse *resp = NULL;
-		long		delay;
-
-		ufdw_http_set_attempts(xfer, attempt);
-		ufdw_http_wait(xfer);
-		if (ufdw_http_failed_retryably(xfer))
-		{
-			delay = retry_wait(req, rctx, NULL, attempt, slept_ms);
-			if (delay < 0)
-				(void) ufdw_http_finish(xfer);	/* raises the failure */
-			ufdw_http_cancel(xfer);
-		}
-		else
-		{
-			resp = ufdw_http_finish(xfer);
-			if (!ufdw_http_retryable_status(resp->status))
-				return resp;
-			delay = retry_wait(req, rctx, resp, attempt, slept_ms);
-			if (delay < 0)
-				return resp;
-		}
-		ereport(DEBUG1,
-				(errmsg_internal("unified_fdw: retrying %s request to server \"%s\" in %ld ms (attempt %d, %s)",
-								 req->method, rctx->server_name, delay, attempt + 1,
-								 resp ? psprintf("HTTP status %ld", resp->status) :
-								 "connection lost")));
-		ufdw_http_sleep(delay);
-		slept_ms += delay;
-		xfer = start(arg);
-	}
-}
-
 /* A token request's attempt: the credentials are in its body. */
 typedef struct TokenAttempt
 {
@@ -222,15 +142,20 @@ token_url(const UfdwOptions *opts)
 {
 	char	   *url = NULL;
 	bool		missing = false;
+	const char *missing_name = NULL;
 
 	if (opts->token_url)
 		url = pstrdup(opts->token_url);
 	else if (opts->connector->token_url)
-		url = ufdw_expand_template(opts->connector->token_url, opts, &missing);
+		url = ufdw_expand_template_named(opts->connector->token_url, opts, &missing,
+										 &missing_name);
 	if (url == NULL || missing)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
-				 errmsg("server \"%s\" needs option \"tenant_id\" or \"token_url\" for OAuth",
+				 missing_name ?
+				 errmsg("server \"%s\" needs option \"%s\" or \"token_url\" for OAuth",
+						opts->server_name, missing_name) :
+				 errmsg("server \"%s\" needs option \"token_url\" for OAuth",
 						opts->server_name)));
 	return url;
 }
@@ -282,7 +207,7 @@ post_token_form(const UfdwOptions *opts, UfdwRequestContext *trctx, Oid umid,
 	starter.umid = umid;
 	starter.username = basic ? ufdw_url_escape(opts->client_id) : NULL;
 	starter.password = basic ? ufdw_url_escape(opts->client_secret) : NULL;
-	resp = finish_with_retries(start_token_attempt(&starter), &req, trctx,
+	resp = ufdw_http_finish_with_retries(start_token_attempt(&starter), &req, trctx,
 							   start_token_attempt, &starter);
 	explicit_bzero(body.data, body.len);
 	if (resp->status != 200)
@@ -358,6 +283,8 @@ oauth2_token(const UfdwOptions *opts, const UfdwRequestContext *rctx, Oid umid,
 	UfdwRequestContext trctx = *rctx;
 	StringInfoData form;
 	UfdwTokenResponse tok;
+	bool		missing = false;
+	const char *missing_name = NULL;
 
 	if (cached_token(entry, force))
 		return entry->access_token;
@@ -369,7 +296,17 @@ oauth2_token(const UfdwOptions *opts, const UfdwRequestContext *rctx, Oid umid,
 	initStringInfo(&form);
 	append_form(&form, "grant_type", "client_credentials");
 	if (opts->connector->scope)
-		append_form(&form, "scope", opts->connector->scope);
+	{
+		char	   *scope = ufdw_expand_template_named(opts->connector->scope, opts, &missing,
+													   &missing_name);
+
+		if (missing)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+					 errmsg("server \"%s\" needs option \"%s\" for the OAuth scope",
+							opts->server_name, missing_name)));
+		append_form(&form, "scope", scope);
+	}
 	/* a new token changes nothing upstream: retried */
 	(void) post_token_form(opts, &trctx, umid, form.data, true, &tok);
 	cache_token(entry, tok.access_token, tok.expires_in);
@@ -438,31 +375,36 @@ oauth2_code_token(const UfdwOptions *opts, const UfdwRequestContext *rctx, Oid u
 }
 
 /*
- * The OAuth 1.0a Authorization header for req (NetSuite TBA), signed with
- * a fresh nonce and timestamp: called again for every attempt, so a retry
- * is never a replay.  The realm is the server's account_id.
+ * The OAuth 1.0a Authorization header for req (token-based authentication),
+ * signed with a fresh nonce and timestamp: called again for every attempt,
+ * so a retry is never a replay.  The realm is the connector's template
+ * (auth.realm), e.g. the server's account id in upper case.
  */
 static char *
 tba_header(const UfdwRequest *req, const UfdwOptions *opts)
 {
-	const char *account_id = ufdw_option_value(opts->server_options, "account_id");
 	UfdwOAuth1Params p;
 	char		nonce[UFDW_OAUTH1_NONCE_LEN + 1];
 	char		timestamp[21];
+	bool		missing = false;
+	const char *missing_name = NULL;
+	char	   *realm = opts->connector->realm ?
+		ufdw_expand_template_named(opts->connector->realm, opts, &missing, &missing_name) :
+		pstrdup("");
 
-	if (account_id == NULL)
+	if (missing)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
-				 errmsg("server \"%s\" needs option \"account_id\" for token-based authentication",
-						opts->server_name),
-				 errhint("Set the NetSuite account id, e.g. ALTER SERVER %s OPTIONS (ADD account_id '1234567_SB1').",
-						 opts->server_name)));
+				 errmsg("server \"%s\" needs option \"%s\" for token-based authentication",
+						opts->server_name, missing_name),
+				 errhint("Set it, e.g. ALTER SERVER %s OPTIONS (ADD %s '...'); unified.systems' setup_steps say where the system shows it.",
+						 opts->server_name, missing_name)));
 	ufdw_oauth1_fresh(nonce, timestamp);
 	p.consumer_key = opts->consumer_key;
 	p.consumer_secret = opts->consumer_secret;
 	p.token = opts->token_id;
 	p.token_secret = opts->token_secret;
-	p.realm = ufdw_netsuite_realm(account_id);
+	p.realm = realm;
 	p.nonce = nonce;
 	p.timestamp = timestamp;
 	return ufdw_oauth1_header(req->method, req->url, &p);
@@ -630,12 +572,12 @@ ufdw_finish_authenticated(UfdwTransfer *xfer, const UfdwRequest *req,
 	DataAttempt attempt = {req, opts, rctx, umid, false};
 	bool		renewed = false;
 
-	resp = finish_with_retries(xfer, req, rctx, start_data_attempt, &attempt);
+	resp = ufdw_http_finish_with_retries(xfer, req, rctx, start_data_attempt, &attempt);
 	if (resp->status == 401 && (opts->auth_method == UFDW_AUTH_OAUTH2_CC ||
 								opts->auth_method == UFDW_AUTH_OAUTH2_CODE))
 	{
 		attempt.renew = renewed = true;
-		resp = finish_with_retries(start_data_attempt(&attempt), req, rctx,
+		resp = ufdw_http_finish_with_retries(start_data_attempt(&attempt), req, rctx,
 								   start_data_attempt, &attempt);
 	}
 	if (resp->status < 200 || resp->status > 299)

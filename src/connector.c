@@ -200,6 +200,34 @@ get_int(const LoadPos *pos, json_t *obj, const char *key, int min, int max)
 	return (int) json_integer_value(v);
 }
 
+/* Optional boolean member key of obj: its value, or dflt if absent. */
+static bool
+get_bool_opt(const LoadPos *pos, json_t *obj, const char *key, bool dflt)
+{
+	json_t	   *v = json_object_get(obj, key);
+	LoadPos		p = pos_child(pos, key);
+
+	if (v == NULL)
+		return dflt;
+	if (!json_is_boolean(v))
+		load_error(&p, "expected true or false", NULL);
+	return json_is_true(v);
+}
+
+/*
+ * Optional keyword member key of obj: its position in names, or dflt if
+ * absent.
+ */
+static int
+get_keyword_opt(const LoadPos *pos, json_t *obj, const char *key,
+				const char *const *names, const char *what, const char *whats,
+				int dflt)
+{
+	if (json_object_get(obj, key) == NULL)
+		return dflt;
+	return get_keyword(pos, obj, key, names, what, whats);
+}
+
 /* An array of strings as a List of char *. */
 static List *
 get_string_list(const LoadPos *pos, json_t *obj, const char *key, bool required)
@@ -250,6 +278,16 @@ get_name_values(const LoadPos *pos, json_t *obj, const char *key, int *n)
 	}
 	*n = i;
 	return result;
+}
+
+/* The server option name as conn declares it, or NULL. */
+const UfdwOptionDecl *
+ufdw_declared_option(const UfdwConnector *conn, const char *name)
+{
+	for (int i = 0; i < conn->ndeclared; i++)
+		if (strcmp(conn->declared[i].name, name) == 0)
+			return &conn->declared[i];
+	return NULL;
 }
 
 /* Is s (by strcmp) one of the strings of list? */
@@ -518,7 +556,7 @@ parse_column_map(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 				 const UfdwConnector *conn, UfdwColumnMap *cm)
 {
 	static const char *const map_keys[] = {"field", "fields", "separator", "any_true",
-	"option", "map", "default", "native_type", "conversion", NULL};
+	"option", "map", "default", "native_type", "conversion", "enum_type", NULL};
 	json_t	   *src;
 	int			nsources = 0;
 
@@ -635,6 +673,20 @@ parse_column_map(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 			load_error(&p, "native type \"local_datetime\" needs the server option \"time_zone\" in \"options\"",
 					   "Add \"time_zone\" to \"options\" \"optional\": it names the zone of the wall-clock values.");
 	}
+	if ((src = json_object_get(v, "enum_type")) != NULL)
+	{
+		LoadPos		p = pos_child(pos, "enum_type");
+
+		cm->enum_type = get_string(pos, v, "enum_type", true);
+		if (cm->native_type != UFDW_NATIVE_ENUM)
+			load_error(&p, "\"enum_type\" is only valid with native type \"enum\"", NULL);
+		if (conn->dialect->enum_literal == NULL)
+			load_error(&p, psprintf("\"enum_type\" is not valid for the %s dialect",
+									conn->dialect->name),
+					   "The dialect has no typed enumeration literals; its codes are plain strings.");
+		if (cm->enum_type[0] == '\0' || strpbrk(cm->enum_type, "'\"() ,") != NULL)
+			load_error(&p, "expected a qualified type name such as \"Namespace.Type\"", NULL);
+	}
 	if ((src = json_object_get(v, "conversion")) != NULL)
 	{
 		LoadPos		p = pos_child(pos, "conversion");
@@ -747,17 +799,226 @@ parse_read_through(const LoadPos *pos, json_t *tdef, const UfdwConnector *conn,
 	return rt;
 }
 
+/*
+ * Checks the placeholders of template tmpl (at pos): "{option}" or
+ * "{option|filter|...}" with known filters (ufdw_template_filter).
+ */
+static void
+check_template(const LoadPos *pos, const char *tmpl)
+{
+	const char *p = tmpl;
+	const char *close;
+
+	while ((p = strchr(p, '{')) != NULL && (close = strchr(p, '}')) != NULL)
+	{
+		char	   *spec = pnstrdup(p + 1, close - p - 1);
+		char	   *f = strchr(spec, '|');
+
+		if (spec[0] == '\0' || spec[0] == '|')
+			load_error(pos, "a template placeholder names no option", NULL);
+		while (f)
+		{
+			char	   *next = strchr(f + 1, '|');
+			char	   *name = next ? pnstrdup(f + 1, next - f - 1) : pstrdup(f + 1);
+			char		probe[] = "x";
+
+			if (!ufdw_template_filter(name, probe))
+				load_error(pos, psprintf("unknown template filter \"%s\"", name),
+						   "Valid filters are: upper, lower, dash (\"_\" to \"-\"), underscore (\"-\" to \"_\").");
+			f = next;
+		}
+		p = close + 1;
+	}
+}
+
+/*
+ * "options": "required" and "optional" (option names, the server's general
+ * ones or the system's), "declared" (the system's own options: name, kind,
+ * required, default, pattern, detail, hint) and "instance_host".
+ */
+static void
+parse_options(const LoadPos *pos, json_t *root, UfdwConnector *conn)
+{
+	static const char *const opt_keys[] = {"required", "optional", "declared",
+	"instance_host", NULL};
+	static const char *const decl_keys[] = {"name", "kind", "required", "default",
+	"pattern", "detail", "hint", NULL};
+	/* in the order of UfdwOptionKind */
+	static const char *const kinds[] = {"ident", "digits", "time_zone", "url", "text", NULL};
+	LoadPos		popt = pos_child(pos, "options");
+	LoadPos		pdecl = pos_child(&popt, "declared");
+	json_t	   *obj = get_object(pos, root, "options", true);
+	json_t	   *decls;
+	size_t		i;
+	json_t	   *d;
+
+	check_keys(&popt, obj, opt_keys);
+	conn->required_options = get_string_list(&popt, obj, "required", true);
+	conn->optional_options = get_string_list(&popt, obj, "optional", false);
+	conn->instance_host = get_string(&popt, obj, "instance_host", false);
+	if (conn->instance_host)
+	{
+		LoadPos		ph = pos_child(&popt, "instance_host");
+
+		check_template(&ph, conn->instance_host);
+		if (strrchr(conn->instance_host, '}') == NULL ||
+			strchr(strrchr(conn->instance_host, '}'), '.') == NULL)
+			load_error(&ph, "expected a host template ending in a domain, e.g. \"{account_id|lower}.example.com\"",
+					   NULL);
+	}
+	decls = get_array(&popt, obj, "declared", false);
+	if (decls == NULL)
+		return;
+	conn->ndeclared = (int) json_array_size(decls);
+	conn->declared = palloc0(sizeof(UfdwOptionDecl) * (conn->ndeclared + 1));
+	json_array_foreach(decls, i, d)
+	{
+		LoadPos		pd = pos_index(&pdecl, i);
+		UfdwOptionDecl *od = &conn->declared[i];
+
+		if (!json_is_object(d))
+			load_error(&pd, "expected an object", NULL);
+		check_keys(&pd, d, decl_keys);
+		od->name = get_string(&pd, d, "name", true);
+		od->kind = (UfdwOptionKind) get_keyword(&pd, d, "kind", kinds, "option kind",
+												"option kinds");
+		od->required = get_bool_opt(&pd, d, "required", false);
+		od->dflt = get_string(&pd, d, "default", false);
+		od->pattern = get_string(&pd, d, "pattern", false);
+		od->detail = get_string(&pd, d, "detail", false);
+		od->hint = get_string(&pd, d, "hint", false);
+		if (ufdw_option_is_general(od->name))
+			load_error(&pd, psprintf("\"%s\" is a general server option, not one a system declares",
+									 od->name), NULL);
+		for (int j = 0; j < (int) i; j++)
+			if (strcmp(conn->declared[j].name, od->name) == 0)
+				load_error(&pd, psprintf("option \"%s\" is declared twice", od->name), NULL);
+		if (od->required && od->dflt)
+			load_error(&pd, "a required option has no default", NULL);
+		if (od->required && !ufdw_string_in_list(conn->required_options, od->name))
+			conn->required_options = lappend(conn->required_options, od->name);
+		else if (!od->required && !ufdw_string_in_list(conn->optional_options, od->name) &&
+				 !ufdw_string_in_list(conn->required_options, od->name))
+			conn->optional_options = lappend(conn->optional_options, od->name);
+	}
+}
+
+/* A JSON path: an array of member names and array positions. */
+static void
+parse_json_path(const LoadPos *pos, json_t *obj, const char *key, UfdwJsonPath *path)
+{
+	json_t	   *arr = get_array(pos, obj, key, false);
+	LoadPos		p = pos_child(pos, key);
+	size_t		i;
+	json_t	   *v;
+
+	path->n = 0;
+	if (arr == NULL)
+		return;
+	if (json_array_size(arr) == 0 || json_array_size(arr) > UFDW_PATH_MAX)
+		load_error(&p, psprintf("expected a path of 1 to %d member names and array positions",
+								UFDW_PATH_MAX), NULL);
+	json_array_foreach(arr, i, v)
+	{
+		LoadPos		pi = pos_index(&p, i);
+
+		if (json_is_string(v))
+			path->key[i] = pstrdup(json_string_value(v));
+		else if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+				 json_integer_value(v) <= 1000)
+		{
+			path->key[i] = NULL;
+			path->index[i] = (int) json_integer_value(v);
+		}
+		else
+			load_error(&pi, "expected a member name or an array position (0 to 1000)", NULL);
+	}
+	path->n = (int) json_array_size(arr);
+}
+
+/*
+ * "error_body": {"code": [...], "message": [...], "request_id": [...]}:
+ * where the system's error bodies keep those (paths, parse_json_path).
+ */
+static void
+parse_error_body(const LoadPos *pos, json_t *root, UfdwConnector *conn)
+{
+	static const char *const keys[] = {"code", "message", "request_id", NULL};
+	json_t	   *obj = get_object(pos, root, "error_body", false);
+	LoadPos		p = pos_child(pos, "error_body");
+
+	if (obj == NULL)
+		return;
+	check_keys(&p, obj, keys);
+	parse_json_path(&p, obj, "code", &conn->error_body.code);
+	parse_json_path(&p, obj, "message", &conn->error_body.message);
+	parse_json_path(&p, obj, "request_id", &conn->error_body.request_id);
+}
+
+/*
+ * "capabilities": what the system can do beyond its dialect's spelling
+ * (UfdwCapabilities; docs/connectors.md); what is not given keeps the
+ * dialect's default.
+ */
+static void
+parse_capabilities(const LoadPos *pos, json_t *obj, UfdwConnector *conn)
+{
+	static const char *const cap_keys[] = {"in_operator", "or_across_fields", "text",
+	"null_order", "count", NULL};
+	static const char *const text_keys[] = {"case", "trailing_blanks", "collation",
+	"eq_wildcards", NULL};
+	/* in the order of UfdwTextCase */
+	static const char *const cases[] = {"unknown", "sensitive", "insensitive", NULL};
+	static const char *const blanks[] = {"unknown", "ignored", "significant", NULL};
+	static const char *const collations[] = {"unknown", "linguistic", "binary", NULL};
+	/* in the order of UfdwNullOrder */
+	static const char *const null_orders[] = {"unknown", "low", "high", NULL};
+	LoadPos		pcap = pos_child(pos, "capabilities");
+	LoadPos		ptext = pos_child(&pcap, "text");
+	UfdwCapabilities *caps = &conn->caps;
+	json_t	   *text;
+
+	check_keys(&pcap, obj, cap_keys);
+	conn->in_operator = get_bool_opt(&pcap, obj, "in_operator", conn->in_operator);
+	caps->or_across_fields = get_bool_opt(&pcap, obj, "or_across_fields", caps->or_across_fields);
+	caps->null_order = (UfdwNullOrder)
+		get_keyword_opt(&pcap, obj, "null_order", null_orders, "null order", "null orders",
+						caps->null_order);
+	caps->count = get_bool_opt(&pcap, obj, "count", caps->count);
+	if (caps->count && conn->dialect->count_param == NULL &&
+		conn->dialect->envelope.count[0] == NULL)
+		load_error(&pcap, psprintf("the %s dialect cannot count", conn->dialect->name), NULL);
+
+	text = get_object(&pcap, obj, "text", false);
+	if (text == NULL)
+		return;
+	check_keys(&ptext, text, text_keys);
+	caps->text_case = (UfdwTextCase)
+		get_keyword_opt(&ptext, text, "case", cases, "text case", "text cases",
+						caps->text_case);
+	caps->text_blanks_significant =
+		get_keyword_opt(&ptext, text, "trailing_blanks", blanks, "trailing blanks rule",
+						"rules", caps->text_blanks_significant ? 2 : 0) == 2;
+	caps->text_binary =
+		get_keyword_opt(&ptext, text, "collation", collations, "collation", "collations",
+						caps->text_binary ? 2 : 0) == 2;
+	if (json_object_get(text, "eq_wildcards"))
+		caps->text_eq_wildcards = get_string(&ptext, text, "eq_wildcards", true);
+}
+
 static UfdwConnector *
 parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 {
 	static const char *const top_keys[] = {"format", "format_version", "system", "name",
 		"dialect", "instance_url_example", "base_url", "options", "auth", "paging",
-	"headers", "query", "in_operator", "null_values", "setup_steps", "tables", NULL};
-	static const char *const opt_keys[] = {"required", "optional", NULL};
-	static const char *const auth_keys[] = {"methods", "token_url", "scope", "api_key_header",
-	"authorization_code", NULL};
-	static const char *const paging_keys[] = {"default_page_size", "max_page_size",
+	"headers", "query", "in_operator", "capabilities", "null_values", "request_id_headers",
+	"error_body", "setup_steps", "tables", NULL};
+	static const char *const auth_keys[] = {"methods", "token_url", "scope", "realm",
+	"api_key_header", "reauthorize", "authorization_code", NULL};
+	static const char *const paging_keys[] = {"kind", "default_page_size", "max_page_size",
 	"max_results", "max_pages", NULL};
+	/* in the order of UfdwPagingKind */
+	static const char *const paging_kinds[] = {"nextlink", "offset", NULL};
 	static const char *const table_keys[] = {"entity", "where", "read_through", "columns", NULL};
 	const char *dialect_names[lengthof(dialects) + 1];
 	UfdwConnector *conn = palloc0(sizeof(UfdwConnector));
@@ -785,10 +1046,17 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 	conn->instance_url_example = get_string(pos, root, "instance_url_example", true);
 	conn->base_url = get_string(pos, root, "base_url", true);
 
-	obj = get_object(pos, root, "options", true);
-	check_keys(&popt, obj, opt_keys);
-	conn->required_options = get_string_list(&popt, obj, "required", true);
-	conn->optional_options = get_string_list(&popt, obj, "optional", false);
+	parse_options(pos, root, conn);
+	/* every option named is a general one or declared */
+	{
+		List	   *named = list_concat_copy(conn->required_options, conn->optional_options);
+
+		foreach(lc, named)
+			if (!ufdw_option_is_general(lfirst(lc)) && !ufdw_declared_option(conn, lfirst(lc)))
+				load_error(&popt, psprintf("option \"%s\" is neither a general server option nor declared",
+										   (char *) lfirst(lc)),
+						   "Declare the system's own options in \"declared\", with their kind.");
+	}
 
 	obj = get_object(pos, root, "auth", true);
 	check_keys(&pauth, obj, auth_keys);
@@ -803,6 +1071,23 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 		load_error(&pauth, "at least one auth method is required", NULL);
 	conn->token_url = get_string(&pauth, obj, "token_url", false);
 	conn->scope = get_string(&pauth, obj, "scope", false);
+	conn->realm = get_string(&pauth, obj, "realm", false);
+	conn->reauthorize = get_string(&pauth, obj, "reauthorize", false);
+	{
+		const char *const templated[] = {"token_url", "scope", "realm"};
+		const char *values[] = {conn->token_url, conn->scope, conn->realm};
+
+		for (int i = 0; i < lengthof(templated); i++)
+			if (values[i])
+			{
+				LoadPos		pt = pos_child(&pauth, templated[i]);
+
+				check_template(&pt, values[i]);
+			}
+	}
+	if ((conn->auth_methods & UFDW_AUTH_TBA) && conn->realm == NULL)
+		load_error(&pauth, "method \"tba\" needs \"realm\"",
+				   "The OAuth 1.0a realm, a template such as \"{account_id|upper|underscore}\".");
 	conn->api_key_header = get_string(&pauth, obj, "api_key_header", false);
 	if ((conn->auth_methods & UFDW_AUTH_API_KEY) && conn->api_key_header == NULL)
 		load_error(&pauth, "method \"api_key\" needs \"api_key_header\"", NULL);
@@ -830,15 +1115,39 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 									  conn->dialect->name),
 				   "Only dialects that can go on after the last key of a capped query can read past such a cap.");
 
-	obj = json_object_get(root, "in_operator");
-	if (obj && !json_is_boolean(obj))
+	if (json_object_get(obj, "kind"))
 	{
-		LoadPos		pin = pos_child(pos, "in_operator");
+		conn->caps.paging = (UfdwPagingKind)
+			get_keyword(&ppaging, obj, "kind", paging_kinds, "paging kind", "paging kinds");
+		if (conn->caps.paging == UFDW_PAGING_NEXTLINK && !conn->dialect->nextlink_paging)
+		{
+			LoadPos		pk = pos_child(&ppaging, "kind");
 
-		load_error(&pin, "expected true or false", NULL);
+			load_error(&pk, psprintf("paging kind \"nextlink\" is not valid for the %s dialect",
+									 conn->dialect->name), NULL);
+		}
 	}
-	conn->in_operator = obj == NULL || json_is_true(obj);
 
+	/* the older top-level spelling of capabilities.in_operator */
+	conn->in_operator = get_bool_opt(pos, root, "in_operator", true);
+	if ((obj = get_object(pos, root, "capabilities", false)) != NULL)
+	{
+		if (json_object_get(root, "in_operator") && json_object_get(obj, "in_operator"))
+			load_error(pos, "\"in_operator\" is given twice, at the top level and in \"capabilities\"",
+					   NULL);
+		parse_capabilities(pos, obj, conn);
+	}
+
+	conn->request_id_headers = get_string_list(pos, root, "request_id_headers", false);
+	foreach(lc, conn->request_id_headers)
+	{
+		const char *h = lfirst(lc);
+		LoadPos		ph = pos_child(pos, "request_id_headers");
+
+		if (h[0] == '\0' || strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != strlen(h))
+			load_error(&ph, psprintf("\"%s\" is not a header name", h), NULL);
+	}
+	parse_error_body(pos, root, conn);
 	conn->headers = get_name_values(pos, root, "headers", &conn->nheaders);
 	conn->query = get_name_values(pos, root, "query", &conn->nquery);
 	{

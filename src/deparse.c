@@ -21,13 +21,16 @@
  * locally anyway; exactness only decides whether a LIMIT may be sent.
  *
  * What is never exact, or never sent:
- *	 - text is compared upstream by its own rules (with or without case,
- *	   capability text.case): equality, IN and prefixes narrow but are not
- *	   exact; <>, NOT IN and text ranges are not sent; ILIKE only where
- *	   text compares without case;
- *	 - values that mean NULL (the connector's null_values, e.g. '' or
- *	   0001-01-01) are excluded explicitly from ranges and <>, and IS NULL
- *	   becomes "field in (null values)";
+ *	 - text is compared upstream by its own rules (capability text: case,
+ *	   trailing blanks, collation, characters that act as wildcards in an
+ *	   equality literal): equality and IN are exact only where all of them
+ *	   agree with PostgreSQL's (text_eq_exact), prefixes never; <>, NOT IN
+ *	   and text ranges are not sent; ILIKE only where text compares
+ *	   without case;
+ *	 - values that mean NULL (the connector's null_values, e.g. '',
+ *	   0001-01-01 or 1900-01-01) are excluded explicitly from <> and from
+ *	   the ranges they fall in (null_may_satisfy), and IS NULL becomes
+ *	   "field in (null values)";
  *	 - GUID ranges and enum ranges are not sent (their upstream order is not
  *	   PostgreSQL's); an enum value becomes the native codes that map to it;
  *	 - where "or" may only join conditions on one field (capability
@@ -947,6 +950,70 @@ literal(RenderCtx *r, UfdwNativeType t, const char *v)
 	return r->d->literal(t, v, &r->params);
 }
 
+/*
+ * The literal of native code code of an enum field: typed where the column
+ * names the upstream's enumeration type (enum_type), else a string.
+ */
+static char *
+enum_literal(RenderCtx *r, const UfdwColumnMap *cm, const char *code)
+{
+	if (cm->enum_type)
+		return r->d->enum_literal(cm->enum_type, code);
+	return literal(r, UFDW_NATIVE_ENUM, code);
+}
+
+/*
+ * Does the upstream's text equality with unified value v of field cm hold
+ * for exactly the values PostgreSQL's does (capability text)?  Only where
+ * text compares by case, binary, with trailing blanks significant, v holds
+ * none of the characters that act as wildcards in an equality literal
+ * (text.eq_wildcards), the field has no conversion exit and v is no null
+ * value.
+ */
+static bool
+text_eq_exact(const RenderCtx *r, const UfdwColumnMap *cm, const char *v)
+{
+	const UfdwCapabilities *caps = r->caps;
+
+	if (caps->text_case != UFDW_CASE_SENSITIVE || !caps->text_blanks_significant || !caps->text_binary ||
+		cm->conversion != UFDW_CONV_NONE || strpbrk(v, caps->text_eq_wildcards) != NULL)
+		return false;
+	for (int i = 0; i < r->conn->nnull_values; i++)
+		if (strcmp(r->conn->null_values[i], v) == 0)
+			return false;
+	return true;
+}
+
+/*
+ * Could a null value of the connector (a text the upstream keeps for "no
+ * value", e.g. the date 0001-01-01 or 1900-01-01) of a field of type t
+ * satisfy "field op v" upstream?  Then the comparison must exclude the null
+ * values explicitly (PostgreSQL sees NULL there).  Dates and instants of
+ * the same form compare as text; where one is a prefix of the other (or
+ * the forms differ), the answer is yes.
+ */
+static bool
+null_may_satisfy(const RenderCtx *r, UfdwNativeType t, UfdwCmpOp op, const char *v)
+{
+	for (int i = 0; i < r->conn->nnull_values; i++)
+	{
+		const char *nv = r->conn->null_values[i];
+		size_t		n = Min(strlen(nv), strlen(v));
+		int			c;
+
+		if (!looks_like(t, nv))
+			continue;
+		c = strncmp(nv, v, n);
+		if (c == 0 || op == UFDW_OP_NE)
+			return true;
+		if ((op == UFDW_OP_LT || op == UFDW_OP_LE) && c < 0)
+			return true;
+		if ((op == UFDW_OP_GT || op == UFDW_OP_GE) && c > 0)
+			return true;
+	}
+	return false;
+}
+
 /* The native codes whose unified value is v. */
 static List *
 enum_codes(const UfdwColumnMap *cm, const char *v, bool complement)
@@ -1166,7 +1233,7 @@ render_leaf(RenderCtx *r, const UfdwFilter *flt)
 				 */
 				if (flt->icase)
 				{
-					if (!r->caps->text_case_insensitive)
+					if (r->caps->text_case != UFDW_CASE_INSENSITIVE)
 						return no_piece();
 					for (const char *s = v; *s; s++)
 						if (IS_HIGHBIT_SET(*s))
@@ -1188,7 +1255,8 @@ render_leaf(RenderCtx *r, const UfdwFilter *flt)
 						(lit = literal(r, t, v)) == NULL)
 						return no_piece();
 					p.text = cmp_text(r, f, op, lit);
-					return p;	/* case-insensitive: a superset */
+					p.exact = text_eq_exact(r, cm, v);
+					return p;
 				}
 				if (t == UFDW_NATIVE_ENUM)
 				{
@@ -1201,7 +1269,7 @@ render_leaf(RenderCtx *r, const UfdwFilter *flt)
 						return no_piece();
 					codes = enum_codes(cm, v, dflt);
 					foreach(lc, codes)
-						lits = lappend(lits, literal(r, t, lfirst(lc)));
+						lits = lappend(lits, enum_literal(r, cm, lfirst(lc)));
 					if (dflt)
 					{
 						/* every code but those mapped elsewhere: a superset */
@@ -1244,8 +1312,7 @@ render_leaf(RenderCtx *r, const UfdwFilter *flt)
 				if ((lit = literal(r, t, v)) == NULL)
 					return no_piece();
 				p.text = cmp_text(r, f, op, lit);
-				if (op == UFDW_OP_NE || op == UFDW_OP_LT || op == UFDW_OP_LE ||
-					(nulls && strcmp(v, "0002") < 0))
+				if (nulls && null_may_satisfy(r, t, op, v))
 					p.text = without_nulls(r, f, p.text, nulls);
 				p.exact = true;
 				return p;
@@ -1272,7 +1339,7 @@ render_leaf(RenderCtx *r, const UfdwFilter *flt)
 							return no_piece();
 						codes = enum_codes(cm, v, false);
 						foreach(lc2, codes)
-							lits = lappend(lits, literal(r, t, lfirst(lc2)));
+							lits = lappend(lits, enum_literal(r, cm, lfirst(lc2)));
 						continue;
 					}
 					if (t == UFDW_NATIVE_INTEGER && cm->conversion == UFDW_CONV_NUMC)
@@ -1286,6 +1353,8 @@ render_leaf(RenderCtx *r, const UfdwFilter *flt)
 						continue;	/* longer than the field: never matches */
 					if (t == UFDW_NATIVE_STRING && !in)
 						return no_piece();
+					if (t == UFDW_NATIVE_STRING && !text_eq_exact(r, cm, v))
+						p.exact = false;
 					if (t == UFDW_NATIVE_GUID)
 					{
 						if (!in)
@@ -1301,8 +1370,6 @@ render_leaf(RenderCtx *r, const UfdwFilter *flt)
 				}
 				if (lits == NIL)
 					return no_piece();
-				if (t == UFDW_NATIVE_STRING)
-					p.exact = false;
 				if (in)
 				{
 					p.text = in_text(r, f, lits);

@@ -25,8 +25,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef UFDW_DIALECT_H
-#define UFDW_DIALECT_H
+#ifndef UNIFIED_FDW_DIALECT_H
+#define UNIFIED_FDW_DIALECT_H
 
 #include "unified_fdw.h"
 
@@ -87,6 +87,13 @@ struct UfdwDialect
 	char	   *(*literal) (UfdwNativeType t, const char *v, List **params);
 
 	/*
+	 * The literal of enumeration member code of the upstream type type
+	 * (column key "enum_type"), e.g. Namespace.Type'Member'.  NULL: the
+	 * language has no typed enumerations (then "enum_type" is invalid).
+	 */
+	char	   *(*enum_literal) (const char *type, const char *code);
+
+	/*
 	 * A text pattern test of field f: starts with v (prefix) or contains v;
 	 * v is literal text (no wildcards).
 	 */
@@ -108,8 +115,9 @@ struct UfdwDialect
 	const char *count_value;	/* its value ("true") */
 
 	/*
-	 * What a connector of this dialect can do unless its file says
-	 * otherwise ("capabilities").
+	 * The capabilities of a connector of this dialect that declares none
+	 * ("capabilities", "paging": "kind"): the language's usual paging, and
+	 * every other capability absent.
 	 */
 	UfdwCapabilities defaults;
 
@@ -121,6 +129,21 @@ struct UfdwDialect
 	 */
 	bool		(*native_datetime) (const char *text, UfdwColType type, Datum *result);
 };
+
+/*
+ * The defaults of a dialect's connectors: paging as given, every other
+ * capability absent (what a connector does not declare, it does not have).
+ */
+#define UFDW_CAPABILITIES_NONE(paging_kind) { \
+	.paging = (paging_kind), \
+	.or_across_fields = false, \
+	.text_case = UFDW_CASE_UNKNOWN, \
+	.text_blanks_significant = false, \
+	.text_binary = false, \
+	.text_eq_wildcards = "", \
+	.null_order = UFDW_NULLS_UNKNOWN, \
+	.count = false, \
+}
 
 /* The modules. */
 extern const UfdwDialect ufdw_dialect_odata_v4;
@@ -158,4 +181,4 @@ extern UfdwRequest *ufdw_odata_next_request(const UfdwScanSpec *spec,
 											const UfdwRequest *prev, int page_no,
 											const UfdwPageInfo *page);
 
-#endif							/* UFDW_DIALECT_H */
+#endif							/* UNIFIED_FDW_DIALECT_H */

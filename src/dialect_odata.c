@@ -116,7 +116,7 @@ append_odata_query(StringInfo url, const UfdwScanSpec *spec)
 	}
 	if (spec->orderby)
 		ufdw_append_param(url, "$orderby", spec->orderby);
-	if (spec->count && spec->connector->dialect->count_param)
+	if (spec->count && spec->connector->caps.count && spec->connector->dialect->count_param)
 		ufdw_append_param(url, spec->connector->dialect->count_param,
 						  spec->connector->dialect->count_value);
 }

@@ -144,6 +144,7 @@ const UfdwDialect ufdw_dialect_odata_v2 = {
 	.is_null_format = "%s eq null",
 	.not_null_format = "%s ne null",
 	.literal = odata2_literal,
+	.enum_literal = NULL,
 	.match = odata2_match,
 	.asc = "asc",
 	.desc = "desc",
@@ -154,10 +155,5 @@ const UfdwDialect ufdw_dialect_odata_v2 = {
 	.count_param = "$inlinecount",
 	.count_value = "allpages",
 	.native_datetime = odata2_native_datetime,
-	.defaults = {
-		.paging = UFDW_PAGING_OFFSET,
-		.or_across_fields = true,
-		.text_case_insensitive = false,
-		.null_order = UFDW_NULLS_UNKNOWN,
-	},
+	.defaults = UFDW_CAPABILITIES_NONE(UFDW_PAGING_OFFSET),
 };

@@ -5,7 +5,8 @@
  *		page envelope.  Requests and paging: dialect_odata.c.
  *
  * Literals: 'text' (quotes doubled), GUIDs, numbers, dates and instants
- * bare (2024-01-31, 2024-01-31T10:00:00Z).  Text patterns are
+ * bare (2024-01-31, 2024-01-31T10:00:00Z), members of a typed enumeration
+ * Namespace.Type'Member'.  Text patterns are
  * startswith(f,'v') and contains(f,'v').  Records are in "value", the next
  * page's URL in "@odata.nextLink", the total in "@odata.count"
  * ($count=true).
@@ -36,6 +37,13 @@ odata4_literal(UfdwNativeType t, const char *v, List **params)
 	}
 }
 
+/* Namespace.Type'Member' */
+static char *
+odata4_enum_literal(const char *type, const char *code)
+{
+	return psprintf("%s%s", type, ufdw_odata_quoted(code));
+}
+
 static char *
 odata4_match(const char *f, const char *v, bool prefix, List **params)
 {
@@ -64,6 +72,7 @@ const UfdwDialect ufdw_dialect_odata_v4 = {
 	.is_null_format = "%s eq null",
 	.not_null_format = "%s ne null",
 	.literal = odata4_literal,
+	.enum_literal = odata4_enum_literal,
 	.match = odata4_match,
 	.asc = "asc",
 	.desc = "desc",
@@ -74,10 +83,5 @@ const UfdwDialect ufdw_dialect_odata_v4 = {
 	.count_param = "$count",
 	.count_value = "true",
 	.native_datetime = NULL,
-	.defaults = {
-		.paging = UFDW_PAGING_NEXTLINK,
-		.or_across_fields = false,
-		.text_case_insensitive = true,
-		.null_order = UFDW_NULLS_LOW,
-	},
+	.defaults = UFDW_CAPABILITIES_NONE(UFDW_PAGING_NEXTLINK),
 };

@@ -318,6 +318,7 @@ const UfdwDialect ufdw_dialect_suiteql = {
 	.is_null_format = "%s IS NULL",
 	.not_null_format = "%s IS NOT NULL",
 	.literal = suiteql_literal,
+	.enum_literal = NULL,
 	.match = suiteql_match,
 	.asc = "ASC",
 	.desc = "DESC",
@@ -328,10 +329,5 @@ const UfdwDialect ufdw_dialect_suiteql = {
 	.count_param = NULL,
 	.count_value = NULL,
 	.native_datetime = NULL,
-	.defaults = {
-		.paging = UFDW_PAGING_OFFSET,
-		.or_across_fields = true,
-		.text_case_insensitive = false,
-		.null_order = UFDW_NULLS_HIGH,
-	},
+	.defaults = UFDW_CAPABILITIES_NONE(UFDW_PAGING_OFFSET),
 };

@@ -25,9 +25,11 @@
  *
  * Limits come from the request context (the server's options): connect,
  * whole-request and low-speed timeouts, and a cap on the body enforced in
- * the write callback on decompressed bytes.  Retries are decided by the
- * caller (auth.c) with the helpers below; their backoff sleeps on the latch
- * like every other wait.  An ALTER or DROP of a server or user mapping
+ * the write callback on decompressed bytes.  Retries are the transport's
+ * (ufdw_http_finish_with_retries); their backoff sleeps on the latch like
+ * every other wait.  What happens to requests (sent, failed) is reported
+ * through the callback the glue registers (ufdw_http_set_report, for the
+ * connection status): the transport calls nothing above it.  An ALTER or DROP of a server or user mapping
  * retires the connection caches of the mappings it concerns (matched by
  * syscache hash values, see ufdw_hash_matches): their next request opens a
  * new connection, and the old connections are closed once no transfer uses
@@ -77,6 +79,9 @@
  * (learn.microsoft.com/entra/identity-platform/reference-error-codes).
  */
 #define ENTRA_CLIENT_SECRET_EXPIRED 7000222
+/* The glue's report callback (ufdw_http_set_report), or NULL. */
+static UfdwHttpReport report_hook = NULL;
+
 /* retry backoff: first delay, cap; each delay is jittered to 50-100% */
 #define UFDW_BACKOFF_BASE_MS 500L
 #define UFDW_BACKOFF_MAX_MS 30000L
@@ -116,6 +121,8 @@ struct UfdwTransfer
 	bool		blocked;		/* connect refused by the address check */
 	bool		no_fd;			/* no file descriptor left for a socket */
 	bool		allow_insecure;
+	List	   *id_headers;		/* of char *: the connector's request-id
+								 * headers (long-lived, read in header_cb) */
 	bool		done;
 	CURLcode	result;
 	char		errbuf[CURL_ERROR_SIZE];
@@ -266,12 +273,16 @@ header_cb(char *line, size_t size, size_t nmemb, void *userp)
 	capture_header(line, len, "www-authenticate", x->www_authenticate);
 	capture_header(line, len, "retry-after", x->retry_after);
 	capture_header(line, len, "location", x->location);
-	/* upstream request ids: Business Central, SAP, NetSuite, generic */
+	/* upstream request ids: the usual headers, and the connector's */
 	capture_header(line, len, "request-id", x->upstream_id);
 	capture_header(line, len, "x-request-id", x->upstream_id);
 	capture_header(line, len, "x-correlation-id", x->upstream_id);
-	capture_header(line, len, "sap-request-id", x->upstream_id);
-	capture_header(line, len, "x-netsuite-jobid", x->upstream_id);
+	{
+		ListCell   *lc;
+
+		foreach(lc, x->id_headers)
+			capture_header(line, len, lfirst(lc), x->upstream_id);
+	}
 	return len;
 }
 
@@ -535,6 +546,26 @@ conn_share(Oid umid)
 	return e->current;
 }
 
+/*
+ * Registers what is told about requests: each one sent, and each failure
+ * just before it is raised (the glue records them as the connection's
+ * status).  Called once, from _PG_init.
+ */
+void
+ufdw_http_set_report(UfdwHttpReport hook)
+{
+	report_hook = hook;
+}
+
+/* Tells the registered callback, if any; see UfdwHttpReport. */
+static void
+report(UfdwReportKind kind, const char *server, const char *table, long http_status,
+	   const char *request_id, const char *what, bool reauthorize)
+{
+	if (report_hook)
+		report_hook(kind, server, table, http_status, request_id, what, reauthorize);
+}
+
 void
 ufdw_http_init(void)
 {
@@ -601,6 +632,7 @@ ufdw_http_start(const UfdwRequest *req, const UfdwRequestContext *rctx,
 	ensure_multi();
 	x = palloc0(sizeof(UfdwTransfer));
 	x->allow_insecure = rctx->allow_insecure;
+	x->id_headers = rctx->request_id_headers;
 	x->max_bytes = rctx->max_response_bytes > 0 ?
 		(size_t) rctx->max_response_bytes : (size_t) UFDW_MAX_RESPONSE_BYTES;
 	x->attempts = 1;
@@ -609,7 +641,7 @@ ufdw_http_start(const UfdwRequest *req, const UfdwRequestContext *rctx,
 	x->url = pstrdup(req->url);
 	x->secrets = rctx->secrets;
 	make_request_id(x->request_id);
-	ufdw_status_request(rctx->server_name, x->request_id);
+	report(UFDW_REPORT_REQUEST, rctx->server_name, NULL, 0, x->request_id, NULL, false);
 	x->cleanup.func = transfer_cleanup;
 	x->cleanup.arg = x;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &x->cleanup);
@@ -828,8 +860,8 @@ ufdw_http_wait(UfdwTransfer *xfer)
  * arrived (a stale keep-alive connection, a restarting load balancer).
  * Timeouts are not retried: the time budget is the user's.
  */
-bool
-ufdw_http_failed_retryably(UfdwTransfer *xfer)
+static bool
+failed_retryably(UfdwTransfer *xfer)
 {
 	if (!xfer->done || xfer->blocked || xfer->overflow)
 		return false;
@@ -837,16 +869,9 @@ ufdw_http_failed_retryably(UfdwTransfer *xfer)
 		xfer->result == CURLE_GOT_NOTHING;
 }
 
-/* Records how many attempts led to xfer, for its error messages. */
-void
-ufdw_http_set_attempts(UfdwTransfer *xfer, int attempts)
-{
-	xfer->attempts = attempts;
-}
-
 /* HTTP statuses that say "try again later": throttling and gateway trouble. */
-bool
-ufdw_http_retryable_status(long status)
+static bool
+retryable_status(long status)
 {
 	return status == 429 || status == 502 || status == 503 || status == 504;
 }
@@ -857,8 +882,8 @@ ufdw_http_retryable_status(long status)
  * a date in the past means now), else exponential backoff with jitter.
  * The caller clamps the result to its budget.
  */
-long
-ufdw_http_retry_delay(const UfdwResponse *resp, int attempt)
+static long
+retry_delay(const UfdwResponse *resp, int attempt)
 {
 	long		base;
 
@@ -895,8 +920,8 @@ ufdw_http_retry_delay(const UfdwResponse *resp, int attempt)
  * CHECK_FOR_INTERRUPTS() after each: cancel and statement_timeout end a
  * retry's backoff at once.  Transfers in flight keep progressing.
  */
-void
-ufdw_http_sleep(long ms)
+static void
+sleep_ms(long ms)
 {
 	TimestampTz end = GetCurrentTimestamp() + (TimestampTz) ms * 1000;
 
@@ -917,6 +942,86 @@ ufdw_http_sleep(long ms)
 			if (rc & WL_LATCH_SET)
 				ResetLatch(MyLatch);
 		}
+	}
+}
+
+/* Whether req may be sent again: it only reads. */
+static bool
+request_is_read(const UfdwRequest *req)
+{
+	return strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0 ||
+		req->read_only;
+}
+
+/*
+ * Milliseconds to wait before retry number retry (1, 2, ...) of req, or -1
+ * if it must not be retried: not a read, retries used up, or the wait
+ * would exceed what is left of retry_max_wait (a longer Retry-After is
+ * clamped to retry_max_wait first).
+ */
+static long
+retry_wait(const UfdwRequest *req, const UfdwRequestContext *rctx,
+		   const UfdwResponse *resp, int retry, long slept_ms)
+{
+	long		delay;
+
+	if (!request_is_read(req) || retry > rctx->max_retries)
+		return -1;
+	delay = Min(retry_delay(resp, retry), rctx->retry_max_wait_ms);
+	if (slept_ms + delay > rctx->retry_max_wait_ms)
+		return -1;
+	return delay;
+}
+
+/*
+ * Waits for xfer and returns its response, retrying a request that only
+ * reads (GET, a read-only POST such as a query or a token request) after
+ * 429, 502, 503, 504 or a connection reset, up to the context's
+ * max_retries, waiting Retry-After or an exponential backoff with jitter,
+ * never more than retry_max_wait in total: start(arg) sends each further
+ * attempt (the caller applies credentials afresh).  Requests that may
+ * change upstream state are never retried.  Transport failures that are
+ * not retried raise an ERROR; HTTP statuses are left to the caller (the
+ * last response is returned when retries are used up).
+ */
+UfdwResponse *
+ufdw_http_finish_with_retries(UfdwTransfer *xfer, const UfdwRequest *req,
+							  const UfdwRequestContext *rctx,
+							  UfdwAttemptStarter start, void *arg)
+{
+	long		slept_ms = 0;
+
+	for (int attempt = 1;; attempt++)
+	{
+		UfdwResponse *resp = NULL;
+		long		delay;
+
+		xfer->attempts = attempt;
+		ufdw_http_wait(xfer);
+		if (failed_retryably(xfer))
+		{
+			delay = retry_wait(req, rctx, NULL, attempt, slept_ms);
+			if (delay < 0)
+				(void) ufdw_http_finish(xfer);	/* raises the failure */
+			ufdw_http_cancel(xfer);
+		}
+		else
+		{
+			resp = ufdw_http_finish(xfer);
+			if (!retryable_status(resp->status))
+				return resp;
+			delay = retry_wait(req, rctx, resp, attempt, slept_ms);
+			if (delay < 0)
+				return resp;
+		}
+		ereport(DEBUG1,
+				(errmsg_internal("unified_fdw: retrying %s request to server \"%s\" in %ld ms (attempt %d, %s)",
+								 req->method, rctx->server_name, delay, attempt + 1,
+								 resp ? psprintf("HTTP status %ld", resp->status) :
+								 "connection lost")));
+		sleep_ms(delay);
+		slept_ms += delay;
+		xfer = start(arg);
 	}
 }
 
@@ -955,7 +1060,8 @@ ufdw_http_finish(UfdwTransfer *xfer)
 		/* zero if the request was never sent: DNS, connect or TLS failed */
 		curl_easy_getinfo(xfer->easy, CURLINFO_PRETRANSFER_TIME, &pretransfer);
 		transfer_cleanup(xfer);
-		ufdw_status_failure(xfer->server_name, NULL, 0, xfer->request_id, safe_why, false);
+		report(UFDW_REPORT_FAILURE, xfer->server_name, NULL, 0, xfer->request_id, safe_why,
+			   false);
 		if (no_fd)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
@@ -1141,7 +1247,7 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 	StringInfoData detail;
 	ErrorContextCallback errcb;
 
-	ufdw_parse_error_body(resp->body, resp->len, &uerr);
+	ufdw_parse_error_body(resp->body, resp->len, rctx->error_body, &uerr);
 	initStringInfo(&detail);
 	if (uerr.code || uerr.message)
 	{
@@ -1182,8 +1288,8 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 	grant_refused = token_request && rctx->user_grant &&
 		rctx->auth_failure != UFDW_AUTHFAIL_CODE_EXCHANGE && uerr.code &&
 		strcmp(uerr.code, "invalid_grant") == 0;
-	ufdw_status_failure(rctx->server_name, rctx->table_name, resp->status,
-						resp->request_id, detail.data, grant_refused);
+	report(UFDW_REPORT_FAILURE, rctx->server_name, rctx->table_name, resp->status,
+		   resp->request_id, detail.data, grant_refused);
 	errcb.callback = request_context_cb;
 	errcb.arg = psprintf("%s %s", req->method, ufdw_redact(req->url, rctx->secrets, 1000));
 	errcb.previous = error_context_stack;
@@ -1243,7 +1349,9 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 				 errmsg("server \"%s\" requires reauthorization to read \"%s\": a new access token was refused too (HTTP status 401)",
 						rctx->server_name, rctx->table_name),
 				 errdetail_internal("%s", detail.data),
-				 errhint("The app obtains tokens but is no longer authorized upstream (disabled, consent or permissions withdrawn): authorize it again in the system's admin screens (Business Central: the Microsoft Entra Applications page), then reconnect.")));
+				 errhint("The app obtains tokens but is no longer authorized upstream (disabled, consent or permissions withdrawn): authorize it again in %s, then reconnect.",
+						 rctx->reauthorize_where ? rctx->reauthorize_where :
+						 "the system's admin screens (unified.systems' setup_steps say where)")));
 	if (resp->status == 401 && rctx->auth_failure == UFDW_AUTHFAIL_NOT_REFRESHED)
 		ereport(ERROR,
 				(errcode(sqlstate),

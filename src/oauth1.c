@@ -291,20 +291,6 @@ ufdw_oauth1_fresh(char *nonce, char *timestamp)
 	snprintf(timestamp, 21, "%lld", (long long) time(NULL));
 }
 
-/*
- * The account id as an OAuth realm: upper case, "-" as "_"
- * ("1234567-sb1" and "1234567_sb1" both give "1234567_SB1").
- */
-char *
-ufdw_netsuite_realm(const char *account_id)
-{
-	char	   *r = pstrdup(account_id);
-
-	for (char *c = r; *c; c++)
-		*c = (*c == '-') ? '_' : pg_toupper((unsigned char) *c);
-	return r;
-}
-
 PG_FUNCTION_INFO_V1(unified_oauth1_signature);
 
 /*

@@ -32,7 +32,9 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "catalog/pg_collation.h"
 #include "pgtime.h"
+#include "regex/regex.h"
 
 #include "unified_fdw.h"
 
@@ -51,7 +53,8 @@ typedef enum OptKind
 	OPT_PATH,					/* absolute file path, printable */
 	OPT_SECRET_FILE,			/* credential read from a server file */
 	OPT_COST,					/* planner cost: a number >= 0 */
-	OPT_TIMEZONE				/* a zone of PostgreSQL's time zone database */
+	OPT_TIMEZONE,				/* a zone of PostgreSQL's time zone database */
+	OPT_TEXT					/* non-empty, no control characters */
 } OptKind;
 
 typedef struct OptDef
@@ -62,17 +65,17 @@ typedef struct OptDef
 	bool		superuser_only;
 } OptDef;
 
+/*
+ * The general options.  A system's own server options (a company, tenant,
+ * account or client id, a time zone) are declared by its connector file
+ * ("options.declared") and checked by the kinds below (declared_def).
+ */
 static const OptDef option_defs[] = {
 	{"system", ForeignServerRelationId, OPT_SYSTEM, false},
 	{"instance_url", ForeignServerRelationId, OPT_URL, false},
-	{"company_id", ForeignServerRelationId, OPT_IDENT, false},
-	{"tenant_id", ForeignServerRelationId, OPT_IDENT, false},
-	{"account_id", ForeignServerRelationId, OPT_IDENT, false},
-	{"sap_client", ForeignServerRelationId, OPT_DIGITS, false},
 	{"token_url", ForeignServerRelationId, OPT_URL, false},
 	{"authorization_url", ForeignServerRelationId, OPT_URL, false},
 	{"page_size", ForeignServerRelationId, OPT_POSINT, false},
-	{"time_zone", ForeignServerRelationId, OPT_TIMEZONE, false},
 	{"allow_insecure", ForeignServerRelationId, OPT_BOOL, true},
 	{"ca_file", ForeignServerRelationId, OPT_PATH, true},
 	{"connect_timeout", ForeignServerRelationId, OPT_LIMIT, false},
@@ -213,8 +216,53 @@ find_option(const char *name, Oid context)
 	return NULL;
 }
 
+/* Is name a server option of every system (not one a connector declares)? */
+bool
+ufdw_option_is_general(const char *name)
+{
+	return find_option(name, ForeignServerRelationId) != NULL;
+}
+
+/*
+ * The connector named by the "system" option of a server's option list,
+ * or NULL (none, or unknown: the validator says so).
+ */
+static const UfdwConnector *
+options_connector(List *options)
+{
+	char	   *system = ufdw_option_value(options, "system");
+
+	return system ? ufdw_connector(system) : NULL;
+}
+
+/*
+ * A server option conn declares, as the OptDef its value is checked by
+ * (in *def), or NULL.
+ */
+static const UfdwOptionDecl *
+declared_def(const UfdwConnector *conn, const char *name, OptDef *def)
+{
+	static const OptKind kinds[] = {
+		[UFDW_OPTION_IDENT] = OPT_IDENT,
+		[UFDW_OPTION_DIGITS] = OPT_DIGITS,
+		[UFDW_OPTION_TIME_ZONE] = OPT_TIMEZONE,
+		[UFDW_OPTION_URL] = OPT_URL,
+		[UFDW_OPTION_TEXT] = OPT_TEXT,
+	};
+	const UfdwOptionDecl *od = conn ? ufdw_declared_option(conn, name) : NULL;
+
+	if (od == NULL)
+		return NULL;
+	def->name = od->name;
+	def->context = ForeignServerRelationId;
+	def->kind = kinds[od->kind];
+	def->superuser_only = false;
+	return od;
+}
+
+/* The valid options on context: the general ones, and conn's own (or NULL). */
 static char *
-valid_options(Oid context)
+valid_options(Oid context, const UfdwConnector *conn)
 {
 	StringInfoData buf;
 
@@ -223,7 +271,31 @@ valid_options(Oid context)
 		/* "disconnected" is set by unified.disconnect(), not by hand */
 		if (d->context == context && strcmp(d->name, "disconnected") != 0)
 			appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", d->name);
+	if (conn && context == ForeignServerRelationId)
+		for (int i = 0; i < conn->ndeclared; i++)
+			appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", conn->declared[i].name);
 	return buf.len ? buf.data : pstrdup("(none)");
+}
+
+/*
+ * Checks the value of a declared option against its pattern (a POSIX
+ * regular expression, matched as PostgreSQL's ~ does); the error says what
+ * the connector says about valid values.  Never echoes a value that does
+ * not fit.
+ */
+static void
+check_declared_pattern(const UfdwOptionDecl *od, const char *value)
+{
+	if (od->pattern == NULL ||
+		RE_compile_and_execute(cstring_to_text(od->pattern), (char *) value,
+							   (int) strlen(value), REG_ADVANCED, C_COLLATION_OID,
+							   0, NULL))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+			 errmsg("invalid value for option \"%s\"", od->name),
+			 od->detail ? errdetail("%s", od->detail) : 0,
+			 od->hint ? errhint("%s", od->hint) : 0));
 }
 
 /* True if s has a control character or (if no_space) white space. */
@@ -339,7 +411,7 @@ validate_value(const OptDef *def, DefElem *elem)
 					ereport(ERROR,
 							(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 							 errmsg("invalid value for option \"%s\": %s", def->name, problem),
-							 errhint("Give the URL as https://host[:port][/path], for example \"https://api.businesscentral.dynamics.com/v2.0/<tenant>/production\".")));
+							 errhint("Give the URL as https://host[:port][/path]; unified.systems shows an example for each system.")));
 			}
 			break;
 		case OPT_IDENT:
@@ -419,6 +491,7 @@ validate_value(const OptDef *def, DefElem *elem)
 						 errdetail("Expected a time zone name of the IANA database, e.g. \"America/Los_Angeles\", \"Europe/Berlin\" or \"UTC\"; the names PostgreSQL knows are in pg_timezone_names."),
 						 errhint("Give the time zone of the upstream user whose credentials the user mapping holds; unified.systems' setup_steps say where the system shows it.")));
 			break;
+		case OPT_TEXT:
 		case OPT_SECRET:
 			/* never echo the value */
 			if (value[0] == '\0' || has_bad_chars(value, false))
@@ -478,9 +551,25 @@ ufdw_page_size(const UfdwConnector *conn, List *server_options, List *table_opti
 const char *
 ufdw_time_zone(const UfdwOptions *opts)
 {
-	char	   *v = ufdw_option_value(opts->server_options, "time_zone");
+	const char *v = ufdw_server_option(opts, "time_zone");
 
 	return v ? v : "UTC";
+}
+
+/*
+ * The value of server option name of opts: as set, else the default its
+ * connector declares, else NULL.
+ */
+const char *
+ufdw_server_option(const UfdwOptions *opts, const char *name)
+{
+	const char *v = ufdw_option_value(opts->server_options, name);
+	const UfdwOptionDecl *od;
+
+	if (v == NULL && opts->connector &&
+		(od = ufdw_declared_option(opts->connector, name)) != NULL)
+		v = od->dflt;
+	return v;
 }
 
 /* A boolean option's value, or dflt when it is not set. */
@@ -495,59 +584,50 @@ ufdw_option_bool(List *options, const char *name, bool dflt)
 	return result;
 }
 
-#define NETSUITE_HOST_SUFFIX ".suitetalk.api.netsuite.com"
-#define ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
 /*
- * NetSuite account ids: "1234567", "1234567_SB1" (sandbox), "TSTDRV123456",
- * "1234567_RP" (release preview): letters and digits with at most one
- * "_" (or "-") suffix.  The OAuth realm is the id in upper case with "_";
- * the host name is <id in lower case with "-">.suitetalk.api.netsuite.com.
- * An instance_url on that domain must belong to account_id.
+ * A system whose instance URL is derived from an option (connector key
+ * "options.instance_host", e.g. "{account_id|lower|dash}.example.com"): an
+ * instance_url on that domain must have exactly the host the option gives.
  */
 static void
-validate_account_id(const char *account_id, const char *url)
+validate_instance_host(const UfdwConnector *conn, List *options, const char *url)
 {
-	size_t		n = strspn(account_id, ALNUM);
-	const char *suffix = account_id + n + 1;
+	const char *domain;
+	UfdwOptions fake = {0};
+	char	   *want;
+	bool		missing;
+	const char *missing_name;
 	CURLU	   *u;
 	char	   *host = NULL;
+	size_t		hlen,
+				dlen;
 
-	if (n == 0 || (account_id[n] != '\0' &&
-				   ((account_id[n] != '_' && account_id[n] != '-') || *suffix == '\0' ||
-					strspn(suffix, ALNUM) != strlen(suffix))))
+	if (conn->instance_host == NULL || (u = curl_url()) == NULL)
+		return;
+	/* the constant part after the last placeholder, e.g. ".example.com" */
+	domain = strrchr(conn->instance_host, '}') + 1;
+	dlen = strlen(domain);
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+		curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || host == NULL)
+	{
+		curl_url_cleanup(u);
+		return;
+	}
+	hlen = strlen(host);
+	fake.server_options = options;
+	fake.instance_url = (char *) url;
+	fake.connector = conn;
+	want = ufdw_expand_template_named(conn->instance_host, &fake, &missing, &missing_name);
+	if (hlen > dlen && pg_strcasecmp(host + hlen - dlen, domain) == 0 && !missing &&
+		pg_strcasecmp(host, want) != 0)
+	{
+		curl_free(host);
+		curl_url_cleanup(u);
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-				 errmsg("invalid value for option \"account_id\""),
-				 errdetail("A NetSuite account id is letters and digits with an optional suffix such as \"_SB1\", e.g. \"1234567\" or \"1234567_SB1\"."),
-				 errhint("Find it under Setup > Company > Company Information (Account ID).")));
-	if (url == NULL || (u = curl_url()) == NULL)
-		return;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-		curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host)
-	{
-		size_t		hlen = strlen(host);
-		size_t		slen = strlen(NETSUITE_HOST_SUFFIX);
-
-		if (hlen > slen && pg_strcasecmp(host + hlen - slen, NETSUITE_HOST_SUFFIX) == 0)
-		{
-			char	   *want = pstrdup(account_id);
-			bool		same = strlen(want) == hlen - slen;
-
-			for (char *c = want; *c; c++)
-				*c = (*c == '_') ? '-' : pg_tolower((unsigned char) *c);
-			same = same && pg_strncasecmp(host, want, hlen - slen) == 0;
-			curl_free(host);
-			curl_url_cleanup(u);
-			if (!same)
-				ereport(ERROR,
-						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-						 errmsg("option \"instance_url\" does not belong to NetSuite account \"%s\"",
-								account_id),
-						 errhint("For account \"%s\" the instance_url is \"https://%s%s\" (lower case, \"-\" for \"_\").",
-								 account_id, want, NETSUITE_HOST_SUFFIX)));
-			return;
-		}
+				 errmsg("option \"instance_url\" does not belong to the %s instance \"%s\"",
+						conn->name, want),
+				 errhint("The server's options give the instance_url \"https://%s\".", want)));
 	}
 	curl_free(host);
 	curl_url_cleanup(u);
@@ -590,8 +670,7 @@ validate_server(List *options)
 					(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
 					 errmsg("option \"%s\" is required for system \"%s\"",
 							(char *) lfirst(lc), system)));
-	if (ufdw_option_value(options, "account_id"))
-		validate_account_id(ufdw_option_value(options, "account_id"), url);
+	validate_instance_host(conn, options, url);
 	(void) check_url(url, &is_http);
 	if (is_http && !insecure)
 		ereport(ERROR,
@@ -661,13 +740,22 @@ unified_fdw_validator(PG_FUNCTION_ARGS)
 {
 	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
 	Oid			context = PG_GETARG_OID(1);
+	const UfdwConnector *conn = NULL;
 	ListCell   *lc;
 
+	/* a server's system declares further options; an unknown one is reported below */
+	if (context == ForeignServerRelationId)
+		conn = options_connector(options);
 	foreach(lc, options)
 	{
 		DefElem    *elem = lfirst(lc);
 		const OptDef *def = find_option(elem->defname, context);
+		OptDef		decl_def;
+		const UfdwOptionDecl *decl = NULL;
 
+		if (def == NULL && context == ForeignServerRelationId &&
+			(decl = declared_def(conn, elem->defname, &decl_def)) != NULL)
+			def = &decl_def;
 		if (def == NULL)
 		{
 			if (find_option(elem->defname, UserMappingRelationId) != NULL)
@@ -676,13 +764,16 @@ unified_fdw_validator(PG_FUNCTION_ARGS)
 						 errmsg("credential option \"%s\" is not allowed on %s",
 								elem->defname, context_name(context)),
 						 errhint("Credentials belong in the user mapping: CREATE USER MAPPING ... OPTIONS (%s '...'). Valid options on %s are: %s.",
-								 elem->defname, context_name(context), valid_options(context))));
+								 elem->defname, context_name(context),
+								 valid_options(context, conn))));
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
 					 errmsg("invalid option \"%s\" for %s", elem->defname,
 							context_name(context)),
+					 conn ? errhint("Valid options on a server of system \"%s\" are: %s.",
+									conn->system, valid_options(context, conn)) :
 					 errhint("Valid options on %s are: %s.", context_name(context),
-							 valid_options(context))));
+							 valid_options(context, conn))));
 		}
 		if (def->kind == OPT_SECRET_FILE)
 		{
@@ -700,6 +791,8 @@ unified_fdw_validator(PG_FUNCTION_ARGS)
 					 errmsg("permission denied to set option \"%s\"", def->name),
 					 errhint("Only superusers may set \"%s\".", def->name)));
 		validate_value(def, elem);
+		if (decl)
+			check_declared_pattern(decl, defGetString(elem));
 	}
 
 	if (context == ForeignServerRelationId)
@@ -759,6 +852,9 @@ ufdw_request_context(const UfdwOptions *opts, const char *table_name,
 	memset(rctx, 0, sizeof(*rctx));
 	rctx->server_name = opts->server_name;
 	rctx->table_name = table_name;
+	rctx->request_id_headers = opts->connector->request_id_headers;
+	rctx->error_body = &opts->connector->error_body;
+	rctx->reauthorize_where = opts->connector->reauthorize;
 	rctx->secrets = ufdw_secrets(opts);
 	rctx->allow_insecure = opts->allow_insecure;
 	rctx->ca_file = opts->ca_file;

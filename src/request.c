@@ -67,20 +67,82 @@ template_value(const UfdwOptions *opts, const char *name)
 {
 	if (strcmp(name, "instance_url") == 0)
 		return opts->instance_url;
-	return ufdw_option_value(opts->server_options, name);
+	return ufdw_server_option(opts, name);
 }
 
 /*
- * Replaces every {option} in tmpl with the server option's value.  A
- * missing option expands to "" and sets *missing.  The result is palloc'd.
+ * The value of a template placeholder "name|filter|...": the option's
+ * value passed through the filters (upper, lower: the case of ASCII
+ * letters; dash: "_" to "-"; underscore: "-" to "_"), or NULL if the option
+ * is not set.  An unknown filter is an ERROR (connector.c checks them when
+ * loading, so this cannot happen).
+ */
+static char *
+placeholder_value(const UfdwOptions *opts, char *spec, char **name)
+{
+	char	   *filters = strchr(spec, '|');
+	const char *value;
+	char	   *v;
+
+	if (filters)
+		*filters++ = '\0';
+	*name = spec;
+	if ((value = template_value(opts, spec)) == NULL)
+		return NULL;
+	v = pstrdup(value);
+	while (filters && *filters)
+	{
+		char	   *next = strchr(filters, '|');
+
+		if (next)
+			*next++ = '\0';
+		if (!ufdw_template_filter(filters, v))
+			elog(ERROR, "unknown template filter \"%s\"", filters);
+		filters = next;
+	}
+	return v;
+}
+
+/*
+ * Applies template filter name to s in place; false if there is no such
+ * filter (then s is unchanged).
+ */
+bool
+ufdw_template_filter(const char *name, char *s)
+{
+	if (strcmp(name, "upper") == 0)
+		for (char *c = s; *c; c++)
+			*c = pg_ascii_toupper((unsigned char) *c);
+	else if (strcmp(name, "lower") == 0)
+		for (char *c = s; *c; c++)
+			*c = pg_ascii_tolower((unsigned char) *c);
+	else if (strcmp(name, "dash") == 0)
+		for (char *c = s; *c; c++)
+			*c = *c == '_' ? '-' : *c;
+	else if (strcmp(name, "underscore") == 0)
+		for (char *c = s; *c; c++)
+			*c = *c == '-' ? '_' : *c;
+	else
+		return false;
+	return true;
+}
+
+/*
+ * Replaces every {option} (or {option|filter...}, placeholder_value) in
+ * tmpl with the server option's value.  A missing option expands to "" and
+ * sets *missing, and *missing_name (if not NULL) to the first one missing.
+ * The result is palloc'd.
  */
 char *
-ufdw_expand_template(const char *tmpl, const UfdwOptions *opts, bool *missing)
+ufdw_expand_template_named(const char *tmpl, const UfdwOptions *opts, bool *missing,
+						   const char **missing_name)
 {
 	StringInfoData buf;
 	const char *p = tmpl;
 
 	*missing = false;
+	if (missing_name)
+		*missing_name = NULL;
 	initStringInfo(&buf);
 	while (*p)
 	{
@@ -88,19 +150,30 @@ ufdw_expand_template(const char *tmpl, const UfdwOptions *opts, bool *missing)
 
 		if (*p == '{' && (close = strchr(p, '}')) != NULL)
 		{
-			char	   *name = pnstrdup(p + 1, close - p - 1);
-			const char *value = template_value(opts, name);
+			char	   *name;
+			char	   *value = placeholder_value(opts, pnstrdup(p + 1, close - p - 1), &name);
 
 			if (value)
 				appendStringInfoString(&buf, value);
 			else
+			{
+				if (missing_name && !*missing)
+					*missing_name = name;
 				*missing = true;
+			}
 			p = close + 1;
 		}
 		else
 			appendStringInfoChar(&buf, *p++);
 	}
 	return buf.data;
+}
+
+/* The same, without the name of what is missing. */
+char *
+ufdw_expand_template(const char *tmpl, const UfdwOptions *opts, bool *missing)
+{
+	return ufdw_expand_template_named(tmpl, opts, missing, NULL);
 }
 
 /* The native fields the needed columns read, each once. */

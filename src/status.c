@@ -439,6 +439,26 @@ flush_pending(void)
 	pfree(events);
 }
 
+/*
+ * The transport's report callback (ufdw_http_set_report, registered in
+ * _PG_init): a request sent, or a failure about to be raised.
+ */
+void
+ufdw_status_report(UfdwReportKind kind, const char *server, const char *table,
+				   long http_status, const char *request_id, const char *what,
+				   bool reauthorize)
+{
+	switch (kind)
+	{
+		case UFDW_REPORT_REQUEST:
+			ufdw_status_request(server, request_id);
+			break;
+		case UFDW_REPORT_FAILURE:
+			ufdw_status_failure(server, table, http_status, request_id, what, reauthorize);
+			break;
+	}
+}
+
 /* A request is being sent for server; request_id is its X-Request-ID. */
 void
 ufdw_status_request(const char *server, const char *request_id)

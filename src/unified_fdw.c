@@ -182,6 +182,8 @@ _PG_init(void)
 	ufdw_define_gucs();
 	ufdw_auth_init();
 	ufdw_http_init();
+	/* the transport reports requests and failures; status.c records them */
+	ufdw_http_set_report(ufdw_status_report);
 }
 
 /* The model table a foreign table reads, checked against its connector. */
@@ -267,9 +269,10 @@ estimate_operand(void *expr, void *arg, bool *isnull)
 
 /*
  * The upstream's count of the records matching the conditions that can be
- * sent (use_remote_estimate): one request for one record, with $count=true
- * (OData v4), $inlinecount=allpages (OData V2) or totalResults (SuiteQL).
- * Returns -1 if the upstream did not say.  *exact: every condition was sent
+ * sent (use_remote_estimate): one request for one record, with the
+ * dialect's count option ($count=true, $inlinecount=allpages) or a count
+ * every page carries (totalResults).  Returns -1 if the upstream did not
+ * say or cannot count (capability count).  *exact: every condition was sent
  * exactly.  Upstream errors are raised.
  */
 static double
@@ -296,6 +299,9 @@ remote_estimate(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *info,
 	bool	  **nulls;
 	ListCell   *lc;
 
+	/* capability count: an upstream that cannot count is not asked */
+	if (!info->connector->caps.count)
+		return -1;
 	foreach(lc, info->pushed)
 	{
 		UfdwFilter *f = ufdw_filter_from_clause(((RestrictInfo *) lfirst(lc))->clause,

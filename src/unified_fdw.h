@@ -95,6 +95,14 @@ typedef enum UfdwNullOrder
 	UFDW_NULLS_HIGH				/* above every value (SQL databases' NULL) */
 } UfdwNullOrder;
 
+/* How text compares upstream, by case (capability text.case). */
+typedef enum UfdwTextCase
+{
+	UFDW_CASE_UNKNOWN,			/* not documented: neither ILIKE nor exact */
+	UFDW_CASE_SENSITIVE,
+	UFDW_CASE_INSENSITIVE		/* ILIKE can be sent; equality a superset */
+} UfdwTextCase;
+
 /*
  * What one system can do, beyond its dialect's spelling (connector key
  * "capabilities", docs/connectors.md).  Generic code asks these, never the
@@ -102,12 +110,20 @@ typedef enum UfdwNullOrder
  */
 typedef struct UfdwCapabilities
 {
-	UfdwPagingKind paging;
+	UfdwPagingKind paging;		/* "paging": "kind" */
 	bool		or_across_fields;	/* "or" may join conditions on different
 									 * fields */
-	bool		text_case_insensitive;	/* text compares without case
-										 * upstream: ILIKE can be sent */
-	UfdwNullOrder null_order;
+	UfdwTextCase text_case;		/* text.case */
+	bool		text_blanks_significant;	/* text.trailing_blanks
+											 * "significant" ("a " <> "a") */
+	bool		text_binary;	/* text.collation "binary": equal means the
+								 * same characters */
+	char	   *text_eq_wildcards;	/* text.eq_wildcards: characters that act
+									 * as wildcards in an equality literal
+									 * ("*"), or "" */
+	UfdwNullOrder null_order;	/* where NULLs (null values) sort */
+	bool		count;			/* the upstream can count a query's records
+								 * ($count, $inlinecount, totalResults) */
 } UfdwCapabilities;
 
 /* Authentication methods, as a bitmask of what a connector accepts. */
@@ -201,6 +217,9 @@ typedef struct UfdwColumnMap
 	UfdwNativeType native_type; /* FIELD only; UFDW_NATIVE_NONE if not given */
 	UfdwConversion conversion;	/* FIELD only */
 	int			conversion_length;	/* internal length, with a conversion */
+	char	   *enum_type;		/* ENUM: the upstream's enumeration type, whose
+								 * literals are typed (dialect's enum_literal),
+								 * or NULL: codes are plain strings */
 	int			nfields;		/* FIELD: 1; CONCAT, ANY_TRUE: >= 1 */
 	UfdwField  *fields;
 	char	   *separator;		/* CONCAT only */
@@ -245,6 +264,49 @@ typedef struct UfdwNameValue
 	char	   *value;			/* may hold {option} placeholders */
 } UfdwNameValue;
 
+/* How a declared server option's value is checked (option.c). */
+typedef enum UfdwOptionKind
+{
+	UFDW_OPTION_IDENT,			/* letters, digits, "-", "_", "." */
+	UFDW_OPTION_DIGITS,			/* digits only */
+	UFDW_OPTION_TIME_ZONE,		/* a zone of the IANA database */
+	UFDW_OPTION_URL,			/* http(s) URL without credentials or query */
+	UFDW_OPTION_TEXT			/* non-empty, no control characters */
+} UfdwOptionKind;
+
+/* A server option a connector declares (connector key "options.declared"). */
+typedef struct UfdwOptionDecl
+{
+	char	   *name;
+	UfdwOptionKind kind;
+	bool		required;
+	char	   *dflt;			/* used when not set, or NULL */
+	char	   *pattern;		/* POSIX regular expression the value must
+								 * match, or NULL */
+	char	   *detail;			/* says what a valid value is, or NULL */
+	char	   *hint;			/* says where to find it, or NULL */
+} UfdwOptionDecl;
+
+/*
+ * A member of a JSON document: keys of objects, or positions in arrays
+ * (key NULL), from the root (connector key "error_body").
+ */
+#define UFDW_PATH_MAX 8
+typedef struct UfdwJsonPath
+{
+	int			n;				/* steps; 0: no path */
+	const char *key[UFDW_PATH_MAX];	/* object member, or NULL: ... */
+	int			index[UFDW_PATH_MAX];	/* ... array element */
+} UfdwJsonPath;
+
+/* Where a system's error bodies keep what is worth showing. */
+typedef struct UfdwErrorBody
+{
+	UfdwJsonPath code;			/* e.g. o:errorDetails[0].o:errorCode */
+	UfdwJsonPath message;
+	UfdwJsonPath request_id;	/* the upstream's id of the request */
+} UfdwErrorBody;
+
 typedef struct UfdwConnector
 {
 	char	   *system;			/* connector id, e.g. "dynamics365_bc" */
@@ -256,9 +318,16 @@ typedef struct UfdwConnector
 	char	   *base_url;		/* template, e.g. "{instance_url}/api/v2.0/" */
 	List	   *required_options;	/* of char *, server options */
 	List	   *optional_options;	/* of char * */
+	int			ndeclared;		/* the system's own server options */
+	UfdwOptionDecl *declared;
+	char	   *instance_host;	/* template of instance_url's host, when its
+								 * host is on the template's domain, or NULL */
 	int			auth_methods;	/* UFDW_AUTH_* bitmask */
 	char	   *token_url;		/* OAuth 2.0 token URL template, or NULL */
-	char	   *scope;			/* OAuth 2.0 scope, or NULL */
+	char	   *scope;			/* OAuth 2.0 scope (template), or NULL */
+	char	   *realm;			/* OAuth 1.0a realm (template), or NULL */
+	char	   *reauthorize;	/* where an app whose tokens are refused is
+								 * authorized again, for the hint; or NULL */
 	char	   *api_key_header; /* header that carries api_key, or NULL */
 	UfdwAuthCode *auth_code;	/* if auth_methods has UFDW_AUTH_OAUTH2_CODE */
 	int			default_page_size;
@@ -273,6 +342,12 @@ typedef struct UfdwConnector
 	UfdwNameValue *query;
 	bool		in_operator;	/* filters may say "f in (a, b)"; else "f eq a
 								 * or f eq b" (connector key "in_operator") */
+	List	   *request_id_headers; /* of char *: response headers that carry
+									 * the upstream's request id, besides
+									 * the usual request-id, x-request-id,
+									 * x-correlation-id */
+	UfdwErrorBody error_body;	/* paths in error bodies, besides the
+								 * standard shapes (upstream_json.c) */
 	int			nnull_values;	/* native texts that mean "no value" */
 	char	  **null_values;
 	List	   *setup_steps;	/* of char * */
@@ -287,6 +362,8 @@ extern List *ufdw_connectors(void);
 extern char *ufdw_known_systems(void);
 extern const char *ufdw_coltype_sql(UfdwColType type);
 extern bool ufdw_string_in_list(List *list, const char *s);
+extern const UfdwOptionDecl *ufdw_declared_option(const UfdwConnector *conn,
+												  const char *name);
 extern void ufdw_load_connector_file(const char *path, const UfdwModel *model,
 									 UfdwConnector **connector, UfdwModel **model_out);
 
@@ -353,6 +430,8 @@ extern int	ufdw_connection_credits;
 extern void ufdw_define_gucs(void);
 extern UfdwOptions *ufdw_get_options(ForeignServer *server, UserMapping *um);
 extern char *ufdw_option_value(List *options, const char *name);
+extern bool ufdw_option_is_general(const char *name);
+extern const char *ufdw_server_option(const UfdwOptions *opts, const char *name);
 extern int	ufdw_page_size(const UfdwConnector *conn, List *server_options,
 						   List *table_options);
 extern double ufdw_cost_option(const char *name, const char *value, double dflt);
@@ -416,6 +495,9 @@ typedef struct UfdwPageInfo
 
 extern char *ufdw_expand_template(const char *tmpl, const UfdwOptions *opts,
 								  bool *missing);
+extern char *ufdw_expand_template_named(const char *tmpl, const UfdwOptions *opts,
+										bool *missing, const char **missing_name);
+extern bool ufdw_template_filter(const char *name, char *s);
 extern UfdwRequest *ufdw_first_request(const UfdwScanSpec *spec,
 									   const UfdwOptions *opts);
 extern UfdwRequest *ufdw_next_request(const UfdwScanSpec *spec,
@@ -560,6 +642,10 @@ typedef struct UfdwRequestContext
 	long		retry_max_wait_ms;	/* total backoff sleep per request */
 	int64		max_response_bytes;
 	UfdwAuthFailure auth_failure;	/* how to explain a 401 */
+	List	   *request_id_headers; /* of char *: the connector's (long-lived) */
+	const struct UfdwErrorBody *error_body; /* the connector's, or NULL */
+	const char *reauthorize_where;	/* where an app is authorized again
+									 * (connector), or NULL */
 	bool		user_grant;		/* credentials authorized by a user in the
 								 * browser (unified.authorize()) */
 } UfdwRequestContext;
@@ -594,11 +680,27 @@ extern bool ufdw_hash_matches(int cacheid, uint32 hashvalue,
 							  uint32 server_hashvalue, uint32 mapping_hashvalue);
 extern UfdwResponse *ufdw_http_finish(UfdwTransfer *xfer);
 extern void ufdw_http_wait(UfdwTransfer *xfer);
-extern bool ufdw_http_failed_retryably(UfdwTransfer *xfer);
-extern void ufdw_http_set_attempts(UfdwTransfer *xfer, int attempts);
-extern bool ufdw_http_retryable_status(long status);
-extern long ufdw_http_retry_delay(const UfdwResponse *resp, int attempt);
-extern void ufdw_http_sleep(long ms);
+/* Starts one more attempt of a request (credentials applied afresh). */
+typedef UfdwTransfer *(*UfdwAttemptStarter) (void *arg);
+extern UfdwResponse *ufdw_http_finish_with_retries(UfdwTransfer *xfer,
+												   const UfdwRequest *req,
+												   const UfdwRequestContext *rctx,
+												   UfdwAttemptStarter start, void *arg);
+
+/* What the transport tells the glue (ufdw_http_set_report). */
+typedef enum UfdwReportKind
+{
+	UFDW_REPORT_REQUEST,		/* a request is being sent: request_id */
+	UFDW_REPORT_FAILURE			/* a failure is about to be raised:
+								 * http_status (0: no response), table (or
+								 * NULL), request_id, what (sanitised),
+								 * reauthorize (a user's grant was refused) */
+} UfdwReportKind;
+typedef void (*UfdwHttpReport) (UfdwReportKind kind, const char *server,
+								const char *table, long http_status,
+								const char *request_id, const char *what,
+								bool reauthorize);
+extern void ufdw_http_set_report(UfdwHttpReport hook);
 extern void ufdw_http_init(void);
 extern void ufdw_http_poll(void);
 extern void ufdw_http_cancel(UfdwTransfer *xfer);
@@ -679,6 +781,10 @@ extern Datum ufdw_create_connection(const UfdwConnector *conn, const char *insta
  * ----------------------------------------------------------------
  */
 
+extern void ufdw_status_report(UfdwReportKind kind, const char *server,
+							   const char *table, long http_status,
+							   const char *request_id, const char *what,
+							   bool reauthorize);
 extern void ufdw_status_request(const char *server, const char *request_id);
 extern void ufdw_status_success(const char *server);
 extern void ufdw_status_failure(const char *server, const char *table,
@@ -713,7 +819,6 @@ extern char *ufdw_oauth1_signature(const char *base, const char *consumer_secret
 extern char *ufdw_oauth1_header(const char *method, const char *url,
 								const UfdwOAuth1Params *p);
 extern void ufdw_oauth1_fresh(char *nonce, char *timestamp);
-extern char *ufdw_netsuite_realm(const char *account_id);
 
 /* ----------------------------------------------------------------
  * Small JSON documents with jansson (upstream_json.c)
@@ -741,6 +846,7 @@ typedef struct UfdwUpstreamError
 extern void ufdw_parse_token_response(const char *body, size_t len,
 									  UfdwTokenResponse *out);
 extern void ufdw_parse_error_body(const char *body, size_t len,
+								  const UfdwErrorBody *paths,
 								  UfdwUpstreamError *out);
 
 #endif							/* UNIFIED_FDW_H */

@@ -120,19 +120,35 @@ correlation_id(const char *message)
 	return end > p ? pnstrdup(p, end - p) : NULL;
 }
 
+/* The string at path of root, or NULL (absent, or not a string). */
+static char *
+path_string(json_t *root, const UfdwJsonPath *path)
+{
+	json_t	   *v = root;
+
+	if (path->n == 0)
+		return NULL;
+	for (int i = 0; i < path->n && v; i++)
+		v = path->key[i] ? (json_is_object(v) ? json_object_get(v, path->key[i]) : NULL) :
+			(json_is_array(v) ? json_array_get(v, path->index[i]) : NULL);
+	return v && json_is_string(v) ? pstrdup(json_string_value(v)) : NULL;
+}
+
 /*
- * Extracts code, message and upstream id from the error body shapes of the
- * supported upstreams; fields that are not found stay NULL:
+ * Extracts code, message and upstream id from an error body: first where
+ * the connector says (paths, connector key "error_body"; NULL: nowhere),
+ * then from the standard shapes; fields that are not found stay NULL:
  *	 OData v4/v2	{"error": {"code", "message" (string or {"value"}),
  *					 "innererror": {"transactionid"}}}
  *	 OAuth 2.0		{"error": "invalid_client", "error_description",
  *					 "correlation_id", "error_codes" (Entra ID)}
- *	 NetSuite		{"title", "o:errorDetails": [{"detail", "o:errorCode"}]}
  *	 API gateways	{"fault": {"faultstring", "detail": {"errorcode"}}} (Apigee,
  *					 e.g. SAP's API hub rejecting an APIKey)
+ *	 Problem details (RFC 9457)	{"title"}
  */
 void
-ufdw_parse_error_body(const char *body, size_t len, UfdwUpstreamError *out)
+ufdw_parse_error_body(const char *body, size_t len, const UfdwErrorBody *paths,
+					  UfdwUpstreamError *out)
 {
 	json_t	   *volatile root = load_object(body, len);
 
@@ -142,10 +158,21 @@ ufdw_parse_error_body(const char *body, size_t len, UfdwUpstreamError *out)
 	PG_TRY();
 	{
 		json_t	   *err = json_object_get(root, "error");
-		json_t	   *details = json_object_get(root, "o:errorDetails");
 		json_t	   *fault = json_object_get(root, "fault");
+		bool		own = false;	/* found in the connector's shape */
 
-		if (json_is_object(err))
+		if (paths)
+		{
+			out->code = path_string(root, &paths->code);
+			out->message = path_string(root, &paths->message);
+			out->upstream_id = path_string(root, &paths->request_id);
+			own = out->code || out->message;
+		}
+		if (own)
+		{
+			/* nothing else to look for */
+		}
+		else if (json_is_object(err))
 		{
 			json_t	   *msg = json_object_get(err, "message");
 			json_t	   *inner = json_object_get(err, "innererror");
@@ -181,15 +208,6 @@ ufdw_parse_error_body(const char *body, size_t len, UfdwUpstreamError *out)
 			if (out->message && strchr(out->message, '\n'))
 				*strchr(out->message, '\n') = '\0';
 		}
-		else if (json_is_array(details) && json_array_size(details) > 0)
-		{
-			json_t	   *first = json_array_get(details, 0);
-
-			out->code = string_member(first, "o:errorCode");
-			out->message = string_member(first, "detail");
-			if (out->message == NULL)
-				out->message = string_member(root, "title");
-		}
 		else if (json_is_object(fault))
 		{
 			json_t	   *fdetail = json_object_get(fault, "detail");
@@ -198,7 +216,7 @@ ufdw_parse_error_body(const char *body, size_t len, UfdwUpstreamError *out)
 			if (json_is_object(fdetail))
 				out->code = string_member(fdetail, "errorcode");
 		}
-		else if (json_object_get(root, "title"))
+		if (out->message == NULL && json_object_get(root, "title"))
 			out->message = string_member(root, "title");
 	}
 	PG_CATCH();
