@@ -122,6 +122,13 @@ for my $sql (
 	ok(length $on, '  and it finds rows');
 	is(scalar(grep { $_->{status} != 200 } @reqs), 0, '  every request accepted (enum literals as F&O wants them)');
 }
+# enums go upstream as typed literals
+(undef, undef, @reqs) = both(q{SELECT number FROM fo.vendors WHERE status = 'active'});
+like($reqs[0]{query}, qr/OnHoldStatus%20eq%20Microsoft\.Dynamics\.DataEntities\.CustVendorBlocked'(No|Never)'/,
+	'enum condition sent as a typed literal');
+(undef, undef, @reqs) = both(q{SELECT number FROM fo.items WHERE type = 'service'});
+like($reqs[0]{query}, qr/ProductType%20eq%20Microsoft\.Dynamics\.DataEntities\.EcoResProductType'Service'/,
+	'  (items: ProductType)');
 my $held = grep { $_->{OnHoldStatus} !~ /^(No|Never)$/ } @{ $export{VendorsV2} };
 ok(grep({ $_->{OnHoldStatus} eq 'Never' } @{ $export{VendorsV2} }), '(the sandbox has vendors on hold status Never)');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM fo.vendors WHERE status = 'blocked'}), $held,
@@ -165,13 +172,13 @@ like($stderr, qr/invalid_client|7000215|credentials/i, '  saying the credentials
 unlike($stderr, qr/canary-Fno-Secret-1/, '  without the secret');
 $node->safe_psql('postgres', q{ALTER USER MAPPING FOR CURRENT_USER SERVER fo OPTIONS
 	(SET client_secret 'sandbox-fno-client-secret')});
-TODO:
-{
-	local $TODO = 'needs auth.scope as a template ("{instance_url}/.default"; issue 19 item 2)'
-	  unless $ENV{UFDW_FNO_SCOPE_TEMPLATE} // 0;
-	($ret, $stdout, $stderr) = $node->psql('postgres', 'SELECT count(*) FROM fo.items');
-	is($ret, 0, 'client credentials with the environment\'s scope') or diag($stderr);
-}
+($ret, $stdout, $stderr) = $node->psql('postgres', 'SELECT count(*) FROM fo.items');
+is($ret, 0, 'client credentials with the environment\'s scope') or diag($stderr);
+my ($tok) = grep { $_->{path} =~ m{/oauth2/v2\.0/token$} } @{ sandbox_requests($sb) };
+(my $form = $tok->{body} // '') =~ tr/+/ /;
+$form =~ s/%([0-9A-Fa-f]{2})/chr(hex($1))/ge;
+like($form, qr{(^|&)scope=\Q$sb->{url}\E/\.default(&|$)},
+	'  the token request\'s scope is the environment URL + /.default');
 
 my $log = slurp_file($node->logfile);
 unlike($log, qr/\Q$token\E/, 'the access token never reaches the server log');
