@@ -497,6 +497,31 @@ offset_request(const UfdwScanSpec *spec, const UfdwOptions *opts, int64 offset,
 	return req;
 }
 
+/*
+ * ANALYZE's request for the page_size records from offset on (records in
+ * the upstream's order, no LIMIT), or NULL when one query cannot reach
+ * offset: the table is read through parents, or the offset lies past what
+ * one capped query returns (SuiteQL's max_results).  OData v4 pages are
+ * asked for with $top/$skip, as the other dialects' are.
+ */
+UfdwRequest *
+ufdw_sample_request(const UfdwScanSpec *spec, const UfdwOptions *opts, int64 offset)
+{
+	int64		window = query_window(spec);
+
+	if (spec->table->read_through || spec->top > 0 ||
+		(window > 0 && offset + spec->page_size > window))
+		return NULL;
+	return offset_request(spec, opts, offset, 0, NIL);
+}
+
+/* Records one query reaches by offset (0: all of them). */
+int64
+ufdw_offset_reach(const UfdwScanSpec *spec)
+{
+	return query_window(spec);
+}
+
 /* The first request of a scan. */
 UfdwRequest *
 ufdw_first_request(const UfdwScanSpec *spec, const UfdwOptions *opts)
