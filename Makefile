@@ -8,6 +8,10 @@ OBJS = \
 	src/connector.o \
 	src/request.o \
 	src/deparse.o \
+	src/dialect_odata.o \
+	src/dialect_odata4.o \
+	src/dialect_odata2.o \
+	src/dialect_suiteql.o \
 	src/page.o \
 	src/http.o \
 	src/auth.o \

@@ -26,9 +26,16 @@
 #include "storage/fd.h"
 #include "utils/memutils.h"
 
-#include "unified_fdw.h"
+#include "dialect.h"
 
 #define UFDW_FORMAT_VERSION 1
+
+/* The dialect modules, by connector key "dialect". */
+static const UfdwDialect *const dialects[] = {
+	&ufdw_dialect_odata_v4,
+	&ufdw_dialect_odata_v2,
+	&ufdw_dialect_suiteql,
+};
 
 /* Everything loaded, allocated in loaded_cxt. */
 static MemoryContext loaded_cxt = NULL;
@@ -376,7 +383,7 @@ parse_model(const LoadPos *pos, json_t *root)
 
 /* A field reference: "name" or {"name": ..., "expr": ...}. */
 static void
-parse_field(const LoadPos *pos, json_t *v, UfdwField *f, UfdwDialect dialect)
+parse_field(const LoadPos *pos, json_t *v, UfdwField *f, const UfdwDialect *dialect)
 {
 	static const char *const field_keys[] = {"name", "expr", "filter_expr", NULL};
 
@@ -396,16 +403,15 @@ parse_field(const LoadPos *pos, json_t *v, UfdwField *f, UfdwDialect dialect)
 		load_error(pos, "expected a field name or an object with \"name\" and \"expr\"", NULL);
 	if (f->name[0] == '\0')
 		load_error(pos, "field name must not be empty", NULL);
-	if ((f->expr || f->filter_expr) && dialect != UFDW_DIALECT_SUITEQL)
-		load_error(pos, "\"expr\" and \"filter_expr\" are only valid for the suiteql dialect", NULL);
-	if (dialect == UFDW_DIALECT_SUITEQL)
+	if ((f->expr || f->filter_expr) && !dialect->field_exprs)
+		load_error(pos, psprintf("\"expr\" and \"filter_expr\" are not valid for the %s dialect",
+								 dialect->name), NULL);
+	if (dialect->check_field_name)
 	{
-		/* the alias: NetSuite lower-cases result keys, so "vendorName" would never match */
-		if (!(f->name[0] >= 'a' && f->name[0] <= 'z'))
-			load_error(pos, "a SuiteQL field name must start with a lower-case letter", NULL);
-		for (const char *c = f->name; *c; c++)
-			if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
-				load_error(pos, "a SuiteQL field name may only hold lower-case letters, digits and \"_\" (NetSuite lower-cases the keys of result rows)", NULL);
+		const char *why = dialect->check_field_name(f->name);
+
+		if (why)
+			load_error(pos, why, NULL);
 	}
 }
 
@@ -415,7 +421,7 @@ parse_field(const LoadPos *pos, json_t *v, UfdwField *f, UfdwDialect dialect)
  */
 static UfdwNativeType
 parse_native_type(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
-				  const UfdwColumnMap *cm, UfdwDialect dialect)
+				  const UfdwColumnMap *cm, const UfdwDialect *dialect)
 {
 	static const struct
 	{
@@ -451,14 +457,9 @@ parse_native_type(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
 		if ((types[i].type == UFDW_NATIVE_ENUM) != (cm->nmap > 0))
 			load_error(pos, "a column with a \"map\" has native type \"enum\", "
 					   "and only such a column", NULL);
-		if (types[i].type == UFDW_NATIVE_GUID && dialect == UFDW_DIALECT_SUITEQL)
-			load_error(pos, "native type \"guid\" is not valid for the suiteql dialect", NULL);
-		if (types[i].type == UFDW_NATIVE_DATETIME && dialect != UFDW_DIALECT_ODATA_V2)
-			load_error(pos, "native type \"datetime\" is only valid for the odata_v2 dialect",
-					   NULL);
-		if (types[i].type == UFDW_NATIVE_LOCAL_DATETIME && dialect != UFDW_DIALECT_SUITEQL)
-			load_error(pos, "native type \"local_datetime\" is only valid for the suiteql dialect",
-					   NULL);
+		if ((dialect->native_types & UFDW_NATIVE_BIT(types[i].type)) == 0)
+			load_error(pos, psprintf("native type \"%s\" is not valid for the %s dialect",
+									 s, dialect->name), NULL);
 		return types[i].type;
 	}
 	load_error(pos, psprintf("unknown native type \"%s\"", s),
@@ -473,16 +474,16 @@ parse_native_type(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
  */
 static void
 parse_conversion(const LoadPos *pos, json_t *v, const UfdwModelColumn *mc,
-				 UfdwColumnMap *cm, UfdwDialect dialect)
+				 UfdwColumnMap *cm, const UfdwDialect *dialect)
 {
 	static const char *const conv_keys[] = {"exit", "length", NULL};
 	static const char *const exits[] = {"alpha", "numc", "matn1", NULL};
 	const char *exit;
 	json_t	   *len;
 
-	if (dialect == UFDW_DIALECT_SUITEQL)
-		load_error(pos, "\"conversion\" is only valid for the odata_v2 and odata_v4 dialects",
-				   NULL);
+	if (!dialect->conversions)
+		load_error(pos, psprintf("\"conversion\" is not valid for the %s dialect",
+								 dialect->name), NULL);
 	if (!json_is_object(v))
 		load_error(pos, "expected an object", NULL);
 	check_keys(pos, v, conv_keys);
@@ -681,8 +682,9 @@ parse_read_through(const LoadPos *pos, json_t *tdef, const UfdwConnector *conn,
 	int			c;
 
 	check_keys(&p, obj, keys);
-	if (conn->dialect != UFDW_DIALECT_ODATA_V4)
-		load_error(&p, "\"read_through\" is only valid for the odata_v4 dialect", NULL);
+	if (!conn->dialect->read_through)
+		load_error(&p, psprintf("\"read_through\" is not valid for the %s dialect",
+								conn->dialect->name), NULL);
 	rt->parent = get_string(&p, obj, "parent", true);
 	rt->parent_key = get_string(&p, obj, "parent_key", true);
 	rt->expand = get_string(&p, obj, "expand", true);
@@ -710,7 +712,7 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 	static const char *const paging_keys[] = {"default_page_size", "max_page_size",
 	"max_results", "max_pages", NULL};
 	static const char *const table_keys[] = {"entity", "where", "read_through", "columns", NULL};
-	static const char *const dialects[] = {"odata_v4", "odata_v2", "suiteql", NULL};
+	const char *dialect_names[lengthof(dialects) + 1];
 	UfdwConnector *conn = palloc0(sizeof(UfdwConnector));
 	LoadPos		popt = pos_child(pos, "options");
 	LoadPos		pauth = pos_child(pos, "auth");
@@ -727,9 +729,12 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 	conn->file = pstrdup(pos->file);
 	conn->system = get_string(pos, root, "system", true);
 	conn->name = get_string(pos, root, "name", true);
-	/* in the order of UfdwDialect */
-	conn->dialect = (UfdwDialect) get_keyword(pos, root, "dialect", dialects,
-											  "dialect", "dialects");
+	for (int i = 0; i < lengthof(dialects); i++)
+		dialect_names[i] = dialects[i]->name;
+	dialect_names[lengthof(dialects)] = NULL;
+	conn->dialect = dialects[get_keyword(pos, root, "dialect", dialect_names,
+										 "dialect", "dialects")];
+	conn->caps = conn->dialect->defaults;
 	conn->instance_url_example = get_string(pos, root, "instance_url_example", true);
 	conn->base_url = get_string(pos, root, "base_url", true);
 
@@ -765,9 +770,10 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 		conn->max_results = get_int(&ppaging, obj, "max_results", 1, PG_INT32_MAX);
 	if (json_object_get(obj, "max_pages"))
 		conn->max_pages = get_int(&ppaging, obj, "max_pages", 1, PG_INT32_MAX);
-	if ((conn->max_results || conn->max_pages) && conn->dialect != UFDW_DIALECT_SUITEQL)
-		load_error(&ppaging, "\"max_results\" and \"max_pages\" are only valid for the suiteql dialect",
-				   "Only SuiteQL scans can go on after the last key of a capped query.");
+	if ((conn->max_results || conn->max_pages) && !conn->dialect->key_continuation)
+		load_error(&ppaging, psprintf("\"max_results\" and \"max_pages\" are not valid for the %s dialect",
+									  conn->dialect->name),
+				   "Only dialects that can go on after the last key of a capped query can read past such a cap.");
 
 	obj = json_object_get(root, "in_operator");
 	if (obj && !json_is_boolean(obj))
@@ -821,8 +827,9 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 		tm->model = mt;
 		tm->entity = get_string(&pt, tdef, "entity", true);
 		tm->where = get_string(&pt, tdef, "where", false);
-		if (tm->where && conn->dialect != UFDW_DIALECT_SUITEQL)
-			load_error(&pt, "\"where\" is only valid for the suiteql dialect", NULL);
+		if (tm->where && !conn->dialect->field_exprs)
+			load_error(&pt, psprintf("\"where\" is not valid for the %s dialect",
+									 conn->dialect->name), NULL);
 		tm->columns = palloc0(sizeof(UfdwColumnMap) * mt->ncolumns);
 		for (int c = 0; c < mt->ncolumns; c++)
 			tm->columns[c].kind = mt->columns[c].type == UFDW_TYPE_JSONB ?

@@ -12,25 +12,27 @@
  * with an evaluator that computes the values (constants, query parameters,
  * stable expressions such as now() - interval '7 days').
  *
- * ufdw_render_filter() is pure.  It turns the tree into an OData v4
- * $filter (Business Central), an OData V2 $filter (SAP) or a SuiteQL
- * condition with bound parameters (NetSuite), following DESIGN.md §5:
+ * ufdw_render_filter() is pure.  It turns the tree into a condition in
+ * the connector's dialect (an OData $filter, a SuiteQL condition with bound
+ * parameters), spelled by the dialect's operations table (dialect.h) and
+ * shaped by the connector's capabilities, following DESIGN.md §5:
  * what is sent returns a superset of the rows the clauses accept, and the
  * result says whether it is exact.  The executor re-checks every clause
  * locally anyway; exactness only decides whether a LIMIT may be sent.
  *
  * What is never exact, or never sent:
- *	 - text is compared case-insensitively by Business Central, and
- *	   case-sensitively by SAP: equality, IN and prefixes narrow in both
- *	   cases but are not exact; <>, NOT IN and text ranges are not sent;
- *	   ILIKE only to Business Central;
+ *	 - text is compared upstream by its own rules (with or without case,
+ *	   capability text.case): equality, IN and prefixes narrow but are not
+ *	   exact; <>, NOT IN and text ranges are not sent; ILIKE only where
+ *	   text compares without case;
  *	 - values that mean NULL (the connector's null_values, e.g. '' or
  *	   0001-01-01) are excluded explicitly from ranges and <>, and IS NULL
  *	   becomes "field in (null values)";
  *	 - GUID ranges and enum ranges are not sent (their upstream order is not
  *	   PostgreSQL's); an enum value becomes the native codes that map to it;
- *	 - Business Central's "or" may only join conditions on one field: an OR
- *	   across fields is not sent (its AND neighbours still are);
+ *	 - where "or" may only join conditions on one field (capability
+ *	   or_across_fields false), an OR across fields is sent as the OR of
+ *	   the conditions on a field every branch tests, or not at all;
  *	 - fields with an SAP conversion exit (ALPHA, NUMC) are compared, matched
  *	   and sorted upstream in their zero-padded internal form: equality and
  *	   IN are sent (the upstream converts the literal too), a prefix becomes
@@ -66,7 +68,7 @@
 #include "utils/timestamp.h"
 #include "pgtime.h"
 
-#include "unified_fdw.h"
+#include "dialect.h"
 
 /* ----------------------------------------------------------------
  * Clauses to the neutral tree
@@ -646,8 +648,9 @@ typedef struct RenderCtx
 {
 	const UfdwConnector *conn;
 	const UfdwTableMap *tm;
-	UfdwDialect dialect;
-	List	   *params;			/* SuiteQL bound values */
+	const UfdwDialect *d;		/* conn->dialect */
+	const UfdwCapabilities *caps;	/* &conn->caps */
+	List	   *params;			/* bound values (dialects that bind) */
 	pg_tz	   *tz;				/* zone of local_datetime fields, or NULL:
 								 * such conditions are not sent */
 } RenderCtx;
@@ -679,13 +682,16 @@ column_map(const RenderCtx *r, int column)
 	return cm;
 }
 
-/* The field as written in a condition. */
+/*
+ * The field as written in a condition: its filter expression, else its
+ * expression, else its name (expressions only where the dialect has them).
+ */
 static const char *
 field_ref(const RenderCtx *r, const UfdwColumnMap *cm)
 {
-	if (r->dialect == UFDW_DIALECT_SUITEQL && cm->fields[0].filter_expr)
+	if (cm->fields[0].filter_expr)
 		return cm->fields[0].filter_expr;
-	if (r->dialect == UFDW_DIALECT_SUITEQL && cm->fields[0].expr)
+	if (cm->fields[0].expr)
 		return cm->fields[0].expr;
 	return cm->fields[0].name;
 }
@@ -694,8 +700,6 @@ field_ref(const RenderCtx *r, const UfdwColumnMap *cm)
  * Instants as wall-clock DATEs (local_datetime)
  * ----------------------------------------------------------------
  */
-
-#define SUITEQL_WALL_CLOCK "TO_DATE(?, 'YYYY-MM-DD HH24:MI:SS')"
 
 /* The instant of a canonical value "YYYY-MM-DDTHH:MI:SS[.ffffff]Z". */
 static bool
@@ -772,12 +776,13 @@ fall_back_near(TimestampTz ts, pg_tz *tz)
 	return worst;
 }
 
-/* "f op TO_DATE(?, ...)" with wall-clock text w bound. */
+/* "f op <literal of wall-clock text w>"; NULL if the dialect has none. */
 static char *
-wall_clock_cmp(RenderCtx *r, const char *f, const char *op, char *w)
+wall_clock_cmp(RenderCtx *r, const char *f, UfdwCmpOp op, char *w)
 {
-	r->params = lappend(r->params, w);
-	return psprintf("%s %s %s", f, op, SUITEQL_WALL_CLOCK);
+	char	   *lit = r->d->literal(UFDW_NATIVE_LOCAL_DATETIME, w, &r->params);
+
+	return lit ? psprintf("%s %s %s", f, r->d->cmp_ops[op], lit) : NULL;
 }
 
 /*
@@ -816,21 +821,21 @@ local_datetime_leaf(RenderCtx *r, const UfdwFilter *flt, const char *f, Piece p)
 				if (frac != 0 || (op == UFDW_OP_NE && d != 0) ||
 					(w = wall_clock(ts, r->tz, 0)) == NULL)
 					return no_piece();
-				p.text = wall_clock_cmp(r, f, op == UFDW_OP_EQ ? "=" : "<>", w);
+				p.text = wall_clock_cmp(r, f, op, w);
 				return p;
 			case UFDW_OP_GT:
 			case UFDW_OP_GE:
 				/* the earliest wall-clock time of the instants from ts on */
 				if ((w = wall_clock(ts - frac, r->tz, -d)) == NULL)
 					return no_piece();
-				p.text = wall_clock_cmp(r, f, op == UFDW_OP_GT && p.exact ? ">" : ">=", w);
+				p.text = wall_clock_cmp(r, f, op == UFDW_OP_GT && p.exact ? UFDW_OP_GT : UFDW_OP_GE, w);
 				return p;
 			case UFDW_OP_LT:
 			case UFDW_OP_LE:
 				/* the latest wall-clock time of the instants up to ts */
 				if ((w = wall_clock(ts - frac + (frac ? USECS_PER_SEC : 0), r->tz, d)) == NULL)
 					return no_piece();
-				p.text = wall_clock_cmp(r, f, op == UFDW_OP_LT && p.exact ? "<" : "<=", w);
+				p.text = wall_clock_cmp(r, f, op == UFDW_OP_LT && p.exact ? UFDW_OP_LT : UFDW_OP_LE, w);
 				return p;
 		}
 		return no_piece();
@@ -858,18 +863,23 @@ local_datetime_leaf(RenderCtx *r, const UfdwFilter *flt, const char *f, Piece p)
 	}
 	if (flt->kind == UFDW_FILTER_NOT_IN && !p.exact)
 		return no_piece();
-	if (walls == NIL)
+	if (walls == NIL || r->d->in_word == NULL ||
+		(flt->kind == UFDW_FILTER_NOT_IN && r->d->not_in_word == NULL))
 		return no_piece();
 	{
 		StringInfoData buf;
 
 		initStringInfo(&buf);
-		appendStringInfo(&buf, "%s %sIN (", f, flt->kind == UFDW_FILTER_NOT_IN ? "NOT " : "");
+		appendStringInfo(&buf, "%s %s (", f, flt->kind == UFDW_FILTER_NOT_IN ?
+						 r->d->not_in_word : r->d->in_word);
 		foreach(lc, walls)
 		{
-			r->params = lappend(r->params, lfirst(lc));
-			appendStringInfo(&buf, "%s%s", foreach_current_index(lc) ? "," : "",
-							 SUITEQL_WALL_CLOCK);
+			char	   *lit = r->d->literal(UFDW_NATIVE_LOCAL_DATETIME, lfirst(lc),
+											&r->params);
+
+			if (lit == NULL)
+				return no_piece();
+			appendStringInfo(&buf, "%s%s", foreach_current_index(lc) ? "," : "", lit);
 		}
 		appendStringInfoChar(&buf, ')');
 		p.text = buf.data;
@@ -877,8 +887,8 @@ local_datetime_leaf(RenderCtx *r, const UfdwFilter *flt, const char *f, Piece p)
 	return p;
 }
 
-static bool
-is_guid(const char *s)
+bool
+ufdw_is_guid(const char *s)
 {
 	if (strlen(s) != 36)
 		return false;
@@ -904,23 +914,6 @@ is_lower(const char *s)
 	return true;
 }
 
-static char *
-quoted(const char *s)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '\'');
-	for (; *s; s++)
-	{
-		if (*s == '\'')
-			appendStringInfoChar(&buf, '\'');
-		appendStringInfoChar(&buf, *s);
-	}
-	appendStringInfoChar(&buf, '\'');
-	return buf.data;
-}
-
 /* Does s look like a native value of type t (to pick its null values)? */
 static bool
 looks_like(UfdwNativeType t, const char *s)
@@ -933,7 +926,7 @@ looks_like(UfdwNativeType t, const char *s)
 		case UFDW_NATIVE_ENUM:
 			return true;
 		case UFDW_NATIVE_GUID:
-			return is_guid(s);
+			return ufdw_is_guid(s);
 		case UFDW_NATIVE_DATE:
 			return len == 10 && s[4] == '-' && s[7] == '-';
 		case UFDW_NATIVE_DATETIME:
@@ -946,67 +939,12 @@ looks_like(UfdwNativeType t, const char *s)
 
 /*
  * The literal for unified value v of a field of native type t, or NULL if
- * the dialect cannot spell it.  SuiteQL literals are bound parameters.
+ * the dialect cannot spell it; bound values go to r->params.
  */
 static char *
 literal(RenderCtx *r, UfdwNativeType t, const char *v)
 {
-	switch (r->dialect)
-	{
-		case UFDW_DIALECT_ODATA_V4:
-			switch (t)
-			{
-				case UFDW_NATIVE_STRING:
-				case UFDW_NATIVE_ENUM:
-					return quoted(v);
-				case UFDW_NATIVE_GUID:
-					return is_guid(v) ? pstrdup(v) : NULL;
-				case UFDW_NATIVE_DATETIME:
-					return NULL;
-				default:
-					return pstrdup(v);	/* numbers, bare dates and instants */
-			}
-		case UFDW_DIALECT_ODATA_V2:
-			switch (t)
-			{
-				case UFDW_NATIVE_STRING:
-				case UFDW_NATIVE_ENUM:
-					return quoted(v);
-				case UFDW_NATIVE_GUID:
-					return is_guid(v) ? psprintf("guid'%s'", v) : NULL;
-				case UFDW_NATIVE_DECIMAL:
-					return psprintf("%sM", v);
-				case UFDW_NATIVE_INTEGER:
-					return pstrdup(v);
-				case UFDW_NATIVE_DATE:
-					return NULL;
-				case UFDW_NATIVE_DATETIME:
-					/* a date column: midnight; an instant: UTC without zone */
-					if (strlen(v) == 10)
-						return psprintf("datetime'%sT00:00:00'", v);
-					return psprintf("datetime'%.*s'", (int) strlen(v) - 1, v);
-				case UFDW_NATIVE_DATETIMEOFFSET:
-					return psprintf("datetimeoffset'%s'", v);
-				default:
-					return NULL;
-			}
-		case UFDW_DIALECT_SUITEQL:
-			switch (t)
-			{
-				case UFDW_NATIVE_STRING:
-				case UFDW_NATIVE_ENUM:
-				case UFDW_NATIVE_DECIMAL:
-				case UFDW_NATIVE_INTEGER:
-					r->params = lappend(r->params, pstrdup(v));
-					return pstrdup("?");
-				case UFDW_NATIVE_DATE:
-					r->params = lappend(r->params, pstrdup(v));
-					return pstrdup("TO_DATE(?, 'YYYY-MM-DD')");
-				default:
-					return NULL;
-			}
-	}
-	return NULL;
+	return r->d->literal(t, v, &r->params);
 }
 
 /* The native codes whose unified value is v. */
@@ -1059,32 +997,27 @@ numc_literal(const UfdwColumnMap *cm, const char *v)
 	return buf.data;
 }
 
-static const char *const odata_ops[] = {"eq", "ne", "lt", "le", "gt", "ge"};
-static const char *const sql_ops[] = {"=", "<>", "<", "<=", ">", ">="};
-
 static char *
 cmp_text(RenderCtx *r, const char *f, UfdwCmpOp op, const char *lit)
 {
-	if (r->dialect == UFDW_DIALECT_SUITEQL)
-		return psprintf("%s %s %s", f, sql_ops[op], lit);
-	return psprintf("%s %s %s", f, odata_ops[op], lit);
+	return psprintf("%s %s %s", f, r->d->cmp_ops[op], lit);
 }
 
 static const char *
 and_word(const RenderCtx *r)
 {
-	return r->dialect == UFDW_DIALECT_SUITEQL ? " AND " : " and ";
+	return r->d->and_word;
 }
 
 static const char *
 or_word(const RenderCtx *r)
 {
-	return r->dialect == UFDW_DIALECT_SUITEQL ? " OR " : " or ";
+	return r->d->or_word;
 }
 
 /*
- * "f in (a, b)" / "(f eq a or f eq b)" (OData V2, and OData v4 connectors
- * without "in_operator") / "f IN (?, ?)"; lits non-empty.
+ * "f in (a, b)", or "(f eq a or f eq b)" where the dialect has no "in" or
+ * the connector says not to use it ("in_operator"); lits non-empty.
  */
 static char *
 in_text(RenderCtx *r, const char *f, List *lits)
@@ -1095,16 +1028,16 @@ in_text(RenderCtx *r, const char *f, List *lits)
 	if (list_length(lits) == 1)
 		return cmp_text(r, f, UFDW_OP_EQ, linitial(lits));
 	initStringInfo(&buf);
-	if (r->dialect == UFDW_DIALECT_ODATA_V2 || !r->conn->in_operator)
+	if (r->d->in_word == NULL || !r->conn->in_operator)
 	{
 		appendStringInfoChar(&buf, '(');
 		foreach(lc, lits)
-			appendStringInfo(&buf, "%s%s eq %s", foreach_current_index(lc) ? " or " : "",
-							 f, (char *) lfirst(lc));
+			appendStringInfo(&buf, "%s%s", foreach_current_index(lc) ? or_word(r) : "",
+							 cmp_text(r, f, UFDW_OP_EQ, lfirst(lc)));
 		appendStringInfoChar(&buf, ')');
 		return buf.data;
 	}
-	appendStringInfo(&buf, "%s %s (", f, r->dialect == UFDW_DIALECT_SUITEQL ? "IN" : "in");
+	appendStringInfo(&buf, "%s %s (", f, r->d->in_word);
 	foreach(lc, lits)
 		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) ? "," : "",
 						 (char *) lfirst(lc));
@@ -1115,19 +1048,19 @@ in_text(RenderCtx *r, const char *f, List *lits)
 static char *
 not_text(const RenderCtx *r, const char *s)
 {
-	return psprintf(r->dialect == UFDW_DIALECT_SUITEQL ? "NOT (%s)" : "not (%s)", s);
+	return psprintf(r->d->not_format, s);
 }
 
 /*
- * The null values of the connector that a field of type t can hold, as
- * literals (OData only; NetSuite has real NULLs).
+ * The null values of the connector (texts the upstream keeps for "no
+ * value") that a field of type t can hold, as literals.
  */
 static List *
 null_literals(RenderCtx *r, UfdwNativeType t)
 {
 	List	   *lits = NIL;
 
-	if (r->dialect == UFDW_DIALECT_SUITEQL || t == UFDW_NATIVE_ENUM)
+	if (t == UFDW_NATIVE_ENUM)
 		return NIL;
 	for (int i = 0; i < r->conn->nnull_values; i++)
 	{
@@ -1197,10 +1130,8 @@ render_leaf(RenderCtx *r, const UfdwFilter *flt)
 				p.exact = true;
 				if (nulls == NIL)
 				{
-					if (r->dialect == UFDW_DIALECT_SUITEQL)
-						p.text = psprintf("%s IS %sNULL", f, isnull ? "" : "NOT ");
-					else
-						p.text = psprintf("%s %s null", f, isnull ? "eq" : "ne");
+					p.text = psprintf(isnull ? r->d->is_null_format :
+									  r->d->not_null_format, f);
 				}
 				else
 				{
@@ -1230,42 +1161,19 @@ render_leaf(RenderCtx *r, const UfdwFilter *flt)
 					prefix = false;
 				/*
 				 * ILIKE: only where the upstream compares text without case
-				 * (Business Central); SAP's startswith is case-sensitive.
-				 * Case folding beyond ASCII may differ from PostgreSQL's.
+				 * (capability text.case).  Case folding beyond ASCII may
+				 * differ from PostgreSQL's.
 				 */
 				if (flt->icase)
 				{
-					if (r->dialect != UFDW_DIALECT_ODATA_V4)
+					if (!r->caps->text_case_insensitive)
 						return no_piece();
 					for (const char *s = v; *s; s++)
 						if (IS_HIGHBIT_SET(*s))
 							return no_piece();
 				}
-				if (r->dialect == UFDW_DIALECT_ODATA_V4)
-					p.text = psprintf("%s(%s,%s)", prefix ? "startswith" : "contains",
-									  f, quoted(v));
-				else if (r->dialect == UFDW_DIALECT_ODATA_V2)
-					p.text = prefix ?
-						psprintf("startswith(%s,%s) eq true", f, quoted(v)) :
-						psprintf("substringof(%s,%s) eq true", quoted(v), f);
-				else
-				{
-					StringInfoData pat;
-
-					initStringInfo(&pat);
-					if (!prefix)
-						appendStringInfoChar(&pat, '%');
-					for (const char *s = v; *s; s++)
-					{
-						if (*s == '%' || *s == '_' || *s == '\\')
-							appendStringInfoChar(&pat, '\\');
-						appendStringInfoChar(&pat, *s);
-					}
-					appendStringInfoChar(&pat, '%');
-					r->params = lappend(r->params, pat.data);
-					p.text = psprintf("%s LIKE ? ESCAPE '\\'", f);
-				}
-				return p;		/* case-insensitive upstream: a superset */
+				p.text = r->d->match(f, v, prefix, &r->params);
+				return p;		/* text compares its own way upstream: a superset */
 			}
 		case UFDW_FILTER_CMP:
 			{
@@ -1382,7 +1290,7 @@ render_leaf(RenderCtx *r, const UfdwFilter *flt)
 					{
 						if (!in)
 							return no_piece();
-						if (!is_guid(v))
+						if (!ufdw_is_guid(v))
 							continue;	/* can never equal a GUID */
 						if (!is_lower(v))
 							p.exact = false;
@@ -1459,8 +1367,8 @@ render_bool(RenderCtx *r, const UfdwFilter *flt, bool outermost)
 	}
 	if (n == 0)
 		return no_piece();
-	/* Business Central: "or" only between conditions on one field */
-	if (!is_and && r->dialect == UFDW_DIALECT_ODATA_V4 && p.field == NULL)
+	/* capability or_across_fields: "or" only between conditions on one field */
+	if (!is_and && !r->caps->or_across_fields && p.field == NULL)
 		return or_on_one_field(r, flt);
 	p.text = n > 1 && !(outermost && is_and) ? psprintf("(%s)", buf.data) : buf.data;
 	return p;
@@ -1486,9 +1394,9 @@ conjunct_pieces(RenderCtx *r, const UfdwFilter *flt)
 }
 
 /*
- * An OR across fields, for Business Central: if every branch has
- * conditions on one same field, the OR of those conditions is a superset
- * BC accepts: (status = 'open' AND total > 100) OR (status = 'draft' AND
+ * An OR across fields, for an upstream whose "or" may only join conditions
+ * on one field: if every branch has conditions on one same field, the OR of
+ * those conditions is a superset it accepts: (status = 'open' AND total > 100) OR (status = 'draft' AND
  * total < 5) sends status in ('Open') or status in ('Draft'), never exact.
  */
 static Piece
@@ -1522,14 +1430,14 @@ or_on_one_field(RenderCtx *r, const UfdwFilter *flt)
 				Piece	   *p = lfirst(lp);
 
 				if (strcmp(p->field, field) == 0)
-					appendStringInfo(&branch, "%s%s", n++ ? " and " : "", p->text);
+					appendStringInfo(&branch, "%s%s", n++ ? and_word(r) : "", p->text);
 			}
 			if (n == 0)
 			{
 				all = false;
 				break;
 			}
-			appendStringInfo(&buf, "%s%s", buf.len ? " or " : "",
+			appendStringInfo(&buf, "%s%s", buf.len ? or_word(r) : "",
 							 n > 1 ? psprintf("(%s)", branch.data) : branch.data);
 		}
 		if (all)
@@ -1618,7 +1526,8 @@ ufdw_render_filter_tz(const UfdwConnector *conn, const UfdwTableMap *tm, List *f
 	memset(&r, 0, sizeof(r));
 	r.conn = conn;
 	r.tm = tm;
-	r.dialect = conn->dialect;
+	r.d = conn->dialect;
+	r.caps = &conn->caps;
 	r.tz = time_zone ? pg_tzset(time_zone) : NULL;
 	memset(&and, 0, sizeof(and));
 	and.kind = UFDW_FILTER_AND;
@@ -1721,13 +1630,13 @@ ufdw_render_scan_filter(const UfdwConnector *conn, const UfdwTableMap *tm, List 
  * dates and instants only (text sorts by an upstream collation, GUIDs and
  * enums in their own order, fields with an ALPHA conversion exit in their
  * padded internal form; a NUMC field read as a number sorts like it).
- * OData has no NULLs: what PostgreSQL sees as
- * NULL (0001-01-01) sorts first in ascending order, so NULLS FIRST with
- * ascending, NULLS LAST with descending, unless the column is known not
- * NULL.  SuiteQL (Oracle) sorts NULLs like PostgreSQL's defaults, but its
- * queries are capped (max_results): nothing is sorted upstream.  OData
- * V2 (SAP) may send JSON null, whose place in a sort is not documented:
- * only columns a condition makes non-NULL.
+ * Where what PostgreSQL sees as NULL sorts upstream is the capability
+ * null_order: "low" (a null value such as 0001-01-01 sorts first in
+ * ascending order: NULLS FIRST with ascending, NULLS LAST with descending;
+ * a field with no null value of its type is never NULL), "high" (SQL
+ * NULLs, like PostgreSQL's defaults), "unknown" (only columns a condition
+ * makes non-NULL).  A connector whose queries are capped (max_results)
+ * sorts nothing upstream.
  */
 bool
 ufdw_sortable(const UfdwConnector *conn, const UfdwTableMap *tm, int column,
@@ -1758,17 +1667,24 @@ ufdw_sortable(const UfdwConnector *conn, const UfdwTableMap *tm, int column,
 		default:
 			return false;
 	}
-	if (conn->dialect == UFDW_DIALECT_SUITEQL)
-		return known_not_null || nulls_first == desc;
-	/* OData V2 services may send JSON null; where it sorts is not known */
-	if (conn->dialect == UFDW_DIALECT_ODATA_V2)
-		return known_not_null;
-	memset(&r, 0, sizeof(r));
-	r.conn = conn;
-	r.dialect = conn->dialect;
-	if (known_not_null || null_literals(&r, cm->native_type) == NIL)
+	if (known_not_null)
 		return true;
-	return nulls_first != desc;
+	switch (conn->caps.null_order)
+	{
+		case UFDW_NULLS_HIGH:
+			return nulls_first == desc;
+		case UFDW_NULLS_LOW:
+			memset(&r, 0, sizeof(r));
+			r.conn = conn;
+			r.d = conn->dialect;
+			r.caps = &conn->caps;
+			if (null_literals(&r, cm->native_type) == NIL)
+				return true;
+			return nulls_first != desc;
+		case UFDW_NULLS_UNKNOWN:
+			break;
+	}
+	return false;
 }
 
 /* "$orderby" value / ORDER BY list for columns (IntList) and descending. */
@@ -1779,7 +1695,7 @@ ufdw_render_orderby(const UfdwConnector *conn, const UfdwTableMap *tm,
 	StringInfoData buf;
 	ListCell   *lc,
 			   *ld;
-	bool		sql = conn->dialect == UFDW_DIALECT_SUITEQL;
+	const UfdwDialect *d = conn->dialect;
 
 	if (columns == NIL)
 		return NULL;
@@ -1787,28 +1703,28 @@ ufdw_render_orderby(const UfdwConnector *conn, const UfdwTableMap *tm,
 	forboth(lc, columns, ld, descending)
 	{
 		const UfdwColumnMap *cm = &tm->columns[lfirst_int(lc)];
-		const char *f = sql && cm->fields[0].expr ? cm->fields[0].expr : cm->fields[0].name;
+		const char *f = cm->fields[0].expr ? cm->fields[0].expr : cm->fields[0].name;
 
-		appendStringInfo(&buf, "%s%s %s", buf.len ? (sql ? ", " : ",") : "", f,
-						 lfirst_int(ld) ? (sql ? "DESC" : "desc") : (sql ? "ASC" : "asc"));
+		appendStringInfo(&buf, "%s%s %s", buf.len ? d->order_separator : "", f,
+						 lfirst_int(ld) ? d->desc : d->asc);
 	}
 
 	/*
-	 * Offset paging (OData V2 $skip, SuiteQL offset) over a sort with ties
-	 * could repeat or skip records between pages: the key (model column 0,
-	 * "id") breaks ties.  Business Central pages by $skiptoken and breaks
-	 * ties itself.
+	 * Offset paging ($skip, offset) over a sort with ties could repeat or
+	 * skip records between pages: the key (model column 0, "id") breaks
+	 * ties.  An upstream that pages by next links (a skip token) breaks ties
+	 * itself.
 	 */
-	if (conn->dialect != UFDW_DIALECT_ODATA_V4 && tm->columns[0].kind != UFDW_MAP_RAW)
+	if (conn->caps.paging == UFDW_PAGING_OFFSET && tm->columns[0].kind != UFDW_MAP_RAW)
 	{
 		const UfdwColumnMap *key = &tm->columns[0];
 
 		for (int i = 0; i < key->nfields; i++)
 		{
-			const char *f = sql && key->fields[i].expr ? key->fields[i].expr :
+			const char *f = key->fields[i].expr ? key->fields[i].expr :
 				key->fields[i].name;
 
-			appendStringInfo(&buf, "%s%s %s", sql ? ", " : ",", f, sql ? "ASC" : "asc");
+			appendStringInfo(&buf, "%s%s %s", d->order_separator, f, d->asc);
 		}
 	}
 	return buf.data;

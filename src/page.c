@@ -13,8 +13,9 @@
  *
  * Conversion rules (docs/connectors.md): JSON null, a missing field and a
  * text listed in the connector's null_values become NULL; value maps apply
- * to the native text; OData V2 "/Date(ms[+-hhmm])/" values become dates and
- * instants (UTC); everything else goes through the column type's input
+ * to the native text; a dialect's own date/time form (OData V2's
+ * "/Date(ms[+-hhmm])/", dialect_odata2.c) becomes dates and instants (UTC);
+ * everything else goes through the column type's input
  * function, so a value that does not fit is an error naming the column.
  *
  *-------------------------------------------------------------------------
@@ -37,28 +38,7 @@
 #include "pgtime.h"
 
 #include "compat.h"
-#include "unified_fdw.h"
-
-#define MAX_ENVELOPE_DEPTH 4
-
-/* milliseconds from 1970-01-01 (OData V2) to 2000-01-01 (PostgreSQL) */
-#define UNIX_TO_POSTGRES_MS \
-	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000)
-
-/* Where a dialect puts its records and paging members. */
-typedef struct Envelope
-{
-	const char *records[MAX_ENVELOPE_DEPTH];	/* path to the records array */
-	const char *next_link[MAX_ENVELOPE_DEPTH];	/* path to the next-page URL */
-	const char *has_more[MAX_ENVELOPE_DEPTH];	/* path to a "more pages" bool */
-	const char *count[MAX_ENVELOPE_DEPTH];	/* path to the total count */
-} Envelope;
-
-static const Envelope envelopes[] = {
-	[UFDW_DIALECT_ODATA_V4] = {{"value"}, {"@odata.nextLink"}, {NULL}, {"@odata.count"}},
-	[UFDW_DIALECT_ODATA_V2] = {{"d", "results"}, {"d", "__next"}, {NULL}, {"d", "__count"}},
-	[UFDW_DIALECT_SUITEQL] = {{"items"}, {NULL}, {"hasMore"}, {"totalResults"}},
-};
+#include "dialect.h"
 
 /* A native field the scan reads: its name and the current record's token. */
 typedef struct Slot
@@ -74,7 +54,7 @@ struct UfdwConverter
 	const UfdwTableMap *table;
 	const UfdwConnector *connector;
 	const char *relname;
-	const Envelope *env;
+	const UfdwEnvelope *env;
 	int			natts;
 	const int  *attr_column;	/* per attribute: model column or -1 */
 	FmgrInfo   *in_funcs;		/* per attribute */
@@ -92,7 +72,7 @@ struct UfdwConverter
 	JsonLexContext *lex;
 	char	   *body;
 	int			depth;			/* open containers */
-	char	   *keys[MAX_ENVELOPE_DEPTH + 1];	/* envelope key per depth */
+	char	   *keys[UFDW_ENVELOPE_DEPTH + 1];	/* envelope key per depth */
 	bool		found_records;
 	int			records_depth;	/* depth inside the records array, or 0 */
 	/* read_through tables: records sit in an array field of parent records */
@@ -188,7 +168,7 @@ ufdw_make_converter(const UfdwScanSpec *spec, const UfdwOptions *opts,
 	conv->table = tm;
 	conv->connector = spec->connector;
 	conv->relname = pstrdup(relname);
-	conv->env = &envelopes[spec->connector->dialect];
+	conv->env = &spec->connector->dialect->envelope;
 	conv->expand = tm->read_through ? tm->read_through->expand : NULL;
 	conv->natts = tupdesc->natts;
 	conv->attr_column = attr_column;
@@ -262,7 +242,7 @@ path_is(const UfdwConverter *conv, const char *const *path, int depth)
 {
 	int			len = 0;
 
-	while (len < MAX_ENVELOPE_DEPTH && path[len])
+	while (len < UFDW_ENVELOPE_DEPTH && path[len])
 		len++;
 	if (len == 0 || len != depth)
 		return false;
@@ -283,63 +263,22 @@ conversion_error_callback(void *arg)
 				   conv->relname, conv->err_value ? conv->err_value : "");
 }
 
-static void
-pg_attribute_noreturn()
-bad_date(UfdwConverter *conv, const char *token)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
-			 errmsg("invalid OData date value \"%.100s\"", token)));
-}
-
 /*
- * Converts an OData V2 "/Date(ms)/" or "/Date(ms+hhmm)/" value.  The
- * milliseconds count from 1970-01-01 UTC; an offset, if any, says in which
- * zone the value was entered and does not move the instant.
+ * A date or instant in the dialect's own form (UfdwDialect.native_datetime)
+ * for attribute a, of a column read by its type's plain input function:
+ * true and *result set, or false (then read text as usual).
  */
-static Datum
-odata_v2_date(UfdwConverter *conv, const char *token, UfdwColType type)
+static bool
+native_datetime(UfdwConverter *conv, int a, UfdwColType type, const char *text,
+				Datum *result)
 {
-	const char *p = token + 6;
-	char	   *end;
-	int64		ms;
-	TimestampTz ts;
+	const UfdwDialect *d = conv->connector->dialect;
 
-	errno = 0;
-	ms = strtoll(p, &end, 10);
-	if (errno || end == p)
-		bad_date(conv, token);
-	if (*end == '+' || *end == '-')
-	{
-		if (strspn(end + 1, "0123456789") != 4)
-			bad_date(conv, token);
-		end += 5;
-	}
-	if (strcmp(end, ")/") != 0)
-		bad_date(conv, token);
-	/*
-	 * PostgreSQL's timestamp range (MIN_TIMESTAMP .. END_TIMESTAMP) in Unix
-	 * milliseconds; the check also keeps the arithmetic below from
-	 * overflowing, which is why the epoch is moved before scaling.
-	 */
-	if (ms < INT64CONST(-210866803200000) || ms > INT64CONST(9224318016000000))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("OData date value \"%.100s\" is out of range", token)));
-	ts = (ms - UNIX_TO_POSTGRES_MS) * 1000;
-	if (!IS_VALID_TIMESTAMP(ts))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("OData date value \"%.100s\" is out of range", token)));
-	if (type == UFDW_TYPE_DATE)
-	{
-		int64		days = ts / USECS_PER_DAY;
-
-		if (ts < 0 && ts % USECS_PER_DAY != 0)
-			days--;
-		return DateADTGetDatum((DateADT) days);
-	}
-	return TimestampTzGetDatum(ts);
+	if (d->native_datetime == NULL ||
+		(type != UFDW_TYPE_DATE && type != UFDW_TYPE_TIMESTAMPTZ) ||
+		conv->in_funcs[a].fn_oid != (type == UFDW_TYPE_DATE ? F_DATE_IN : F_TIMESTAMPTZ_IN))
+		return false;
+	return d->native_datetime(text, type, result);
 }
 
 static bool
@@ -537,12 +476,7 @@ finish_record(UfdwConverter *conv)
 			type == UFDW_TYPE_TIMESTAMPTZ &&
 			conv->in_funcs[a].fn_oid == F_TIMESTAMPTZ_IN)
 			values[a] = local_datetime(conv, text);
-		else if (conv->connector->dialect == UFDW_DIALECT_ODATA_V2 &&
-			(type == UFDW_TYPE_DATE || type == UFDW_TYPE_TIMESTAMPTZ) &&
-			strncmp(text, "/Date(", 6) == 0 &&
-			conv->in_funcs[a].fn_oid == (type == UFDW_TYPE_DATE ? F_DATE_IN : F_TIMESTAMPTZ_IN))
-			values[a] = odata_v2_date(conv, text, type);
-		else
+		else if (!native_datetime(conv, a, type, text, &values[a]))
 			values[a] = InputFunctionCall(&conv->in_funcs[a], (char *) text,
 										  conv->in_ioparams[a], conv->in_typmods[a]);
 		nulls[a] = false;
@@ -694,7 +628,7 @@ on_object_end(void *state)
 			shape_error(conv, psprintf("a parent record has no \"%s\" array", conv->expand));
 		conv->in_parent = false;
 	}
-	else if (!conv->in_record && conv->depth < MAX_ENVELOPE_DEPTH)
+	else if (!conv->in_record && conv->depth < UFDW_ENVELOPE_DEPTH)
 		conv->keys[conv->depth + 1] = NULL;
 	UFDW_JSON_ACTION_RETURN;
 }
@@ -794,8 +728,8 @@ on_field_start(void *state, char *fname, bool isnull)
 		if (strcmp(fname, conv->expand) == 0 && conv->parent_has_records)
 			shape_error(conv, psprintf("a parent record has two \"%s\" arrays", conv->expand));
 		/* a server-paged expansion: its records go on elsewhere */
-		if (strncmp(fname, conv->expand, elen) == 0 &&
-			strcmp(fname + elen, "@odata.nextLink") == 0)
+		if (strncmp(fname, conv->expand, elen) == 0 && conv->env->next_link[0] &&
+			strcmp(fname + elen, conv->env->next_link[0]) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_ERROR),
 					 errmsg("the upstream sent only part of the \"%s\" of a record for foreign table \"%s\"",
@@ -804,10 +738,10 @@ on_field_start(void *state, char *fname, bool isnull)
 							   conv->expand, fname),
 					 errhint("Report this upstream behaviour to the unified_fdw maintainers.")));
 	}
-	else if (conv->depth <= MAX_ENVELOPE_DEPTH)
+	else if (conv->depth <= UFDW_ENVELOPE_DEPTH)
 	{
 		conv->keys[conv->depth] = fname;
-		for (int d = conv->depth + 1; d <= MAX_ENVELOPE_DEPTH; d++)
+		for (int d = conv->depth + 1; d <= UFDW_ENVELOPE_DEPTH; d++)
 			conv->keys[d] = NULL;
 	}
 	UFDW_JSON_ACTION_RETURN;

@@ -994,7 +994,7 @@ advance_request(UfdwScanState *st, UfdwRequest *next, MemoryContext next_cxt)
 }
 
 /*
- * Offset-paged dialects (OData V2 $skip, SuiteQL offset): keeps up to
+ * Offset-paged connectors (capability paging "offset"): keeps up to
  * max_concurrency requests in flight by sending the requests for the pages
  * after the one in flight, as if every page were full.  Stops at the
  * upstream's total count when a page gave it, and does nothing when the
@@ -1006,7 +1006,7 @@ fill_ahead(UfdwScanState *st, const UfdwPageInfo *info)
 {
 	int			want = Min(st->opts->max_concurrency, UFDW_MAX_CONCURRENCY) - 1;
 
-	if (st->spec.connector->dialect == UFDW_DIALECT_ODATA_V4 ||
+	if (st->spec.connector->caps.paging != UFDW_PAGING_OFFSET ||
 		info->next_link != NULL || st->inflight == NULL || st->cur_req->limit <= 0)
 		return;
 	while (st->nahead < want)

@@ -70,13 +70,45 @@ typedef struct UfdwModel
 	UfdwModelTable *tables;
 } UfdwModel;
 
-/* Query languages; each has its own request builder and page envelope. */
-typedef enum UfdwDialect
+/*
+ * A query language: its operations table (dialect.h), one module each
+ * (dialect_*.c).
+ */
+typedef struct UfdwDialect UfdwDialect;
+
+/* How an upstream pages a collection (capability "paging"). */
+typedef enum UfdwPagingKind
 {
-	UFDW_DIALECT_ODATA_V4,		/* Business Central */
-	UFDW_DIALECT_ODATA_V2,		/* SAP Gateway */
-	UFDW_DIALECT_SUITEQL		/* NetSuite */
-} UfdwDialect;
+	UFDW_PAGING_NEXTLINK,		/* each page links the next; page size asked
+								 * for, not dictated */
+	UFDW_PAGING_OFFSET			/* the client asks for records K..K+N */
+} UfdwPagingKind;
+
+/* Where the values PostgreSQL sees as NULL sort upstream (capability). */
+typedef enum UfdwNullOrder
+{
+	UFDW_NULLS_UNKNOWN,			/* not documented: never sorted upstream
+								 * unless known not NULL */
+	UFDW_NULLS_LOW,				/* below every value (a sentinel such as
+								 * 0001-01-01); a field without a null value
+								 * of its type is never NULL */
+	UFDW_NULLS_HIGH				/* above every value (SQL databases' NULL) */
+} UfdwNullOrder;
+
+/*
+ * What one system can do, beyond its dialect's spelling (connector key
+ * "capabilities", docs/connectors.md).  Generic code asks these, never the
+ * system or dialect.
+ */
+typedef struct UfdwCapabilities
+{
+	UfdwPagingKind paging;
+	bool		or_across_fields;	/* "or" may join conditions on different
+									 * fields */
+	bool		text_case_insensitive;	/* text compares without case
+										 * upstream: ILIKE can be sent */
+	UfdwNullOrder null_order;
+} UfdwCapabilities;
 
 /* Authentication methods, as a bitmask of what a connector accepts. */
 #define UFDW_AUTH_BASIC			0x01	/* username, password */
@@ -200,7 +232,8 @@ typedef struct UfdwConnector
 	char	   *system;			/* connector id, e.g. "dynamics365_bc" */
 	char	   *name;			/* display name */
 	char	   *file;			/* file it was loaded from, for messages */
-	UfdwDialect dialect;
+	const UfdwDialect *dialect;
+	UfdwCapabilities caps;
 	char	   *instance_url_example;
 	char	   *base_url;		/* template, e.g. "{instance_url}/api/v2.0/" */
 	List	   *required_options;	/* of char *, server options */

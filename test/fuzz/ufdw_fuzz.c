@@ -52,7 +52,7 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
-#include "unified_fdw.h"
+#include "dialect.h"
 
 PG_MODULE_MAGIC;
 
@@ -920,6 +920,8 @@ check_rendered(FilterInput *fi, const UfdwConnector *conn, const UfdwTableMap *t
 	int			depth = 0;
 	char		bad;
 	ListCell   *lc;
+	/* SuiteQL binds its values; the OData dialects write them as literals */
+	bool		binds = strcmp(conn->dialect->name, "suiteql") == 0;
 
 	if (text == NULL)
 	{
@@ -931,7 +933,7 @@ check_rendered(FilterInput *fi, const UfdwConnector *conn, const UfdwTableMap *t
 		violation("%s: %s does not tokenise: %s", conn->system, what, text);
 	if (bad)
 		violation("%s: %s holds '%c' outside literals: %s", conn->system, what, bad, text);
-	if (conn->dialect == UFDW_DIALECT_SUITEQL)
+	if (binds)
 	{
 		int			n,
 					d;
@@ -993,13 +995,13 @@ check_rendered(FilterInput *fi, const UfdwConnector *conn, const UfdwTableMap *t
 		const char *lit = lfirst(lc);
 
 		/* typed OData literals (guid'', datetime'') are checked by shape only */
-		if (conn->dialect != UFDW_DIALECT_SUITEQL && !ufdw_string_in_list(allowed, lit) &&
+		if (!binds && !ufdw_string_in_list(allowed, lit) &&
 			strstr(text, psprintf("guid'%s'", lit)) == NULL &&
 			strstr(text, psprintf("datetime'%s'", lit)) == NULL &&
 			strstr(text, psprintf("datetimeoffset'%s'", lit)) == NULL)
 			violation("%s: literal '%s' is no value of the filter: %s",
 					  conn->system, lit, text);
-		if (conn->dialect == UFDW_DIALECT_SUITEQL && !ufdw_string_in_list(allowed, lit))
+		if (binds && !ufdw_string_in_list(allowed, lit))
 			violation("%s: literal '%s' in SuiteQL text: %s", conn->system, lit, text);
 	}
 }
