@@ -186,18 +186,21 @@ ufdw_start_sandbox() {
     return 1
 }
 
-# Starts the Business Central, SAP and NetSuite sandboxes (60 purchase orders
-# each) on free loopback ports and exports what the regression suites read:
-# UFDW_BC_URL, UFDW_SAP_URL, UFDW_NETSUITE_URL and UFDW_FIXTURES.
+# Starts the Business Central, SAP, NetSuite and Finance & Operations
+# sandboxes (60 purchase orders each) on free loopback ports and exports what
+# the regression suites read: UFDW_BC_URL, UFDW_SAP_URL, UFDW_NETSUITE_URL,
+# UFDW_FNO_URL and UFDW_FIXTURES.
 ufdw_start_sandboxes() {
     UFDW_BC_URL="http://127.0.0.1:$(ufdw_free_port)"
     UFDW_SAP_URL="http://127.0.0.1:$(ufdw_free_port)"
     UFDW_NETSUITE_URL="http://127.0.0.1:$(ufdw_free_port)"
+    UFDW_FNO_URL="http://127.0.0.1:$(ufdw_free_port)"
     UFDW_FIXTURES="$UFDW_ROOT/test/fixtures/connectors"
-    export UFDW_BC_URL UFDW_SAP_URL UFDW_NETSUITE_URL UFDW_FIXTURES
+    export UFDW_BC_URL UFDW_SAP_URL UFDW_NETSUITE_URL UFDW_FNO_URL UFDW_FIXTURES
     ufdw_start_sandbox bc "${UFDW_BC_URL##*:}" --orders 60 &&
         ufdw_start_sandbox sap "${UFDW_SAP_URL##*:}" --orders 60 &&
-        ufdw_start_sandbox netsuite "${UFDW_NETSUITE_URL##*:}" --orders 60
+        ufdw_start_sandbox netsuite "${UFDW_NETSUITE_URL##*:}" --orders 60 &&
+        ufdw_start_sandbox fno "${UFDW_FNO_URL##*:}" --orders 60
 }
 
 # ufdw_bc_server_sql URL PAGE_SIZE TENANT: SQL for server bc on the BC

@@ -382,8 +382,11 @@ class _Parser:
     Precedence (high to low): primary, ``not``, comparison / ``in``, ``and``,
     ``or``.  Nodes are tuples: ('or'|'and', a, b), ('not', a), ('cmp', op, l, r),
     ('in', l, [lits]), ('call', name, args), ('prop', name), ('lit', kind, value).
-    Every node carries its position last.
+    Every node carries its position last.  ``enum_namespace`` is the prefix
+    of the typed enum literals the service knows (``Namespace.Type'Member'``).
     """
+
+    enum_namespace = "Microsoft.NAV."
 
     def __init__(self, text: str):
         self.text = text
@@ -474,7 +477,7 @@ class _Parser:
             nxt = self._peek()
             if nxt.kind == "str" and nxt.pos == t.end:           # Type'literal'
                 self._next()
-                if word.startswith("Microsoft.NAV."):
+                if word.startswith(self.enum_namespace):
                     return ("lit", "enum", (word, nxt.value), t.pos)
                 raise _syntax(f"Unrecognized literal '{word}'{nxt.value}'' at position {t.pos} "
                               f"in '{self.text}' (OData v4 has no typed '{word}' literals).")
@@ -1835,7 +1838,7 @@ class BcApp(SandboxApp):
                 f"The provided value for scope {scope} is not valid. Client credential flows "
                 "must have a scope value with /.default suffixed to the resource identifier "
                 "(application ID URI).")
-        if scopes[0].lower() != BC_SCOPE.lower():
+        if scopes[0].lower() != self.token_scope(req).lower():
             resource = scopes[0][:-len("/.default")]
             return self._entra_error(
                 req, 400, "invalid_resource", 500011,
@@ -1849,6 +1852,11 @@ class BcApp(SandboxApp):
                               "access_token": token}, 200, "application/json; charset=utf-8",
                              [("Cache-Control", "no-store, no-cache"), ("Pragma", "no-cache"),
                               ("x-ms-request-id", req.request_id)])
+
+    def token_scope(self, req: Request) -> str:
+        """The one scope a client credentials grant may ask for: the API's
+        application ID URI with ``/.default``."""
+        return BC_SCOPE
 
     # -- routing ------------------------------------------------------------
 
