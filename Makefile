@@ -19,13 +19,15 @@ OBJS = \
 	src/upstream_json.o \
 	src/import.o \
 	src/connect.o \
+	src/authorize.o \
+	src/token_store.o \
 	src/status.o
 
 EXTENSION = unified_fdw
 DATA = sql/unified_fdw--0.1.sql
 PGFILEDESC = "unified_fdw - purchasing data from ERP APIs"
 
-REGRESS = options connectors bc_scan bc_pushdown dialects errors netsuite sap_scan sap_errors sap_values lifecycle transport_options limits
+REGRESS = options connectors bc_scan bc_pushdown dialects errors netsuite sap_scan sap_errors sap_values lifecycle transport_options limits authorize
 REGRESS_OPTS = --load-extension=unified_fdw
 
 PKG_CONFIG ?= pkg-config

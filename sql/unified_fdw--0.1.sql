@@ -38,7 +38,7 @@ REVOKE ALL ON FUNCTION check_connector(text) FROM PUBLIC;
 CREATE FUNCTION _systems(
     OUT system text, OUT name text, OUT auth_methods text[],
     OUT required_options text[], OUT tables text[], OUT setup_steps text[],
-    OUT optional_options text[])
+    OUT optional_options text[], OUT browser_auth_methods text[])
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'unified_systems'
 LANGUAGE C STRICT STABLE;
@@ -223,3 +223,55 @@ CREATE VIEW credits AS
            WHERE disconnected_at IS NULL) u;
 GRANT SELECT ON credits TO PUBLIC;
 COMMENT ON VIEW credits IS 'the connection credit pool (setting unified_fdw.connection_credits)';
+
+/*
+ * Authorizing a connection in the browser (OAuth 2.0 authorization code
+ * grant with PKCE, src/authorize.c): unified.authorize() records the
+ * pending state here and returns the URL to send the customer to;
+ * unified.complete_authorization() takes the state and code the redirect
+ * brought back and creates the connection as unified.connect() does.
+ * Row-level security: a role sees, completes and removes only the
+ * authorizations it started (the PKCE verifier and the app's credentials
+ * are in its rows).
+ */
+CREATE TABLE pending_authorizations (
+    state text PRIMARY KEY,
+    owner name NOT NULL DEFAULT current_user,
+    system text NOT NULL,
+    instance_url text NOT NULL,
+    name text,
+    redirect_uri text NOT NULL,
+    code_verifier text NOT NULL,
+    credentials jsonb NOT NULL,
+    options jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL
+);
+ALTER TABLE pending_authorizations ENABLE ROW LEVEL SECURITY;
+CREATE POLICY started_by_me ON pending_authorizations
+  USING (owner = current_user) WITH CHECK (owner = current_user);
+REVOKE ALL ON pending_authorizations FROM PUBLIC;
+GRANT SELECT, INSERT, DELETE ON pending_authorizations TO PUBLIC;
+COMMENT ON TABLE pending_authorizations IS
+  'authorizations started with unified.authorize() and not yet completed; each role sees its own';
+
+CREATE FUNCTION authorize(system text, instance_url text, credentials jsonb,
+                          redirect_uri text, name text DEFAULT NULL,
+                          options jsonb DEFAULT '{}',
+                          OUT authorization_url text, OUT state text,
+                          OUT expires_at timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'unified_authorize'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION authorize(text, text, jsonb, text, text, jsonb) IS
+  'starts an authorization in the browser: returns the URL to send the customer to, with state and PKCE challenge';
+
+CREATE FUNCTION complete_authorization(state text, code text DEFAULT NULL,
+                                       error text DEFAULT NULL,
+                                       error_description text DEFAULT NULL,
+                                       redirect_uri text DEFAULT NULL)
+RETURNS connections
+AS 'MODULE_PATHNAME', 'unified_complete_authorization'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION complete_authorization(text, text, text, text, text) IS
+  'completes unified.authorize() with what the redirect brought back; creates the connection as unified.connect() does';

@@ -198,6 +198,8 @@ typedef struct TokenAttempt
 	const UfdwRequest *req;
 	const UfdwRequestContext *rctx;
 	Oid			umid;
+	const char *username;		/* HTTP Basic client authentication, or NULL */
+	const char *password;
 } TokenAttempt;
 
 static UfdwTransfer *
@@ -205,13 +207,142 @@ start_token_attempt(void *arg)
 {
 	TokenAttempt *t = arg;
 
-	return ufdw_http_start(t->req, t->rctx, NIL, NULL, NULL, t->umid);
+	return ufdw_http_start(t->req, t->rctx, NIL, t->username, t->password, t->umid);
 }
 
 static void
 append_form(StringInfo buf, const char *name, const char *value)
 {
 	appendStringInfo(buf, "%s%s=%s", buf->len ? "&" : "", name, ufdw_url_escape(value));
+}
+
+/* The token endpoint: the server's token_url, else the connector's. */
+static char *
+token_url(const UfdwOptions *opts)
+{
+	char	   *url = NULL;
+	bool		missing = false;
+
+	if (opts->token_url)
+		url = pstrdup(opts->token_url);
+	else if (opts->connector->token_url)
+		url = ufdw_expand_template(opts->connector->token_url, opts, &missing);
+	if (url == NULL || missing)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("server \"%s\" needs option \"tenant_id\" or \"token_url\" for OAuth",
+						opts->server_name)));
+	return url;
+}
+
+char *
+ufdw_auth_code_token_url(const UfdwOptions *opts)
+{
+	return token_url(opts);
+}
+
+/*
+ * POSTs an OAuth 2.0 token request (form: the grant's fields, without the
+ * client's) to the token endpoint, with the client authenticated as the
+ * connector says (client_secret in the form, or HTTP Basic for the
+ * authorization code grant when the connector asks for it).  retry: the
+ * request may be sent again (it changes nothing upstream).  Raises the
+ * upstream's error unless it answers 200 with an access token, which is
+ * returned in *tok with the response.  trctx->auth_failure says how to
+ * explain a refusal.
+ */
+static UfdwResponse *
+post_token_form(const UfdwOptions *opts, UfdwRequestContext *trctx, Oid umid,
+				const char *form, bool retry, UfdwTokenResponse *tok)
+{
+	UfdwRequest req = {0};
+	StringInfoData body;
+	UfdwResponse *resp;
+	TokenAttempt starter;
+	bool		basic = opts->auth_method == UFDW_AUTH_OAUTH2_CODE &&
+		opts->connector->auth_code->client_secret_basic;
+
+	req.url = token_url(opts);
+	req.method = "POST";
+	req.headers = list_make2("Content-Type: application/x-www-form-urlencoded",
+							 "Accept: application/json");
+	initStringInfo(&body);
+	appendStringInfoString(&body, form);
+	if (!basic)
+	{
+		append_form(&body, "client_id", opts->client_id);
+		append_form(&body, "client_secret", opts->client_secret);
+	}
+	req.body = body.data;
+	req.read_only = retry;
+
+	trctx->table_name = NULL;
+	starter.req = &req;
+	starter.rctx = trctx;
+	starter.umid = umid;
+	starter.username = basic ? ufdw_url_escape(opts->client_id) : NULL;
+	starter.password = basic ? ufdw_url_escape(opts->client_secret) : NULL;
+	resp = finish_with_retries(start_token_attempt(&starter), &req, trctx,
+							   start_token_attempt, &starter);
+	explicit_bzero(body.data, body.len);
+	if (resp->status != 200)
+		ufdw_http_raise(trctx, &req, resp);
+
+	ufdw_parse_token_response(resp->body, resp->len, tok);
+	explicit_bzero(resp->body, resp->len);
+	if (tok->access_token == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("could not obtain an access token for server \"%s\"",
+						opts->server_name),
+				 errdetail("%s (request id %s).", tok->error, resp->request_id),
+				 errhint("Check token_url: it must be the OAuth 2.0 token endpoint of the identity provider.")));
+	return resp;
+}
+
+/* Whether entry's access token is to be used: not due for renewal nor forced. */
+static bool
+cached_token(TokenEntry *entry, bool force)
+{
+	return !force && entry->access_token && GetCurrentTimestamp() < entry->refresh_at;
+}
+
+/* Caches an access token of lifetime expires_in seconds (0: unknown). */
+static void
+cache_token(TokenEntry *entry, char *access_token, int64 expires_in)
+{
+	int64		lifetime = expires_in > 0 ? expires_in : DEFAULT_TOKEN_LIFETIME_S;
+
+	forget_token(entry);
+	entry->access_token = MemoryContextStrdup(TopMemoryContext, access_token);
+	explicit_bzero(access_token, strlen(access_token));
+	/* renew a minute early, or halfway through a short lifetime */
+	entry->refresh_at = GetCurrentTimestamp() +
+		(lifetime - Min(60, lifetime / 2)) * USECS_PER_SEC;
+}
+
+/*
+ * Caches an access token obtained elsewhere (an authorization code
+ * exchanged by unified.complete_authorization(), for its live check).
+ */
+void
+ufdw_seed_token(Oid umid, const char *access_token, int64 expires_in)
+{
+	cache_token(token_entry(umid), pstrdup(access_token), expires_in);
+}
+
+/*
+ * Sends a token request for a user's grant (authorization code) and
+ * returns the response; see post_token_form().  Never retried: a code is
+ * single-use.
+ */
+UfdwResponse *
+ufdw_token_request(const UfdwOptions *opts, const UfdwRequestContext *rctx,
+				   const char *form, UfdwTokenResponse *tok)
+{
+	UfdwRequestContext trctx = *rctx;
+
+	return post_token_form(opts, &trctx, InvalidOid, form, false, tok);
 }
 
 /*
@@ -224,69 +355,85 @@ oauth2_token(const UfdwOptions *opts, const UfdwRequestContext *rctx, Oid umid,
 			 bool force)
 {
 	TokenEntry *entry = token_entry(umid);
-	UfdwRequest req = {0};
 	UfdwRequestContext trctx = *rctx;
-	StringInfoData body;
-	UfdwResponse *resp;
+	StringInfoData form;
 	UfdwTokenResponse tok;
-	int64		lifetime;
-	bool		missing = false;
-	TokenAttempt starter;
 
-	if (!force && entry->access_token && GetCurrentTimestamp() < entry->refresh_at)
+	if (cached_token(entry, force))
 		return entry->access_token;
 	/* a token that expired or was refused, and must now be replaced */
 	if (entry->access_token || force)
 		trctx.auth_failure = UFDW_AUTHFAIL_NOT_REFRESHED;
 	forget_token(entry);
 
-	if (opts->token_url)
-		req.url = pstrdup(opts->token_url);
-	else if (opts->connector->token_url)
-		req.url = ufdw_expand_template(opts->connector->token_url, opts, &missing);
-	if (req.url == NULL || missing)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
-				 errmsg("server \"%s\" needs option \"tenant_id\" or \"token_url\" for OAuth",
-						opts->server_name)));
-	req.method = "POST";
-	req.headers = list_make2("Content-Type: application/x-www-form-urlencoded",
-							 "Accept: application/json");
-	initStringInfo(&body);
-	append_form(&body, "grant_type", "client_credentials");
-	append_form(&body, "client_id", opts->client_id);
-	append_form(&body, "client_secret", opts->client_secret);
+	initStringInfo(&form);
+	append_form(&form, "grant_type", "client_credentials");
 	if (opts->connector->scope)
-		append_form(&body, "scope", opts->connector->scope);
-	req.body = body.data;
-	req.read_only = true;		/* a new token changes nothing upstream */
+		append_form(&form, "scope", opts->connector->scope);
+	/* a new token changes nothing upstream: retried */
+	(void) post_token_form(opts, &trctx, umid, form.data, true, &tok);
+	cache_token(entry, tok.access_token, tok.expires_in);
+	return entry->access_token;
+}
 
-	trctx.table_name = NULL;
-	starter.req = &req;
-	starter.rctx = &trctx;
-	starter.umid = umid;
-	resp = finish_with_retries(start_token_attempt(&starter), &req, &trctx,
-							   start_token_attempt, &starter);
-	explicit_bzero(body.data, body.len);
-	if (resp->status != 200)
-		ufdw_http_raise(&trctx, &req, resp);
+/*
+ * An access token for a user mapping of the authorization code grant
+ * (unified.authorize()), from the cache unless it is due for renewal or
+ * force is set; else renewed with the refresh token (RFC 6749 section 6).
+ *
+ * The refresh token in use is the one stored durably for the mapping
+ * (token_store.c), if it belongs to the mapping's current refresh_token
+ * option, else that option.  Renewals of one mapping are serialised by a
+ * lock across backends, and the stored token is read again under it, so
+ * two sessions never send the same token: with a provider that rotates
+ * them (and may refuse a token used twice), the second session uses the
+ * token the first one got.  A new refresh token is stored at once, before
+ * anything else can fail, outside any transaction: a rollback cannot lose
+ * it.  A request for a new token that rotates is never retried blindly (a
+ * lost answer would leave the only valid token unknown).
+ */
+static const char *
+oauth2_code_token(const UfdwOptions *opts, const UfdwRequestContext *rctx, Oid umid,
+				  bool force)
+{
+	TokenEntry *entry = token_entry(umid);
+	UfdwRequestContext trctx = *rctx;
+	StringInfoData form;
+	UfdwTokenResponse tok;
+	char	   *refresh;
+	const UfdwAuthCode *ac = opts->connector->auth_code;
 
-	ufdw_parse_token_response(resp->body, resp->len, &tok);
-	explicit_bzero(resp->body, resp->len);
-	if (tok.access_token == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_ERROR),
-				 errmsg("could not obtain an access token for server \"%s\"",
-						opts->server_name),
-				 errdetail("%s (request id %s).", tok.error, resp->request_id),
-				 errhint("Check token_url: it must be the OAuth 2.0 token endpoint of the identity provider.")));
+	if (cached_token(entry, force))
+		return entry->access_token;
+	trctx.auth_failure = UFDW_AUTHFAIL_NOT_REFRESHED;
+	forget_token(entry);
 
-	lifetime = tok.expires_in > 0 ? tok.expires_in : DEFAULT_TOKEN_LIFETIME_S;
-	entry->access_token = MemoryContextStrdup(TopMemoryContext, tok.access_token);
-	explicit_bzero(tok.access_token, strlen(tok.access_token));
-	/* renew a minute early, or halfway through a short lifetime */
-	entry->refresh_at = GetCurrentTimestamp() +
-		(lifetime - Min(60, lifetime / 2)) * USECS_PER_SEC;
+	if (OidIsValid(umid))
+		ufdw_refresh_lock(umid);
+	refresh = OidIsValid(umid) ?
+		ufdw_stored_refresh_token(umid, opts->refresh_token) : NULL;
+	if (refresh == NULL)
+		refresh = pstrdup(opts->refresh_token);
+	else
+		trctx.secrets = lappend(list_copy(trctx.secrets), refresh);
+
+	initStringInfo(&form);
+	append_form(&form, "grant_type", "refresh_token");
+	append_form(&form, "refresh_token", refresh);
+	if (ac->scope_on_refresh)
+		append_form(&form, "scope", ac->scope);
+	(void) post_token_form(opts, &trctx, umid, form.data, !ac->rotates_refresh_tokens,
+						   &tok);
+	explicit_bzero(form.data, form.len);
+	if (tok.refresh_token && strcmp(tok.refresh_token, refresh) != 0 &&
+		OidIsValid(umid))
+		ufdw_store_refresh_token(umid, opts->refresh_token, tok.refresh_token);
+	if (tok.refresh_token)
+		explicit_bzero(tok.refresh_token, strlen(tok.refresh_token));
+	explicit_bzero(refresh, strlen(refresh));
+	if (OidIsValid(umid))
+		ufdw_refresh_unlock(umid);
+	cache_token(entry, tok.access_token, tok.expires_in);
 	return entry->access_token;
 }
 
@@ -345,6 +492,10 @@ start_with_credentials(const UfdwRequest *req, const UfdwOptions *opts,
 			break;
 		case UFDW_AUTH_TBA:
 			headers = list_make1(tba_header(req, opts));
+			break;
+		case UFDW_AUTH_OAUTH2_CODE:
+			headers = list_make1(psprintf("Authorization: Bearer %s",
+										  oauth2_code_token(opts, rctx, umid, force)));
 			break;
 	}
 	return ufdw_http_start(req, rctx, headers, NULL, NULL, umid);
@@ -480,7 +631,8 @@ ufdw_finish_authenticated(UfdwTransfer *xfer, const UfdwRequest *req,
 	bool		renewed = false;
 
 	resp = finish_with_retries(xfer, req, rctx, start_data_attempt, &attempt);
-	if (resp->status == 401 && opts->auth_method == UFDW_AUTH_OAUTH2_CC)
+	if (resp->status == 401 && (opts->auth_method == UFDW_AUTH_OAUTH2_CC ||
+								opts->auth_method == UFDW_AUTH_OAUTH2_CODE))
 	{
 		attempt.renew = renewed = true;
 		resp = finish_with_retries(start_data_attempt(&attempt), req, rctx,

@@ -65,14 +65,16 @@ static const struct
 	{UFDW_AUTH_BEARER, "bearer", {"token"}},
 	{UFDW_AUTH_API_KEY, "api_key", {"api_key"}},
 	{UFDW_AUTH_TBA, "tba", {"consumer_key", "consumer_secret", "token_id", "token_secret"}},
+	{UFDW_AUTH_OAUTH2_CODE, "oauth2_authorization_code", {"client_id", "client_secret", "refresh_token"}},
 };
 
 /* ---- helpers ---- */
 
 /* The object of a jsonb argument as DefElems of text values. */
-static List *
-jsonb_options(Jsonb *jb, const char *argname)
+List *
+ufdw_jsonb_options(Datum jsonb, const char *argname)
 {
+	Jsonb	   *jb = DatumGetJsonbP(jsonb);
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
@@ -347,8 +349,8 @@ name_taken(const char *name)
 }
 
 /* Checks a connection name given by the caller. */
-static void
-check_name(const char *name)
+void
+ufdw_check_connection_name(const char *name)
 {
 	if (name[0] == '\0' || strlen(name) >= NAMEDATALEN ||
 		!(name[0] == '_' || (name[0] >= 'a' && name[0] <= 'z')) ||
@@ -439,94 +441,55 @@ probe(ForeignServer *server, UserMapping *um)
 	return model->tables[ti].name;
 }
 
+/* What the live check's error context names. */
+typedef struct CheckContext
+{
+	const char *function;		/* "unified.connect()", ... */
+	const char *name;			/* the connection's */
+} CheckContext;
+
 static void
 connect_context_cb(void *arg)
 {
-	errcontext("unified.connect(): checking the credentials of connection \"%s\"; nothing was created",
-			   (const char *) arg);
+	CheckContext *cc = arg;
+
+	errcontext("%s: checking the credentials of connection \"%s\"; nothing was created",
+			   cc->function, cc->name);
 }
 
-/* ---- SQL functions ---- */
-
 /*
- * unified.connect(system, instance_url, credentials, name, options)
- * returns the new unified.connections row.  See docs/sql.md.
+ * Keeps the calling statement's text, which holds secrets, out of
+ * pg_stat_activity (shown instead) and out of the server log should the
+ * call fail (log_min_error_statement would log it with any ERROR), and
+ * pins search_path.  Returns the GUC nest level to restore with
+ * AtEOXact_GUC(true, level) when the call returns; an error restores it.
  */
-Datum
-unified_connect(PG_FUNCTION_ARGS)
+int
+ufdw_hide_statement(const char *shown)
 {
-	const UfdwConnector *conn;
-	char	   *system;
-	char	   *instance_url;
-	char	   *name;
-	List	   *creds;
-	List	   *options = NIL;
-	List	   *srv_options;
-	const char *method;
-	ForeignDataWrapper *fdw;
-	ForeignServer fake_server = {0};
-	UserMapping fake_um = {0};
-	CreateForeignServerStmt *cs;
-	CreateUserMappingStmt *cu;
-	RoleSpec   *role;
-	ListCell   *lc;
-	char	   *in_use;
-	int			used;
 	int			guclevel;
-	const char *volatile probed = NULL;
-	ErrorContextCallback errcb;
-	MemoryContext oldcxt = CurrentMemoryContext;
-	StringInfoData tables;
-	Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, OIDOID};
-	Datum		values[4];
-	HeapTupleHeader result;
 
-	/*
-	 * The calling statement holds the credentials as text: keep it out of
-	 * pg_stat_activity, and out of the server log when this call fails
-	 * (log_min_error_statement would log it with any ERROR raised here).
-	 * Both settings are restored when the call returns or fails.
-	 */
-	pgstat_report_activity(STATE_RUNNING,
-						   "SELECT unified.connect(...)  -- statement text hidden by unified_fdw: it holds credentials");
+	pgstat_report_activity(STATE_RUNNING, shown);
 	guclevel = pin_search_path();
 	(void) set_config_option("log_min_error_statement", "panic", PGC_SUSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return guclevel;
+}
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"system\" must not be null"),
-				 errhint("Known systems are: %s.", ufdw_known_systems())));
-	system = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	conn = ufdw_connector(system);
-	if (conn == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown system \"%s\"", system),
-				 errhint("Known systems are: %s. SELECT * FROM unified.systems shows what each needs.",
-						 ufdw_known_systems())));
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"instance_url\" must not be null"),
-				 errhint("For %s it looks like \"%s\".", conn->name,
-						 conn->instance_url_example)));
-	instance_url = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	if (PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"credentials\" must not be null"),
-				 errhint("%s accepts credentials %s.", conn->name,
-						 accepted_credentials(conn))));
-	creds = jsonb_options(PG_GETARG_JSONB_P(2), "credentials");
-	if (!PG_ARGISNULL(4))
-		options = jsonb_options(PG_GETARG_JSONB_P(4), "options");
+/*
+ * Checks the inputs of a connection before anything is created: the
+ * options argument, privileges, and the server options and credentials
+ * as the validator sees them.  *method, if NULL, is set to the
+ * authentication method the credentials are exactly the fields of.
+ * Raises an ERROR naming what to fix.
+ */
+void
+ufdw_check_connection_inputs(const UfdwConnector *conn, List *options,
+							 List *srv_options, List *creds, const char **method)
+{
+	ListCell   *lc;
+	ForeignDataWrapper *fdw;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
-	/* 1. inputs, before anything is created */
 	foreach(lc, options)
 	{
 		DefElem    *d = lfirst(lc);
@@ -546,10 +509,8 @@ unified_connect(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("option \"disconnected\" is set by unified.disconnect() only")));
 	}
-	method = check_credentials(conn, creds);
-	srv_options = list_concat(list_make2(makeDefElem("system", (Node *) makeString(system), -1),
-										 makeDefElem("instance_url", (Node *) makeString(instance_url), -1)),
-							  options);
+	if (*method == NULL)
+		*method = check_credentials(conn, creds);
 	fdw = GetForeignDataWrapperByName("unified_fdw", false);
 	if (!DatumGetBool(DirectFunctionCall2(has_foreign_data_wrapper_privilege_name,
 										  CStringGetTextDatum("unified_fdw"),
@@ -574,13 +535,119 @@ unified_connect(PG_FUNCTION_ARGS)
 								   fdw->fdwvalidator);
 	(void) transformGenericOptions(UserMappingRelationId, (Datum) 0, creds,
 								   fdw->fdwvalidator);
-	if (PG_ARGISNULL(3))
+}
+
+/* ---- SQL functions ---- */
+
+/* The connector of system; an unknown one is an error listing the known. */
+const UfdwConnector *
+ufdw_system_connector(const char *system)
+{
+	const UfdwConnector *conn = ufdw_connector(system);
+
+	if (conn == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown system \"%s\"", system),
+				 errhint("Known systems are: %s. SELECT * FROM unified.systems shows what each needs.",
+						 ufdw_known_systems())));
+	return conn;
+}
+
+/*
+ * unified.connect(system, instance_url, credentials, name, options)
+ * returns the new unified.connections row.  See docs/sql.md.
+ */
+Datum
+unified_connect(PG_FUNCTION_ARGS)
+{
+	const UfdwConnector *conn;
+	char	   *system;
+	char	   *instance_url;
+	List	   *creds;
+	List	   *options = NIL;
+	int			guclevel;
+	Datum		result;
+
+	guclevel = ufdw_hide_statement("SELECT unified.connect(...)  -- statement text hidden by unified_fdw: it holds credentials");
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"system\" must not be null"),
+				 errhint("Known systems are: %s.", ufdw_known_systems())));
+	system = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	conn = ufdw_system_connector(system);
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"instance_url\" must not be null"),
+				 errhint("For %s it looks like \"%s\".", conn->name,
+						 conn->instance_url_example)));
+	instance_url = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"credentials\" must not be null"),
+				 errhint("%s accepts credentials %s.", conn->name,
+						 accepted_credentials(conn))));
+	creds = ufdw_jsonb_options(PG_GETARG_DATUM(2), "credentials");
+	if (!PG_ARGISNULL(4))
+		options = ufdw_jsonb_options(PG_GETARG_DATUM(4), "options");
+
+	result = ufdw_create_connection(conn, instance_url, creds,
+									PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3)),
+									options, NULL, NULL, NULL);
+	AtEOXact_GUC(true, guclevel);
+	return result;
+}
+
+/*
+ * Creates a connection as unified.connect() describes, step by step with
+ * a NOTICE each: checked inputs, a credit, the live check, then server,
+ * user mapping, schema with the imported tables and the row.  name NULL
+ * picks the default.  method names the authentication method for the
+ * NOTICE (NULL: the one the credentials are checked against).  hook, if
+ * set, is called just before the live check and returns the credentials
+ * to check and store (unified.complete_authorization() exchanges its code
+ * there).  Returns the unified.connections row as a composite Datum.  Any
+ * failure raises an ERROR and leaves nothing behind (the caller's
+ * transaction rolls back).
+ */
+Datum
+ufdw_create_connection(const UfdwConnector *conn, const char *instance_url,
+					   List *creds, const char *name, List *options,
+					   const char *method, UfdwCredentialHook hook, void *arg)
+{
+	List	   *srv_options;
+	ForeignServer fake_server = {0};
+	UserMapping fake_um = {0};
+	CreateForeignServerStmt *cs;
+	CreateUserMappingStmt *cu;
+	RoleSpec   *role;
+	char	   *in_use;
+	int			used;
+	const char *volatile probed = NULL;
+	ErrorContextCallback errcb;
+	CheckContext cc;
+	MemoryContext oldcxt = CurrentMemoryContext;
+	StringInfoData tables;
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, OIDOID};
+	Datum		values[4];
+	HeapTupleHeader result;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* 1. inputs, before anything is created */
+	srv_options = list_concat(list_make2(makeDefElem("system", (Node *) makeString(conn->system), -1),
+										 makeDefElem("instance_url", (Node *) makeString(pstrdup(instance_url)), -1)),
+							  options);
+	ufdw_check_connection_inputs(conn, options, srv_options, creds, &method);
+	if (name == NULL)
 		name = default_name(conn);
 	else
-	{
-		name = text_to_cstring(PG_GETARG_TEXT_PP(3));
-		check_name(name);
-	}
+		ufdw_check_connection_name(name);
 	ereport(NOTICE,
 			(errmsg("checked the inputs of connection \"%s\": %s, %s credentials",
 					name, conn->name, method)));
@@ -598,18 +665,22 @@ unified_connect(PG_FUNCTION_ARGS)
 					ufdw_connection_credits - used - 1, ufdw_connection_credits)));
 
 	/* 3. the credentials, live, before anything exists */
-	fake_server.servername = name;
+	fake_server.servername = (char *) name;
 	fake_server.options = srv_options;
 	fake_um.umid = InvalidOid;
 	fake_um.userid = GetUserId();
 	fake_um.options = creds;
+	cc.function = hook ? "unified.complete_authorization()" : "unified.connect()";
+	cc.name = name;
 	errcb.callback = connect_context_cb;
-	errcb.arg = name;
+	errcb.arg = &cc;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 	ufdw_forget_token(InvalidOid);
 	PG_TRY();
 	{
+		if (hook)
+			fake_um.options = creds = hook(arg, creds, &fake_server);
 		probed = probe(&fake_server, &fake_um);
 	}
 	PG_CATCH();
@@ -622,7 +693,9 @@ unified_connect(PG_FUNCTION_ARGS)
 		edata = CopyErrorData();
 		FlushErrorState();
 		if (edata->hint && strstr(edata->hint, "USER MAPPING"))
-			edata->hint = pstrdup("The upstream rejected the credentials given to unified.connect(): check them (secrets expire, and some are shown only once, when created) and call unified.connect() again.");
+			edata->hint = pstrdup(hook ?
+								  "The upstream did not accept the authorization: start again with unified.authorize()." :
+								  "The upstream rejected the credentials given to unified.connect(): check them (secrets expire, and some are shown only once, when created) and call unified.connect() again.");
 		ReThrowError(edata);
 	}
 	PG_END_TRY();
@@ -633,7 +706,7 @@ unified_connect(PG_FUNCTION_ARGS)
 
 	/* 4. server, user mapping, schema, tables */
 	cs = makeNode(CreateForeignServerStmt);
-	cs->servername = name;
+	cs->servername = (char *) name;
 	cs->fdwname = "unified_fdw";
 	cs->options = srv_options;
 	CreateForeignServer(cs);
@@ -645,7 +718,7 @@ unified_connect(PG_FUNCTION_ARGS)
 	role->location = -1;
 	cu = makeNode(CreateUserMappingStmt);
 	cu->user = role;
-	cu->servername = name;
+	cu->servername = (char *) name;
 	cu->options = creds;
 	CreateUserMapping(cu);
 	CommandCounterIncrement();
@@ -667,7 +740,7 @@ unified_connect(PG_FUNCTION_ARGS)
 
 	/* 5. the row */
 	values[0] = CStringGetTextDatum(name);
-	values[1] = CStringGetTextDatum(system);
+	values[1] = CStringGetTextDatum(conn->system);
 	values[2] = CStringGetTextDatum(instance_url);
 	values[3] = ObjectIdGetDatum(GetUserId());
 	if (exec_as_owner("INSERT INTO unified.connections (name, system, instance_url, owner, last_success_at) "
@@ -680,8 +753,7 @@ unified_connect(PG_FUNCTION_ARGS)
 					name, quote_identifier(name))));
 
 	SPI_finish();
-	AtEOXact_GUC(true, guclevel);
-	PG_RETURN_HEAPTUPLEHEADER(result);
+	return PointerGetDatum(result);
 }
 
 /*
@@ -735,7 +807,7 @@ unified_disconnect(PG_FUNCTION_ARGS)
 		ereport(NOTICE,
 				(errmsg("marked server \"%s\" disconnected: every session's next query on it fails",
 						name)));
-		if (SPI_execute_with_args("SELECT CASE WHEN umuser = 0 THEN 'PUBLIC' ELSE quote_ident(usename::text) END "
+		if (SPI_execute_with_args("SELECT CASE WHEN umuser = 0 THEN 'PUBLIC' ELSE quote_ident(usename::text) END, umid "
 								  "FROM pg_user_mappings WHERE srvid = $1",
 								  1, srvtype, srvid, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not list the user mappings of server \"%s\"", name);
@@ -744,6 +816,9 @@ unified_disconnect(PG_FUNCTION_ARGS)
 		for (uint64 i = 0; i < nmappings; i++)
 		{
 			char	   *who = SPI_getvalue(maps->vals[i], maps->tupdesc, 1);
+
+			/* a refresh token kept for it (token_store.c) goes too */
+			ufdw_forget_refresh_token(atooid(SPI_getvalue(maps->vals[i], maps->tupdesc, 2)));
 
 			if (SPI_execute(psprintf("DROP USER MAPPING FOR %s SERVER %s", who,
 									 quote_identifier(name)), false, 0) != SPI_OK_UTILITY)

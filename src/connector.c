@@ -658,8 +658,54 @@ parse_auth_method(const LoadPos *pos, const char *s)
 		return UFDW_AUTH_OAUTH2_CC;
 	if (strcmp(s, "tba") == 0)
 		return UFDW_AUTH_TBA;
+	if (strcmp(s, "oauth2_authorization_code") == 0)
+		return UFDW_AUTH_OAUTH2_CODE;
 	load_error(pos, psprintf("unknown auth method \"%s\"", s),
-			   "Valid methods are: basic, bearer, api_key, oauth2_client_credentials, tba.");
+			   "Valid methods are: basic, bearer, api_key, oauth2_client_credentials, tba, oauth2_authorization_code.");
+}
+
+static bool
+get_bool(const LoadPos *pos, json_t *obj, const char *key)
+{
+	json_t	   *v = json_object_get(obj, key);
+	LoadPos		p = pos_child(pos, key);
+
+	if (v == NULL)
+		load_error(pos, psprintf("missing key \"%s\"", key), NULL);
+	if (!json_is_boolean(v))
+		load_error(&p, "expected true or false", NULL);
+	return json_is_true(v);
+}
+
+/*
+ * "authorization_code": {"authorization_url": "...", "scope": "...",
+ * "client_authentication": "client_secret_post" | "client_secret_basic",
+ * "scope_on_refresh": bool, "rotates_refresh_tokens": bool,
+ * "refresh_token_lifetime_days": n} (see UfdwAuthCode); the token endpoint
+ * is the auth section's token_url.
+ */
+static UfdwAuthCode *
+parse_auth_code(const LoadPos *pauth, json_t *auth)
+{
+	static const char *const keys[] = {"authorization_url", "scope",
+		"client_authentication", "scope_on_refresh", "rotates_refresh_tokens",
+	"refresh_token_lifetime_days", NULL};
+	static const char *const client_auth[] = {"client_secret_post",
+	"client_secret_basic", NULL};
+	LoadPos		p = pos_child(pauth, "authorization_code");
+	json_t	   *obj = get_object(pauth, auth, "authorization_code", true);
+	UfdwAuthCode *ac = palloc0(sizeof(UfdwAuthCode));
+	check_keys(&p, obj, keys);
+	ac->authorization_url = get_string(&p, obj, "authorization_url", true);
+	ac->scope = get_string(&p, obj, "scope", true);
+	ac->client_secret_basic = get_keyword(&p, obj, "client_authentication", client_auth,
+										  "client authentication",
+										  "client authentications") == 1;
+	ac->scope_on_refresh = get_bool(&p, obj, "scope_on_refresh");
+	ac->rotates_refresh_tokens = get_bool(&p, obj, "rotates_refresh_tokens");
+	ac->refresh_token_lifetime_days = get_int(&p, obj, "refresh_token_lifetime_days",
+											  0, 36500);
+	return ac;
 }
 
 /*
@@ -708,7 +754,8 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 		"dialect", "instance_url_example", "base_url", "options", "auth", "paging",
 	"headers", "query", "in_operator", "null_values", "setup_steps", "tables", NULL};
 	static const char *const opt_keys[] = {"required", "optional", NULL};
-	static const char *const auth_keys[] = {"methods", "token_url", "scope", "api_key_header", NULL};
+	static const char *const auth_keys[] = {"methods", "token_url", "scope", "api_key_header",
+	"authorization_code", NULL};
 	static const char *const paging_keys[] = {"default_page_size", "max_page_size",
 	"max_results", "max_pages", NULL};
 	static const char *const table_keys[] = {"entity", "where", "read_through", "columns", NULL};
@@ -759,6 +806,14 @@ parse_connector(const LoadPos *pos, json_t *root, const UfdwModel *model)
 	conn->api_key_header = get_string(&pauth, obj, "api_key_header", false);
 	if ((conn->auth_methods & UFDW_AUTH_API_KEY) && conn->api_key_header == NULL)
 		load_error(&pauth, "method \"api_key\" needs \"api_key_header\"", NULL);
+	if (conn->auth_methods & UFDW_AUTH_OAUTH2_CODE)
+	{
+		conn->auth_code = parse_auth_code(&pauth, obj);
+		if (conn->token_url == NULL)
+			load_error(&pauth, "method \"oauth2_authorization_code\" needs \"token_url\"", NULL);
+	}
+	else if (json_object_get(obj, "authorization_code"))
+		load_error(&pauth, "\"authorization_code\" needs method \"oauth2_authorization_code\"", NULL);
 
 	obj = get_object(pos, root, "paging", true);
 	check_keys(&ppaging, obj, paging_keys);

@@ -955,7 +955,7 @@ ufdw_http_finish(UfdwTransfer *xfer)
 		/* zero if the request was never sent: DNS, connect or TLS failed */
 		curl_easy_getinfo(xfer->easy, CURLINFO_PRETRANSFER_TIME, &pretransfer);
 		transfer_cleanup(xfer);
-		ufdw_status_failure(xfer->server_name, NULL, 0, xfer->request_id, safe_why);
+		ufdw_status_failure(xfer->server_name, NULL, 0, xfer->request_id, safe_why, false);
 		if (no_fd)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
@@ -1135,6 +1135,7 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 {
 	UfdwUpstreamError uerr = {0};
 	bool		token_request = rctx->table_name == NULL;
+	bool		grant_refused;
 	int			sqlstate;
 	char	   *upstream;
 	StringInfoData detail;
@@ -1177,12 +1178,31 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 	else
 		sqlstate = ERRCODE_FDW_ERROR;
 
+	/* a refresh token refused: the user must authorize again */
+	grant_refused = token_request && rctx->user_grant &&
+		rctx->auth_failure != UFDW_AUTHFAIL_CODE_EXCHANGE && uerr.code &&
+		strcmp(uerr.code, "invalid_grant") == 0;
 	ufdw_status_failure(rctx->server_name, rctx->table_name, resp->status,
-						resp->request_id, detail.data);
+						resp->request_id, detail.data, grant_refused);
 	errcb.callback = request_context_cb;
 	errcb.arg = psprintf("%s %s", req->method, ufdw_redact(req->url, rctx->secrets, 1000));
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
+	if (token_request && rctx->auth_failure == UFDW_AUTHFAIL_CODE_EXCHANGE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+				 errmsg("the identity provider refused the authorization code for connection \"%s\": HTTP status %ld",
+						rctx->server_name, resp->status),
+				 errdetail_internal("%s", detail.data),
+				 errhint("A code is single-use and short-lived, and is only valid with the redirect URI and PKCE verifier it was issued for: start again with unified.authorize().")));
+	if (grant_refused)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+				 errmsg("server \"%s\" requires reauthorization: the identity provider refused its refresh token (HTTP status %ld)",
+						rctx->server_name, resp->status),
+				 errdetail_internal("%s", detail.data),
+				 errhint("The authorization was revoked, expired, or the user's password or consent changed: authorize again with unified.authorize() and unified.complete_authorization(), which make a new connection (as reconnecting does); then unified.disconnect('%s').",
+						 rctx->server_name)));
 	if (token_request && rctx->auth_failure == UFDW_AUTHFAIL_NOT_REFRESHED &&
 		(resp->status == 401 || resp->status == 400))
 		ereport(ERROR,
@@ -1208,6 +1228,15 @@ ufdw_http_raise(const UfdwRequestContext *rctx, const UfdwRequest *req,
 						rctx->server_name, resp->status, attempts_note(resp->attempts)),
 				 errdetail_internal("%s", detail.data),
 				 errhint("%s", status_hint(resp->status, true))));
+	if (resp->status == 401 && rctx->auth_failure == UFDW_AUTHFAIL_REAUTHORIZE &&
+		rctx->user_grant)
+		ereport(ERROR,
+				(errcode(sqlstate),
+				 errmsg("server \"%s\" requires reauthorization to read \"%s\": a new access token was refused too (HTTP status 401)",
+						rctx->server_name, rctx->table_name),
+				 errdetail_internal("%s", detail.data),
+				 errhint("The user who authorized the connection may no longer have access: authorize again with unified.authorize() and unified.complete_authorization(), which make a new connection; then unified.disconnect('%s').",
+						 rctx->server_name)));
 	if (resp->status == 401 && rctx->auth_failure == UFDW_AUTHFAIL_REAUTHORIZE)
 		ereport(ERROR,
 				(errcode(sqlstate),

@@ -200,23 +200,31 @@ unified_systems(PG_FUNCTION_ARGS)
 		{UFDW_AUTH_API_KEY, "api_key"},
 		{UFDW_AUTH_BEARER, "bearer"},
 		{UFDW_AUTH_TBA, "tba"},
+		{UFDW_AUTH_OAUTH2_CODE, "oauth2_authorization_code"},
 	};
+	/* methods where the customer signs in and consents in a browser */
+	const int	browser = UFDW_AUTH_OAUTH2_CODE;
 	ListCell   *lc;
 
 	InitMaterializedSRF(fcinfo, 0);
 	foreach(lc, ufdw_connectors())
 	{
 		const UfdwConnector *conn = lfirst(lc);
-		Datum		values[7];
-		bool		nulls[7] = {0};
+		Datum		values[8];
+		bool		nulls[8] = {0};
 		List	   *auth = NIL;
+		List	   *browser_auth = NIL;
 		List	   *required = list_make1("instance_url");
 		List	   *tables = NIL;
 		ListCell   *lc2;
 
 		for (int i = 0; i < lengthof(methods); i++)
+		{
 			if (conn->auth_methods & methods[i].method)
 				auth = lappend(auth, (char *) methods[i].name);
+			if (conn->auth_methods & methods[i].method & browser)
+				browser_auth = lappend(browser_auth, (char *) methods[i].name);
+		}
 		foreach(lc2, conn->required_options)
 			if (strcmp(lfirst(lc2), "instance_url") != 0)
 				required = lappend(required, lfirst(lc2));
@@ -231,6 +239,7 @@ unified_systems(PG_FUNCTION_ARGS)
 		values[4] = text_array(tables);
 		values[5] = text_array(conn->setup_steps);
 		values[6] = text_array(conn->optional_options);
+		values[7] = text_array(browser_auth);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -70,6 +70,7 @@ static const OptDef option_defs[] = {
 	{"account_id", ForeignServerRelationId, OPT_IDENT, false},
 	{"sap_client", ForeignServerRelationId, OPT_DIGITS, false},
 	{"token_url", ForeignServerRelationId, OPT_URL, false},
+	{"authorization_url", ForeignServerRelationId, OPT_URL, false},
 	{"page_size", ForeignServerRelationId, OPT_POSINT, false},
 	{"time_zone", ForeignServerRelationId, OPT_TIMEZONE, false},
 	{"allow_insecure", ForeignServerRelationId, OPT_BOOL, true},
@@ -100,6 +101,7 @@ static const OptDef option_defs[] = {
 	{"consumer_secret", UserMappingRelationId, OPT_SECRET, false},
 	{"token_id", UserMappingRelationId, OPT_SECRET, false},
 	{"token_secret", UserMappingRelationId, OPT_SECRET, false},
+	{"refresh_token", UserMappingRelationId, OPT_SECRET, false},
 	/* the same, read at each scan from a file only the server can read */
 	{"username_file", UserMappingRelationId, OPT_SECRET_FILE, true},
 	{"password_file", UserMappingRelationId, OPT_SECRET_FILE, true},
@@ -557,7 +559,7 @@ validate_server(List *options)
 {
 	char	   *system = ufdw_option_value(options, "system");
 	char	   *url = ufdw_option_value(options, "instance_url");
-	char	   *token_url = ufdw_option_value(options, "token_url");
+	const char *const urls[] = {"token_url", "authorization_url"};
 	bool		insecure = false;
 	const UfdwConnector *conn;
 	ListCell   *lc;
@@ -596,13 +598,17 @@ validate_server(List *options)
 				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 				 errmsg("option \"instance_url\" must use https"),
 				 errhint("Plain http is only allowed for test servers, with allow_insecure 'true' (superuser only).")));
-	if (token_url)
+	for (int i = 0; i < lengthof(urls); i++)
 	{
-		(void) check_url(token_url, &is_http);
+		char	   *u = ufdw_option_value(options, urls[i]);
+
+		if (u == NULL)
+			continue;
+		(void) check_url(u, &is_http);
 		if (is_http && !insecure)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-					 errmsg("option \"token_url\" must use https"),
+					 errmsg("option \"%s\" must use https", urls[i]),
 					 errhint("Plain http is only allowed for test servers, with allow_insecure 'true' (superuser only).")));
 	}
 }
@@ -763,6 +769,7 @@ ufdw_request_context(const UfdwOptions *opts, const char *table_name,
 	rctx->max_retries = opts->max_retries;
 	rctx->retry_max_wait_ms = opts->retry_max_wait_s * 1000L;
 	rctx->max_response_bytes = opts->max_response_bytes;
+	rctx->user_grant = opts->auth_method == UFDW_AUTH_OAUTH2_CODE;
 }
 
 #define SECRET_FILE_MAX 65536
@@ -896,8 +903,11 @@ ufdw_get_options(ForeignServer *server, UserMapping *um)
 	o->consumer_secret = credential(uo, "consumer_secret", server->servername);
 	o->token_id = credential(uo, "token_id", server->servername);
 	o->token_secret = credential(uo, "token_secret", server->servername);
+	o->refresh_token = credential(uo, "refresh_token", server->servername);
 
-	if (o->client_id)
+	if (o->client_id && o->refresh_token)
+		o->auth_method = UFDW_AUTH_OAUTH2_CODE;
+	else if (o->client_id)
 		o->auth_method = UFDW_AUTH_OAUTH2_CC;
 	else if (o->consumer_key)
 		o->auth_method = UFDW_AUTH_TBA;
@@ -923,6 +933,7 @@ ufdw_get_options(ForeignServer *server, UserMapping *um)
 			{UFDW_AUTH_BEARER, "token"},
 			{UFDW_AUTH_API_KEY, "api_key"},
 			{UFDW_AUTH_TBA, "consumer_key, consumer_secret, token_id and token_secret"},
+			{UFDW_AUTH_OAUTH2_CODE, "client_id, client_secret and refresh_token (which unified.complete_authorization() stores)"},
 		};
 
 		initStringInfo(&accepted);
@@ -1002,7 +1013,7 @@ ufdw_secrets(const UfdwOptions *opts)
 	List	   *l = NIL;
 	const char *secrets[] = {opts->password, opts->token, opts->api_key,
 		opts->client_secret, opts->consumer_secret, opts->token_secret,
-	opts->consumer_key, opts->token_id};
+	opts->consumer_key, opts->token_id, opts->refresh_token};
 
 	for (int i = 0; i < lengthof(secrets); i++)
 	{

@@ -469,12 +469,14 @@ ufdw_status_success(const char *server)
 /*
  * An upstream failure of server is about to be raised.  http_status is 0
  * when there was no HTTP response; what is the sanitised reason.  401 sets
- * reauthorization_required; no response, 404 and 5xx set error; other
+ * reauthorization_required, and so does reauthorize (a refresh token the
+ * identity provider refused with invalid_grant, whatever the status);
+ * no response, 404 and 5xx set error; other
  * statuses are recorded without changing the status.
  */
 void
 ufdw_status_failure(const char *server, const char *table, long http_status,
-					const char *request_id, const char *what)
+					const char *request_id, const char *what, bool reauthorize)
 {
 	PendingEntry *e = pending_entry(server);
 	StatusEvent *ev = &e->failure_ev;
@@ -486,7 +488,7 @@ ufdw_status_failure(const char *server, const char *table, long http_status,
 	ev->http_status = (int32) http_status;
 	if (request_id)
 		strlcpy(ev->request_id, request_id, STATUS_REQUEST_ID_LEN);
-	if (http_status == 401)
+	if (http_status == 401 || reauthorize)
 		strlcpy(ev->new_status, "reauthorization_required", 32);
 	else if (http_status == 0 || http_status == 404 || http_status >= 500)
 		strlcpy(ev->new_status, "error", 32);

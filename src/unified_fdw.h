@@ -116,6 +116,24 @@ typedef struct UfdwCapabilities
 #define UFDW_AUTH_API_KEY		0x04	/* api_key */
 #define UFDW_AUTH_OAUTH2_CC		0x08	/* client_id, client_secret */
 #define UFDW_AUTH_TBA			0x10	/* consumer_key/secret, token_id/secret */
+#define UFDW_AUTH_OAUTH2_CODE	0x20	/* client_id, client_secret, refresh_token
+										 * (authorization code grant, authorize.c) */
+
+/*
+ * The OAuth 2.0 authorization code grant of a connector (its file's
+ * "auth"."authorization_code"): where the customer's browser goes to sign
+ * in and consent, and how the refresh tokens it yields behave.
+ */
+typedef struct UfdwAuthCode
+{
+	char	   *authorization_url;	/* template, e.g. "{instance_url}/authorize" */
+	char	   *scope;			/* space-separated scopes asked for */
+	bool		client_secret_basic;	/* client authenticates with HTTP Basic
+										 * (else client_secret in the form) */
+	bool		scope_on_refresh;	/* the refresh request repeats scope */
+	bool		rotates_refresh_tokens; /* a refresh may return a new one */
+	int			refresh_token_lifetime_days;	/* documented; 0: unlimited */
+} UfdwAuthCode;
 
 /* Where a unified column's value comes from. */
 typedef enum UfdwMapKind
@@ -242,6 +260,7 @@ typedef struct UfdwConnector
 	char	   *token_url;		/* OAuth 2.0 token URL template, or NULL */
 	char	   *scope;			/* OAuth 2.0 scope, or NULL */
 	char	   *api_key_header; /* header that carries api_key, or NULL */
+	UfdwAuthCode *auth_code;	/* if auth_methods has UFDW_AUTH_OAUTH2_CODE */
 	int			default_page_size;
 	int			max_page_size;
 	int64		max_results;	/* records one query can return however it
@@ -322,6 +341,7 @@ typedef struct UfdwOptions
 	char	   *consumer_secret;
 	char	   *token_id;
 	char	   *token_secret;
+	char	   *refresh_token;	/* as the user mapping holds it (see auth.c) */
 	int			auth_method;	/* one UFDW_AUTH_* chosen from the credentials */
 } UfdwOptions;
 
@@ -519,7 +539,8 @@ typedef enum UfdwAuthFailure
 {
 	UFDW_AUTHFAIL_REJECTED = 0, /* credentials changed or revoked */
 	UFDW_AUTHFAIL_NOT_REFRESHED,	/* a token expired and no new one was had */
-	UFDW_AUTHFAIL_REAUTHORIZE	/* a fresh token was refused too */
+	UFDW_AUTHFAIL_REAUTHORIZE,	/* a fresh token was refused too */
+	UFDW_AUTHFAIL_CODE_EXCHANGE /* an authorization code was refused */
 } UfdwAuthFailure;
 
 /*
@@ -542,6 +563,8 @@ typedef struct UfdwRequestContext
 	long		retry_max_wait_ms;	/* total backoff sleep per request */
 	int64		max_response_bytes;
 	UfdwAuthFailure auth_failure;	/* how to explain a 401 */
+	bool		user_grant;		/* credentials authorized by a user in the
+								 * browser (unified.authorize()) */
 } UfdwRequestContext;
 
 /* A transfer in flight or finished; owned by the memory context it was made in. */
@@ -604,6 +627,55 @@ extern UfdwResponse *ufdw_finish_authenticated(UfdwTransfer *xfer,
 											   Oid umid);
 extern void ufdw_auth_init(void);
 extern void ufdw_forget_token(Oid umid);
+extern void ufdw_seed_token(Oid umid, const char *access_token, int64 expires_in);
+struct UfdwTokenResponse;
+extern UfdwResponse *ufdw_token_request(const UfdwOptions *opts,
+										const UfdwRequestContext *rctx,
+										const char *form,
+										struct UfdwTokenResponse *tok);
+extern char *ufdw_auth_code_token_url(const UfdwOptions *opts);
+
+/* ----------------------------------------------------------------
+ * Durable refresh tokens (token_store.c)
+ * ----------------------------------------------------------------
+ */
+
+extern void ufdw_refresh_lock(Oid umid);
+extern void ufdw_refresh_unlock(Oid umid);
+extern char *ufdw_stored_refresh_token(Oid umid, const char *mapping_token);
+extern void ufdw_store_refresh_token(Oid umid, const char *mapping_token,
+									 const char *token);
+extern void ufdw_forget_refresh_token(Oid umid);
+extern bool ufdw_claim_state(const char *state);
+extern void ufdw_purge_states(int older_than_s);
+#define UFDW_SHA256_LEN 32
+extern void ufdw_sha256(const char *s, uint8 *digest);
+extern char *ufdw_sha256_hex(const char *s);
+extern char *ufdw_b64url(const char *src, int len);
+
+/* ----------------------------------------------------------------
+ * Connections (connect.c) and their authorization (authorize.c)
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * Called by ufdw_create_connection() just before the live check: obtains
+ * credentials (an authorization code's tokens) and returns the credential
+ * list to check and store.
+ */
+typedef List *(*UfdwCredentialHook) (void *arg, List *creds, ForeignServer *server);
+
+extern int	ufdw_hide_statement(const char *shown);
+extern const UfdwConnector *ufdw_system_connector(const char *system);
+extern List *ufdw_jsonb_options(Datum jsonb, const char *argname);
+extern void ufdw_check_connection_inputs(const UfdwConnector *conn, List *options,
+										 List *server_options, List *creds,
+										 const char **method);
+extern void ufdw_check_connection_name(const char *name);
+extern Datum ufdw_create_connection(const UfdwConnector *conn, const char *instance_url,
+									List *creds, const char *name, List *options,
+									const char *method, UfdwCredentialHook hook,
+									void *arg);
 
 /* ----------------------------------------------------------------
  * Connection status outside the transaction (status.c)
@@ -614,7 +686,7 @@ extern void ufdw_status_request(const char *server, const char *request_id);
 extern void ufdw_status_success(const char *server);
 extern void ufdw_status_failure(const char *server, const char *table,
 								long http_status, const char *request_id,
-								const char *what);
+								const char *what, bool reauthorize);
 extern void ufdw_status_sync(void);
 extern void ufdw_check_connected(Oid serverid);
 
@@ -655,6 +727,7 @@ extern char *ufdw_netsuite_realm(const char *account_id);
 typedef struct UfdwTokenResponse
 {
 	char	   *access_token;	/* palloc'd, or NULL on failure */
+	char	   *refresh_token;	/* palloc'd, or NULL if none came */
 	int64		expires_in;		/* seconds; 0 if absent */
 	char	   *error;			/* why it could not be read, or NULL */
 } UfdwTokenResponse;

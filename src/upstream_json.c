@@ -72,6 +72,9 @@ ufdw_parse_token_response(const char *body, size_t len, UfdwTokenResponse *out)
 		char	   *type = string_member(root, "token_type");
 
 		out->access_token = string_member(root, "access_token");
+		out->refresh_token = string_member(root, "refresh_token");
+		if (out->refresh_token && out->refresh_token[0] == '\0')
+			out->refresh_token = NULL;
 		if (json_is_integer(exp))
 			out->expires_in = json_integer_value(exp);
 		else if (json_is_string(exp))

@@ -13,7 +13,10 @@ Routes (``{api}`` = ``/v2.0/{tenant}/{environment}/api/v2.0`` online,
 ``/v2.0/{environment}/api/v2.0`` online without tenant, or
 ``/{serverInstance}/api/v2.0`` on-premises)::
 
-    POST /{tenant}/oauth2/v2.0/token                      Entra client credentials
+    POST /{tenant}/oauth2/v2.0/token                      Entra client credentials,
+                                                          authorization code, refresh token
+    GET  /{tenant}/oauth2/v2.0/authorize                  Entra sign-in and consent (the
+                                                          sandbox plays the browser; oauth_code.py)
     GET  {api}                                            service document
     GET  {api}/$metadata                                  EDMX (CSDL XML)
     GET  {api}/companies[(<id>)]
@@ -23,7 +26,8 @@ Routes (``{api}`` = ``/v2.0/{tenant}/{environment}/api/v2.0`` online,
     GET  {api}/companies(<id>)/purchaseOrders(<id>)/purchaseOrderLines[(<id>)|/$count]
 
 Control endpoints added to the common ones: ``GET /_sandbox/export/{set}
-?company=<guid>``, ``POST /_sandbox/revoke``, ``GET /_sandbox/info``.
+?company=<guid>``, ``POST /_sandbox/revoke``, ``GET /_sandbox/info``, and
+``/_sandbox/oauth/...`` of the authorization server (oauth_code.py).
 
 Behaviour that the reference marks UNCONFIRMED is decided here and listed
 in README.md ("Assumptions").  The sandbox is read-only: writes get 405.
@@ -54,6 +58,7 @@ from typing import Any, Callable, Iterator, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from oauth_code import AuthorizationServer  # noqa: E402
 from common import (ZERO_GUID, Buyer, PurchasingDataset,  # noqa: E402
                     BoundedCache, Request, Response, SandboxApp, ScrambledGuids, _mix64,
                     _salt64, add_common_arguments, decimal_text, json_string, main,
@@ -75,6 +80,14 @@ DEFAULT_BASIC_USER = "sandbox-user"
 DEFAULT_BASIC_PASSWORD = "sandbox-password"
 BC_RESOURCE = "https://api.businesscentral.dynamics.com"
 BC_SCOPE = BC_RESOURCE + "/.default"
+# the embedding application's registration for the authorization code grant
+# (a web app with a client secret and a redirect URI) and the delegated
+# permission Business Central offers (Financials.ReadWrite.All)
+APP_CLIENT_ID = "sandbox-app-id"
+APP_CLIENT_SECRET = "sandbox-app-secret"
+APP_REDIRECT_URI = "http://127.0.0.1/unified/callback"
+DELEGATED_SCOPES = [BC_RESOURCE + "/Financials.ReadWrite.All", "offline_access", "openid",
+                    "profile"]
 
 MAX_PAGE_SIZE = 20000            # BC online: 20,000 entities per page
 RECORD_CACHE = 8192              # rendered records kept per generated entity set
@@ -1504,6 +1517,7 @@ class TokenStore:
 
 _API_RE = re.compile(r"^(.*?)/api/v2\.0(/.*)?$")
 _TOKEN_RE = re.compile(r"^/([^/]+)/oauth2/v2\.0/token/?$")
+_AUTHORIZE_RE = re.compile(r"^/([^/]+)/oauth2/v2\.0/authorize/?$")
 _SEGMENT_RE = re.compile(r"^([A-Za-z_$][A-Za-z0-9_.$]*)(?:\((.*)\))?$")
 _GUID_RE = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-"
                       r"[0-9A-Fa-f]{12}$")
@@ -1595,6 +1609,17 @@ class BcApp(SandboxApp):
                                        company_records.__getitem__,
                                        static_ids=[r["id"] for r in company_records])
         self.tokens = TokenStore()
+        # Entra: refresh tokens replace themselves on every use and live 90
+        # days; one comes back only when offline_access was granted
+        self.oauth = AuthorizationServer(
+            client_id=APP_CLIENT_ID, client_secret=APP_CLIENT_SECRET, scopes=DELEGATED_SCOPES,
+            redirect_uris=[APP_REDIRECT_URI], rotation="replace", refresh_ttl=90 * 86400,
+            access_ttl=3599, refresh_needs_scope="offline_access",
+            error=lambda req, status, err, text: self._entra_error(
+                req, status, err, {"invalid_grant": 70000, "invalid_client": 7000215}.get(
+                    err, 900144), text),
+            issue_access_token=lambda req, client_id, scope, ttl: self.tokens.issue(
+                _TOKEN_RE.match(req.path).group(1), client_id, ttl))
         self._ordered_cache = BoundedCache(8)
         self._count_cache = BoundedCache(64)
         self._responses: "collections.OrderedDict[tuple, Response]" = collections.OrderedDict()
@@ -1605,6 +1630,7 @@ class BcApp(SandboxApp):
 
     def reset(self) -> None:
         self.tokens.revoke_all()
+        self.oauth.reset()
         self._ordered_cache.clear()
         self._count_cache.clear()
         with self._responses_lock:
@@ -1699,6 +1725,8 @@ class BcApp(SandboxApp):
             return Response.json({"ok": True, "revoked": self.tokens.revoke_all()})
         if name == "info" and req.method == "GET":
             return Response.json(self._info())
+        if name.startswith("oauth/"):
+            return self.oauth.control(req, name, self.tokens.revoke_all)
         return None
 
     # -- entry point -------------------------------------------------------
@@ -1708,6 +1736,8 @@ class BcApp(SandboxApp):
             m = _TOKEN_RE.match(req.path)
             if m:
                 return self._token(req, m.group(1))
+            if _AUTHORIZE_RE.match(req.path) and req.method == "GET":
+                return self.oauth.authorize(req)
             m = _API_RE.match(req.path)
             if not m:
                 raise BcError(404, "BadRequest_ResourceNotFound",
@@ -1800,6 +1830,8 @@ class BcApp(SandboxApp):
                                          f"The request body must contain the following "
                                          f"parameter: '{field}'.")
         grant = form["grant_type"]
+        if grant in ("authorization_code", "refresh_token"):
+            return self.oauth.token(req, form)
         if grant != "client_credentials":
             return self._entra_error(req, 400, "unsupported_grant_type", 70003,
                                      f"The app requested an unsupported grant type '{grant}'.")

@@ -24,7 +24,10 @@ independently and exactly: realm = the account id (case-sensitive), known
 consumer key and token, HMAC-SHA256 only, timestamp within
 ``timestamp_tolerance`` seconds, nonce never reused, signature over the
 method, base URI and every query + oauth_* parameter.  Or a bearer token
-listed in ``bearer_tokens``.  Failures answer 401 INVALID_LOGIN (why is
+listed in ``bearer_tokens``, or an access token of the OAuth 2.0
+authorization code grant (``GET /app/login/oauth2/authorize.nl``, ``POST
+/services/rest/auth/oauth2/v1/token`` with HTTP Basic client
+authentication; oauth_code.py).  Failures answer 401 INVALID_LOGIN (why is
 recorded in ``GET /_sandbox/login_audit``, as NetSuite's Login Audit Trail).
 Requests past ``concurrency_limit`` in flight answer 429
 CONCURRENCY_LIMIT_EXCEEDED.
@@ -40,6 +43,7 @@ import hashlib
 import hmac
 import random
 import re
+import secrets
 import sqlite3
 import sys
 import threading
@@ -49,6 +53,7 @@ import zoneinfo
 from decimal import Decimal
 from typing import Any, Optional
 
+from oauth_code import AuthorizationServer  # noqa: E402
 from common import (HttpError, PurchasingDataset, Request, Response, SandboxApp,
                     add_common_arguments, decimal_text, main)
 
@@ -59,6 +64,14 @@ DEFAULT_CONSUMER_SECRET = "sandbox-consumer-secret"
 DEFAULT_TOKEN_ID = "sandbox-token-id"
 DEFAULT_TOKEN_SECRET = "sandbox token/secret+1"   # needs percent-encoding in the key
 DEFAULT_BEARER = "sandbox-bearer-token"
+# OAuth 2.0 authorization code grant (oauth_code.py): the integration
+# record's client credentials and redirect URI, and the endpoints (the
+# authorization endpoint is on the account's UI domain, served here too)
+OAUTH2_CLIENT_ID = "sandbox-ns-client-id"
+OAUTH2_CLIENT_SECRET = "sandbox-ns-client-secret"
+OAUTH2_REDIRECT_URI = "http://127.0.0.1/unified/callback"
+OAUTH2_AUTHORIZE_PATH = "/app/login/oauth2/authorize.nl"
+OAUTH2_TOKEN_PATH = "/services/rest/auth/oauth2/v1/token"
 MAX_LIMIT = 1000
 MAX_RESULTS = 100_000
 ERROR_TYPE = "https://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html#sec10.%s"
@@ -348,6 +361,18 @@ class NetSuiteApp(SandboxApp):
         self._active = 0
         self._nonces: dict = {}
         self.login_audit: collections.deque = collections.deque(maxlen=1000)
+        # OAuth 2.0 authorization code grant: an integration record with a
+        # redirect URI and the rest_webservices scope; refresh tokens are
+        # not replaced on use and expire 7 days after the authorization;
+        # access tokens live 60 minutes
+        self.oauth_tokens: dict[str, float] = {}    # access token -> expiry
+        self.oauth = AuthorizationServer(
+            client_id=OAUTH2_CLIENT_ID, client_secret=OAUTH2_CLIENT_SECRET,
+            scopes=["rest_webservices", "restlets", "suite_analytics"],
+            redirect_uris=[OAUTH2_REDIRECT_URI], rotation="none", refresh_ttl=7 * 86400,
+            access_ttl=3600, error=lambda req, status, err, text: Response.json(
+                {"error": err}, status, "application/json;charset=utf-8"),
+            issue_access_token=self._issue_access_token)
 
     # -- data ---------------------------------------------------------------
 
@@ -575,12 +600,41 @@ class NetSuiteApp(SandboxApp):
                         "in the NetSuite UI at Setup > Users/Roles > User Management > "
                         "View Login Audit Trail.")
 
+    def _issue_access_token(self, req: Request, client_id: str, scope: str, ttl: int) -> str:
+        token = "ns-oauth2-" + secrets.token_urlsafe(48)
+        with self._lock:
+            if len(self.oauth_tokens) >= 10_000:
+                self.oauth_tokens.pop(next(iter(self.oauth_tokens)))
+            self.oauth_tokens[token] = time.time() + ttl
+        return token
+
+    def _revoke_access_tokens(self) -> int:
+        with self._lock:
+            n = len(self.oauth_tokens)
+            self.oauth_tokens.clear()
+        return n
+
+    def _oauth_token(self, req: Request) -> Response:
+        """POST /services/rest/auth/oauth2/v1/token: the client authenticates
+        with HTTP Basic (client_id:client_secret)."""
+        if req.method != "POST":
+            return Response.json({"error": "invalid_request"}, 405)
+        if req.basic_credentials() is None:
+            return Response.json({"error": "invalid_client"}, 401)
+        form = req.token_form()
+        if form.get("grant_type") not in ("authorization_code", "refresh_token"):
+            return Response.json({"error": "unsupported_grant_type"}, 400)
+        return self.oauth.token(req, form)
+
     def authenticate(self, req: Request) -> Optional[Response]:
         """None if the request is authenticated, else the 401 response."""
         cfg = self.config
         auth = req.header("Authorization") or ""
         if auth.startswith("Bearer "):
             if auth[7:] in cfg["bearer_tokens"]:
+                return None
+            expiry = self.oauth_tokens.get(auth[7:])
+            if expiry is not None and time.time() < expiry:
                 return None
             return self._reject(req, "invalid bearer token")
         oauth = parse_oauth_header(auth)
@@ -641,6 +695,10 @@ class NetSuiteApp(SandboxApp):
                 self._active -= 1
 
     def _handle(self, req: Request) -> Response:
+        if req.raw_path == OAUTH2_AUTHORIZE_PATH and req.method == "GET":
+            return self.oauth.authorize(req)
+        if req.raw_path == OAUTH2_TOKEN_PATH:
+            return self._oauth_token(req)
         if req.raw_path != SUITEQL_PATH:
             return ns_error(404, "INVALID_URL" if not req.raw_path.startswith("/services/rest/")
                             else "NONEXISTENT_ID",
@@ -744,6 +802,8 @@ class NetSuiteApp(SandboxApp):
             items = [{n: native(v) for n, v in zip(names, row)} for row in cur]
             db.close()
             return Response.json({"items": items})
+        if name.startswith("oauth/"):
+            return self.oauth.control(req, name, self._revoke_access_tokens)
         if name == "login_audit" and req.method == "GET":
             return Response.json({"entries": list(self.login_audit)})
         if name == "info" and req.method == "GET":
@@ -757,6 +817,8 @@ class NetSuiteApp(SandboxApp):
         return None
 
     def reset(self) -> None:
+        self.oauth.reset()
+        self._revoke_access_tokens()
         with self._lock:
             self._nonces.clear()
         self.login_audit.clear()
