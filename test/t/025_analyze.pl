@@ -84,8 +84,9 @@ my $open = $node->safe_psql('postgres', q{SELECT count(*) FROM bc.purchase_order
 my ($est) = plan_of(q{SELECT * FROM bc.purchase_orders WHERE status = 'open'}) =~ /rows=(\d+)/;
 my ($est0) = $status_before =~ /rows=(\d+)/;
 note("status = 'open': $open rows; estimated $est0 before ANALYZE, $est after");
-cmp_ok($est, '>', $open / 3, "the estimate of status = 'open' ($est) is near the real count ($open)");
-cmp_ok($est, '<', $open * 3, '... from above as well');
+# (the first 30,000 orders alone, a prefix, gave about 20,000: older orders are closed)
+cmp_ok($est, '>', $open / 1.5, "the estimate of status = 'open' ($est) is within 50% of the real count ($open)");
+cmp_ok($est, '<', $open * 1.5, '... from above as well');
 
 # the join's result is the same either way
 my $count_join = $node->safe_psql('postgres', $join);
