@@ -109,6 +109,14 @@ struct UfdwDialect
 	UfdwRequest *(*next_request) (const UfdwScanSpec *spec, const UfdwOptions *opts,
 								  const UfdwRequest *prev, int page_no,
 								  const UfdwPageInfo *page);
+
+	/*
+	 * ANALYZE's request for the page_size records from offset on, in the
+	 * upstream's order (spec has no LIMIT and asks for no count).  NULL: the
+	 * language cannot ask for records at an offset.
+	 */
+	UfdwRequest *(*offset_request) (const UfdwScanSpec *spec, const UfdwOptions *opts,
+									int64 offset);
 	UfdwEnvelope envelope;
 	const char *count_param;	/* query option asking for the total count
 								 * ("$count"), or NULL: every page says */
@@ -176,6 +184,8 @@ extern const char *const ufdw_odata_cmp_ops[];
 extern char *ufdw_odata_quoted(const char *s);
 extern UfdwRequest *ufdw_odata_first_request(const UfdwScanSpec *spec,
 											 const UfdwOptions *opts);
+extern UfdwRequest *ufdw_odata_offset_request(const UfdwScanSpec *spec,
+												const UfdwOptions *opts, int64 offset);
 extern UfdwRequest *ufdw_odata_next_request(const UfdwScanSpec *spec,
 											const UfdwOptions *opts,
 											const UfdwRequest *prev, int page_no,

@@ -138,9 +138,13 @@ collection(const UfdwScanSpec *spec, int *page_size)
 	return rt->parent;
 }
 
-/* The request for records offset .. offset+limit ($top, $skip). */
-static UfdwRequest *
-offset_request(const UfdwScanSpec *spec, const UfdwOptions *opts, int64 offset)
+/*
+ * The request for records offset .. offset+limit ($top, $skip), also
+ * ANALYZE's (UfdwDialect.offset_request): OData v4 servers that page by
+ * next links take $top and $skip as well.
+ */
+UfdwRequest *
+ufdw_odata_offset_request(const UfdwScanSpec *spec, const UfdwOptions *opts, int64 offset)
 {
 	UfdwRequest *req = palloc0(sizeof(UfdwRequest));
 	StringInfoData url;
@@ -175,7 +179,7 @@ ufdw_odata_first_request(const UfdwScanSpec *spec, const UfdwOptions *opts)
 	const char *entity;
 
 	if (opts->connector->caps.paging != UFDW_PAGING_NEXTLINK)
-		return offset_request(spec, opts, 0);
+		return ufdw_odata_offset_request(spec, opts, 0);
 
 	req = palloc0(sizeof(UfdwRequest));
 	req->method = "GET";
@@ -212,7 +216,7 @@ ufdw_odata_next_request(const UfdwScanSpec *spec, const UfdwOptions *opts,
 	{
 		/* offset paging without a next link: a full page means there may be more */
 		if (offset && prev->limit > 0 && page->nrecords >= prev->limit)
-			return offset_request(spec, opts, prev->offset + page->nrecords);
+			return ufdw_odata_offset_request(spec, opts, prev->offset + page->nrecords);
 		return NULL;
 	}
 	req = ufdw_follow_link(opts, prev, page_no, page);

@@ -151,6 +151,7 @@ const UfdwDialect ufdw_dialect_odata_v2 = {
 	.order_separator = ",",
 	.first_request = ufdw_odata_first_request,
 	.next_request = ufdw_odata_next_request,
+	.offset_request = ufdw_odata_offset_request,
 	.envelope = {{"d", "results"}, {"d", "__next"}, {NULL}, {"d", "__count"}},
 	.count_param = "$inlinecount",
 	.count_value = "allpages",

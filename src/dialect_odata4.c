@@ -79,6 +79,7 @@ const UfdwDialect ufdw_dialect_odata_v4 = {
 	.order_separator = ",",
 	.first_request = ufdw_odata_first_request,
 	.next_request = ufdw_odata_next_request,
+	.offset_request = ufdw_odata_offset_request,
 	.envelope = {{"value"}, {"@odata.nextLink"}, {NULL}, {"@odata.count"}},
 	.count_param = "$count",
 	.count_value = "true",

@@ -234,6 +234,13 @@ suiteql_next_request(const UfdwScanSpec *spec, const UfdwOptions *opts,
 		offset_request(spec, opts, next, prev->window_start, prev->after) : NULL;
 }
 
+/* ANALYZE's page at offset: of the first query (its window). */
+static UfdwRequest *
+suiteql_offset_request(const UfdwScanSpec *spec, const UfdwOptions *opts, int64 offset)
+{
+	return offset_request(spec, opts, offset, 0, NIL);
+}
+
 /*
  * Literals are bound: the value goes to *params, "?" into the text.  NULL
  * for what SuiteQL cannot compare (GUIDs, OData's typed instants).
@@ -325,6 +332,7 @@ const UfdwDialect ufdw_dialect_suiteql = {
 	.order_separator = ", ",
 	.first_request = suiteql_first_request,
 	.next_request = suiteql_next_request,
+	.offset_request = suiteql_offset_request,
 	.envelope = {{"items"}, {NULL}, {"hasMore"}, {"totalResults"}},
 	.count_param = NULL,
 	.count_value = NULL,

@@ -351,6 +351,32 @@ ufdw_query_window(const UfdwScanSpec *spec)
 	return w / spec->page_size * spec->page_size;
 }
 
+/* Records one query reaches by offset (0: all of them). */
+int64
+ufdw_offset_reach(const UfdwScanSpec *spec)
+{
+	return ufdw_query_window(spec);
+}
+
+/*
+ * ANALYZE's request for the page_size records from offset on (records in
+ * the upstream's order, no LIMIT), or NULL when one query cannot reach
+ * offset: the dialect cannot ask for an offset, the table is read through
+ * parents, or the offset lies past what one capped query returns
+ * (SuiteQL's max_results).
+ */
+UfdwRequest *
+ufdw_sample_request(const UfdwScanSpec *spec, const UfdwOptions *opts, int64 offset)
+{
+	int64		window = ufdw_query_window(spec);
+
+	if (opts->connector->dialect->offset_request == NULL ||
+		spec->table->read_through || spec->top > 0 ||
+		(window > 0 && offset + spec->page_size > window))
+		return NULL;
+	return opts->connector->dialect->offset_request(spec, opts, offset);
+}
+
 /* The first request of a scan, in the connector's dialect. */
 UfdwRequest *
 ufdw_first_request(const UfdwScanSpec *spec, const UfdwOptions *opts)

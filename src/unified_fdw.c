@@ -114,7 +114,8 @@ typedef struct UfdwRelInfo
 	int			page_size;		/* records per upstream page */
 	double		request_cost;	/* fdw_startup_cost: one request */
 	double		tuple_cost;		/* fdw_tuple_cost: one row */
-	bool		counted;		/* rows come from the upstream's count */
+	bool		counted;		/* rows come from the upstream's count
+								 * (use_remote_estimate) or from ANALYZE */
 } UfdwRelInfo;
 
 /* A request sent ahead of the page after the current one. */
@@ -164,6 +165,7 @@ typedef struct UfdwScanState
 	int			nahead;
 	UfdwAhead	ahead[UFDW_MAX_CONCURRENCY - 1];
 	/* EXPLAIN ANALYZE figures, over all loops */
+	int64		total_count;	/* the first page's count of all records, or -1 */
 	int64		pages;
 	int64		requests;
 	int64		retries;		/* attempts beyond the first (429, 5xx, resets) */
@@ -342,6 +344,43 @@ remote_estimate(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *info,
 	return (double) page.total_count;
 }
 
+/*
+ * Fills attr_column (one entry per attribute of rel) with the model column
+ * each attribute reads, or -1 for dropped attributes and those not in
+ * attrs (attribute numbers offset by FirstLowInvalidHeapAttributeNumber, as
+ * pull_varattnos makes them; a whole-row reference means all), unless
+ * all is set.  An attribute that is not a model column is an error.
+ */
+static void
+attribute_columns(Relation rel, const UfdwModelTable *mt, Bitmapset *attrs, bool all,
+				  int *attr_column)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+
+	all = all || bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs);
+
+	for (int a = 0; a < tupdesc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, a);
+		int			c;
+
+		attr_column[a] = -1;
+		if (att->attisdropped)
+			continue;
+		for (c = 0; c < mt->ncolumns; c++)
+			if (strcmp(mt->columns[c].name, NameStr(att->attname)) == 0)
+				break;
+		if (c == mt->ncolumns)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
+					 errmsg("column \"%s\" of foreign table \"%s\" is not a column of unified table \"%s\"",
+							NameStr(att->attname), RelationGetRelationName(rel), mt->name),
+					 errhint("Re-create the table with IMPORT FOREIGN SCHEMA, or drop the column.")));
+		if (all || bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber, attrs))
+			attr_column[a] = c;
+	}
+}
+
 static void
 unifiedGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
@@ -364,28 +403,7 @@ unifiedGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 	foreach(lc, baserel->baserestrictinfo)
 		pull_varattnos((Node *) ((RestrictInfo *) lfirst(lc))->clause, baserel->relid, &attrs);
 
-	for (int a = 0; a < info->natts; a++)
-	{
-		Form_pg_attribute att = TupleDescAttr(tupdesc, a);
-		bool		wholerow = bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs);
-		int			c;
-
-		info->attr_column[a] = -1;
-		if (att->attisdropped)
-			continue;
-		for (c = 0; c < mt->ncolumns; c++)
-			if (strcmp(mt->columns[c].name, NameStr(att->attname)) == 0)
-				break;
-		if (c == mt->ncolumns)
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
-					 errmsg("column \"%s\" of foreign table \"%s\" is not a column of unified table \"%s\"",
-							NameStr(att->attname), RelationGetRelationName(rel), mt->name),
-					 errhint("Re-create the table with IMPORT FOREIGN SCHEMA, or drop the column.")));
-		if (wholerow ||
-			bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber, attrs))
-			info->attr_column[a] = c;
-	}
+	attribute_columns(rel, mt, attrs, false, info->attr_column);
 	table_close(rel, NoLock);
 	info->connector = conn;
 
@@ -413,8 +431,17 @@ unifiedGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 
 	baserel->fdw_private = info;
 	plan_options(foreigntableid, info);
-	baserel->tuples = DEFAULT_ROWS;
-	baserel->rows = clamp_row_est(DEFAULT_ROWS *
+
+	/*
+	 * The row count ANALYZE recorded (pg_class.reltuples, -1 before the
+	 * first ANALYZE), else a guess; the selectivity uses the column
+	 * statistics ANALYZE gathered, if any.
+	 */
+	if (baserel->tuples >= 0)
+		info->counted = true;
+	else
+		baserel->tuples = DEFAULT_ROWS;
+	baserel->rows = clamp_row_est(baserel->tuples *
 								  clauselist_selectivity(root, baserel->baserestrictinfo,
 														 0, JOIN_INNER, NULL));
 
@@ -572,7 +599,8 @@ add_parameterized_paths(PlannerInfo *root, RelOptInfo *baserel, UfdwRelInfo *inf
 	ListCell   *lc;
 
 	/*
-	 * Only when the table's size is known (use_remote_estimate): comparing a
+	 * Only when the table's size is known (ANALYZE, use_remote_estimate):
+	 * comparing a
 	 * request per outer row with a scan of a table of guessed size can cost
 	 * many more requests than it saves.
 	 */
@@ -760,6 +788,7 @@ eval_operand(void *expr, void *arg, bool *isnull)
 
 static void push_filter_and_sort(ForeignScanState *node, UfdwScanState *st,
 								 ForeignScan *fsplan, int *attr_column, int natts);
+static void advance_page(UfdwScanState *st, const UfdwPageInfo *info);
 
 /*
  * (Re)builds the filter, sort and first request in req_cxt: at the start of
@@ -817,6 +846,42 @@ push_filter_and_sort(ForeignScanState *node, UfdwScanState *st, ForeignScan *fsp
 		st->spec.top = limit;
 }
 
+/*
+ * A new scan state for rel, owning scan_cxt (a new context, whose parent
+ * also holds the state) and a page context in it: the connector's table,
+ * the server's options with the user mapping of userid (InvalidOid: none,
+ * for EXPLAIN without ANALYZE) and the page size.  Returns with scan_cxt
+ * current; *old is the context that was.
+ */
+static UfdwScanState *
+scan_state_create(MemoryContext scan_cxt, Relation rel, Oid userid, MemoryContext *old)
+{
+	UfdwScanState *st = MemoryContextAllocZero(scan_cxt->parent, sizeof(UfdwScanState));
+	ForeignTable *ft = GetForeignTable(RelationGetRelid(rel));
+	ForeignServer *server = GetForeignServer(ft->serverid);
+	UserMapping *um = NULL;
+	const UfdwConnector *conn;
+	int			ti;
+
+	st->scan_cxt = scan_cxt;
+	st->page_cxt = AllocSetContextCreate(st->scan_cxt, "unified_fdw page",
+										 ALLOCSET_DEFAULT_SIZES);
+	*old = MemoryContextSwitchTo(st->scan_cxt);
+	ti = foreign_table_model(RelationGetRelid(rel), RelationGetRelationName(rel), &conn);
+	if (OidIsValid(userid))
+	{
+		um = GetUserMapping(userid, server->serverid);
+		st->umid = um->umid;
+	}
+	st->serverid = server->serverid;
+	st->opts = ufdw_get_options(server, um);
+	st->spec.connector = conn;
+	st->spec.table = conn->tables[ti];
+	st->spec.page_size = ufdw_page_size(conn, server->options, ft->options);
+	st->total_count = -1;
+	return st;
+}
+
 static void
 unifiedBeginForeignScan(ForeignScanState *node, int eflags)
 {
@@ -826,34 +891,15 @@ unifiedBeginForeignScan(ForeignScanState *node, int eflags)
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	List	   *attr_columns = list_nth(fsplan->fdw_private, UFDW_PRIVATE_ATTR_COLUMNS);
 	UfdwScanState *st;
-	ForeignTable *ft = GetForeignTable(RelationGetRelid(rel));
-	ForeignServer *server = GetForeignServer(ft->serverid);
-	UserMapping *um = NULL;
-	const UfdwConnector *conn;
-	int			ti;
 	int		   *attr_column;
 	MemoryContext old;
 
-	st = palloc0(sizeof(UfdwScanState));
-	node->fdw_state = st;
-	st->scan_cxt = AllocSetContextCreate(estate->es_query_cxt, "unified_fdw scan",
-										 ALLOCSET_DEFAULT_SIZES);
-	st->page_cxt = AllocSetContextCreate(st->scan_cxt, "unified_fdw page",
-										 ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(st->scan_cxt);
-
-	ti = foreign_table_model(RelationGetRelid(rel), RelationGetRelationName(rel), &conn);
 	/* EXPLAIN without ANALYZE shows the request but sends nothing: no mapping needed */
-	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY))
-	{
-		um = GetUserMapping(ufdw_scan_user(fsplan, estate), server->serverid);
-		st->umid = um->umid;
-	}
-	st->serverid = server->serverid;
-	st->opts = ufdw_get_options(server, um);
-	st->spec.connector = conn;
-	st->spec.table = conn->tables[ti];
-	st->spec.page_size = ufdw_page_size(conn, server->options, ft->options);
+	st = scan_state_create(AllocSetContextCreate(estate->es_query_cxt, "unified_fdw scan",
+												 ALLOCSET_DEFAULT_SIZES), rel,
+						   (eflags & EXEC_FLAG_EXPLAIN_ONLY) ? InvalidOid :
+						   ufdw_scan_user(fsplan, estate), &old);
+	node->fdw_state = st;
 	attr_column = palloc(sizeof(int) * tupdesc->natts);
 	for (int a = 0; a < tupdesc->natts; a++)
 	{
@@ -1073,18 +1119,15 @@ check_next_page(UfdwScanState *st, const UfdwRequest *next)
 }
 
 /*
- * Reads the response to the request in flight into the page context,
- * converts it to rows, and sends the request for the next page at once.
+ * Reads the response to st->cur_req (sent now if it is not in flight yet)
+ * into the page context and converts it to rows; *info describes the page.
+ * The request stays in st->xfer_cxt, the caller's to free.
  */
 static void
-fetch_page(UfdwScanState *st)
+read_page(UfdwScanState *st, UfdwPageInfo *info)
 {
 	MemoryContext old;
-	MemoryContext done_cxt;
-	MemoryContext next_cxt;
 	UfdwResponse *resp;
-	UfdwPageInfo info;
-	UfdwRequest *next;
 
 	if (st->inflight == NULL)
 		start_request(st);
@@ -1094,9 +1137,6 @@ fetch_page(UfdwScanState *st)
 	old = MemoryContextSwitchTo(st->page_cxt);
 	resp = ufdw_finish_authenticated(st->inflight, st->cur_req, st->opts, &st->rctx,
 									 st->umid);
-	/* the finished request is freed once the next one is built from it */
-	done_cxt = st->xfer_cxt;
-	st->xfer_cxt = NULL;
 	st->inflight = NULL;
 	st->page_no++;
 	st->pages++;
@@ -1105,15 +1145,47 @@ fetch_page(UfdwScanState *st)
 	st->upstream_ms += resp->elapsed_ms;
 
 	ufdw_parse_page(st->conv, resp->body, resp->len, &st->nrows, &st->values,
-					&st->nulls, &info);
+					&st->nulls, info);
 	pfree(resp->body);
-	st->records += info.nrecords;
+	st->records += info->nrecords;
+	if (st->page_no == 1)
+		st->total_count = info->total_count;
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Reads the response to the request in flight into the page context,
+ * converts it to rows, and sends the request for the next page at once.
+ */
+static void
+fetch_page(UfdwScanState *st)
+{
+	UfdwPageInfo info;
+
+	read_page(st, &info);
+	advance_page(st, &info);
+}
+
+/*
+ * After read_page: frees the request just read and sends the one for the
+ * page after it (or marks the scan's last page).
+ */
+static void
+advance_page(UfdwScanState *st, const UfdwPageInfo *info)
+{
+	MemoryContext old;
+	MemoryContext done_cxt;
+	MemoryContext next_cxt;
+	UfdwRequest *next;
+
+	/* the finished request is freed once the next one is built from it */
+	done_cxt = st->xfer_cxt;
+	st->xfer_cxt = NULL;
 
 	/* in a context of its own, freed with the request */
 	next_cxt = request_context(st, "unified_fdw request");
 	old = MemoryContextSwitchTo(next_cxt);
-	next = ufdw_next_request(&st->spec, st->opts, st->cur_req, st->page_no, &info);
+	next = ufdw_next_request(&st->spec, st->opts, st->cur_req, st->page_no, info);
 	MemoryContextSwitchTo(old);
 	if (done_cxt)
 		MemoryContextDelete(done_cxt);
@@ -1128,7 +1200,7 @@ fetch_page(UfdwScanState *st)
 	{
 		check_next_page(st, next);
 		advance_request(st, next, next_cxt);
-		fill_ahead(st, &info);
+		fill_ahead(st, info);
 	}
 }
 
@@ -1224,6 +1296,145 @@ unifiedExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	}
 }
 
+/* Adds the current page's rows to rows[n..targrows); returns the new n. */
+static int
+sample_page_rows(UfdwScanState *st, TupleDesc tupdesc, HeapTuple *rows, int n,
+				 int targrows)
+{
+	for (; n < targrows && st->next_row < st->nrows; st->next_row++)
+		rows[n++] = heap_form_tuple(tupdesc, st->values[st->next_row],
+									st->nulls[st->next_row]);
+	return n;
+}
+
+/*
+ * ANALYZE's sample (an AcquireSampleRowsFunc), in at most
+ * k = ceil(targrows / page_size) requests (docs/sql.md, "ANALYZE").  The
+ * first request reads the first page and asks for the upstream's count of
+ * all records ($count, $inlinecount; SuiteQL always says).  A table of at
+ * most targrows records is then read to its end (and counted exactly);
+ * a larger one is sampled by k - 1 further pages at offsets spread evenly
+ * over the table (or over what one query reaches: SuiteQL's first 100,000
+ * results), so the statistics do not describe only the oldest records.
+ * Tables read through parents, and upstreams that do not count, give the
+ * first targrows records.  Rows are formed in the caller's memory context;
+ * the scan's own memory is freed before returning.  Upstream errors are
+ * raised.
+ */
+static int
+acquire_sample_rows(Relation rel, int elevel, HeapTuple *rows, int targrows,
+					double *totalrows, double *totaldeadrows)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	MemoryContext old;
+	UfdwScanState *st;
+	UfdwPageInfo info;
+	UfdwScanSpec spread;
+	int			n = 0;
+	double		total;
+
+	/* as postgres_fdw: the table owner's user mapping */
+	st = scan_state_create(AllocSetContextCreate(CurrentMemoryContext, "unified_fdw analyze",
+												 ALLOCSET_DEFAULT_SIZES),
+						   rel, rel->rd_rel->relowner, &old);
+	st->spec.top = targrows;
+	st->spec.count = true;
+	st->natts = tupdesc->natts;
+	st->attr_column = palloc(sizeof(int) * st->natts);
+	attribute_columns(rel, st->spec.table->model, NULL, true, st->attr_column);
+	for (int a = 0; a < st->natts; a++)
+		if (st->attr_column[a] >= 0)
+			st->spec.columns = bms_add_member(st->spec.columns, st->attr_column[a]);
+	ufdw_request_context(st->opts, pstrdup(RelationGetRelationName(rel)), &st->rctx);
+	st->first_req = ufdw_first_request(&st->spec, st->opts);
+	st->cur_req = st->first_req;
+	st->conv = ufdw_make_converter(&st->spec, st->opts, tupdesc, st->attr_column,
+								   RelationGetRelationName(rel));
+	/* the further pages of a spread sample: page_size records each, no count */
+	spread = st->spec;
+	spread.top = 0;
+	spread.count = false;
+	MemoryContextSwitchTo(old);
+
+	read_page(st, &info);
+	n = sample_page_rows(st, tupdesc, rows, n, targrows);
+	if (st->total_count > targrows && !st->spec.table->read_through)
+	{
+		int64		pages = (targrows + st->spec.page_size - 1) / st->spec.page_size;
+		int64		reach = ufdw_offset_reach(&spread);
+		int64		span = reach > 0 ? Min(reach, st->total_count) : st->total_count;
+		int64		prev = 0;
+
+		drop_request(st);
+		for (int64 i = 1; i < pages && n < targrows; i++)
+		{
+			int64		offset = (int64) ((double) i * span / pages);
+
+			offset -= offset % st->spec.page_size;	/* SuiteQL: a multiple of limit */
+			if (offset <= prev)
+				offset = prev + st->spec.page_size;
+			if (offset >= span)
+				break;
+			st->xfer_cxt = request_context(st, "unified_fdw request");
+			old = MemoryContextSwitchTo(st->xfer_cxt);
+			st->cur_req = ufdw_sample_request(&spread, st->opts, offset);
+			MemoryContextSwitchTo(old);
+			if (st->cur_req == NULL)
+				break;
+			read_page(st, &info);
+			n = sample_page_rows(st, tupdesc, rows, n, targrows);
+			drop_request(st);
+			prev = offset;
+		}
+		total = (double) st->total_count;
+	}
+	else
+	{
+		/* in order, up to targrows records (the LIMIT sent) */
+		advance_page(st, &info);
+		while (n < targrows && !(st->last_page && st->next_row >= st->nrows))
+		{
+			if (st->next_row >= st->nrows)
+				fetch_page(st);
+			n = sample_page_rows(st, tupdesc, rows, n, targrows);
+		}
+		if (n < targrows)
+			total = n;			/* read to the end: exactly this many */
+		else if (st->total_count >= 0)
+		{
+			total = (double) st->total_count;
+			/* read through parents, the upstream counts parents: scale */
+			if (st->spec.table->read_through)
+				total *= st->spec.table->read_through->children_per_parent;
+		}
+		else
+			total = n;			/* no count: at least the sample */
+	}
+	*totalrows = Max(total, n);
+	*totaldeadrows = 0;
+
+	ereport(elevel,
+			(errmsg("\"%s\": the upstream holds %.0f records; %d rows in sample, read in " INT64_FORMAT " requests",
+					RelationGetRelationName(rel), *totalrows, n, st->requests)));
+	drop_request(st);
+	drop_ahead(st);
+	ufdw_status_success(st->opts->server_name);
+	MemoryContextDelete(st->scan_cxt);
+	pfree(st);
+	return n;
+}
+
+/* ANALYZE: every foreign table of unified_fdw can be sampled. */
+static bool
+unifiedAnalyzeForeignTable(Relation relation, AcquireSampleRowsFunc *func,
+						   BlockNumber *totalpages)
+{
+	/* no request here: the upstream's pages are counted by the sample */
+	*func = acquire_sample_rows;
+	*totalpages = 1;
+	return true;
+}
+
 Datum
 unified_fdw_handler(PG_FUNCTION_ARGS)
 {
@@ -1238,6 +1449,7 @@ unified_fdw_handler(PG_FUNCTION_ARGS)
 	routine->EndForeignScan = unifiedEndForeignScan;
 	routine->ExplainForeignScan = unifiedExplainForeignScan;
 	routine->ImportForeignSchema = ufdw_import_foreign_schema;
+	routine->AnalyzeForeignTable = unifiedAnalyzeForeignTable;
 
 	PG_RETURN_POINTER(routine);
 }

@@ -509,6 +509,9 @@ extern UfdwRequest *ufdw_next_request(const UfdwScanSpec *spec,
 									  const UfdwOptions *opts,
 									  const UfdwRequest *prev, int page_no,
 									  const UfdwPageInfo *page);
+extern int64 ufdw_offset_reach(const UfdwScanSpec *spec);
+extern UfdwRequest *ufdw_sample_request(const UfdwScanSpec *spec,
+										const UfdwOptions *opts, int64 offset);
 extern char *ufdw_url_escape(const char *s);
 
 /* ----------------------------------------------------------------

@@ -9,6 +9,8 @@
 UFDW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 UFDW_PG_MAJOR=${UFDW_PG_MAJOR:-15}
 UFDW_PACKAGES="build-essential pkg-config postgresql-$UFDW_PG_MAJOR postgresql-server-dev-$UFDW_PG_MAJOR libcurl4-openssl-dev libjansson-dev libipc-run-perl python3 curl postgresql-$UFDW_PG_MAJOR-cron clang-14 libclang-rt-14-dev llvm-14 valgrind"
+# the drivers stage of test/run: pgjdbc with a JDK to compile its probe, psqlODBC with pyodbc
+UFDW_DRIVER_PACKAGES="default-jdk-headless libpostgresql-jdbc-java odbc-postgresql unixodbc python3-pyodbc"
 UFDW_WORK=""             # temporary directory of this run
 UFDW_ORIGIN=${UFDW_ORIGIN:-$UFDW_ROOT}  # the user's checkout (UFDW_ROOT may be its staged copy)
 # the staged copy is removed by the process that ufdw_stage started, not by

@@ -41,7 +41,8 @@ sub start_sandbox
 			'--port', '0', '--ready-file', $ready, @args)
 		  or die "exec: $!";
 	}
-	for (1 .. 300)
+	# generating 100,000 orders takes a while on a loaded machine: up to 60 s
+	for (1 .. 1200)
 	{
 		last if -s $ready;
 		usleep(50_000);
