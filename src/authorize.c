@@ -227,6 +227,9 @@ unified_authorize(PG_FUNCTION_ARGS)
 	char		nulls[9];
 	TupleDesc	tupdesc;
 	Datum		result[3];
+	HeapTuple	tuple;
+	MemoryContext outer = CurrentMemoryContext;
+	MemoryContext spicxt;
 	bool		rnulls[3] = {0};
 
 	guclevel = ufdw_hide_statement("SELECT unified.authorize(...)  -- statement text hidden by unified_fdw: it holds the app's client secret");
@@ -304,12 +307,16 @@ unified_authorize(PG_FUNCTION_ARGS)
 							  "RETURNING expires_at",
 							  9, argtypes, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not record the authorization");
+	/* the result row lives in the caller's context: SPI_finish frees SPI's */
+	spicxt = MemoryContextSwitchTo(outer);
 	result[0] = CStringGetTextDatum(url.data);
 	result[1] = CStringGetTextDatum(state);
 	result[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &rnulls[2]);
+	tuple = heap_form_tuple(tupdesc, result, rnulls);
+	MemoryContextSwitchTo(spicxt);
 	SPI_finish();
 	AtEOXact_GUC(true, guclevel);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, result, rnulls)));
+	PG_RETURN_DATUM(HeapTupleGetDatum(tuple));
 }
 
 /* What the code exchange needs (see exchange_code()). */
