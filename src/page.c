@@ -84,9 +84,18 @@ struct UfdwConverter
 	bool		in_record;
 	const char *record_start;
 	bool		build_raw;		/* build "raw" as jsonb while parsing */
-	JsonbParseState *raw_state; /* the record's jsonb under construction */
+	JsonbPair  *raw_pairs;		/* the record's own fields, in arrival order */
+	int			raw_npairs;
+	int			raw_maxpairs;
+	JsonbParseState *raw_state; /* a field's container under construction */
 	JsonbValue *raw_value;		/* the finished record, at its object end */
 	uint64		raw_in_array;	/* bit d: the container at depth d is an array */
+	/* the order jsonb stores the last record's fields in (see raw_object) */
+	MemoryContext cxt;			/* the converter's, for the cached order */
+	int			order_nkeys;	/* fields of the record the order is for */
+	JsonbValue *order_keys;		/* their names, in arrival order */
+	int			order_n;		/* fields kept (duplicates keep the last) */
+	int		   *order;			/* arrival index of each kept field, sorted */
 	int			cur_slot;		/* slot of the current record field, or -1 */
 	const char *cur_field;
 	MemoryContext record_cxt;	/* tokens of the current record */
@@ -168,6 +177,7 @@ ufdw_make_converter(const UfdwScanSpec *spec, const UfdwOptions *opts,
 	conv->table = tm;
 	conv->connector = spec->connector;
 	conv->relname = pstrdup(relname);
+	conv->cxt = CurrentMemoryContext;
 	conv->env = &spec->connector->dialect->envelope;
 	conv->expand = tm->read_through ? tm->read_through->expand : NULL;
 	conv->natts = tupdesc->natts;
@@ -501,12 +511,125 @@ shape_error(UfdwConverter *conv, const char *what)
 }
 
 /*
- * Building "raw": the record's tokens are pushed into a JsonbParseState as
- * they are parsed, as jsonb_in's own semantic actions do, so the record is
- * lexed once.  Allocations go to the record context; the finished jsonb is
- * copied out in finish_record().
+ * Building "raw": the record's tokens become a JsonbValue tree as they are
+ * parsed, so the record is lexed once; allocations go to the record
+ * context, and finish_record() converts the tree to jsonb.  A container
+ * inside the record is built with pushJsonbValue, as jsonb_in does.  The
+ * record's own fields, though, are collected in arrival order and put into
+ * jsonb's order (keys by length, then bytes; of duplicates the last wins)
+ * by raw_object(): records of a page almost always carry the same fields in
+ * the same order, so the order found for one record is reused for the next
+ * after a check that the names match, instead of sorting every record's
+ * fields again (the sort was a quarter of a SELECT *'s time).
  */
 #define RAW_MAX_DEPTH 63
+/* as jsonb's own limit on an object's pairs (jsonb_util.c) */
+#define RAW_MAX_PAIRS ((int) Min(MaxAllocSize / sizeof(JsonbPair), JB_CMASK))
+
+static int
+compare_raw_keys(const void *a, const void *b, void *arg)
+{
+	const JsonbPair *pairs = arg;
+	int			ia = *(const int *) a;
+	int			ib = *(const int *) b;
+	const JsonbValue *ka = &pairs[ia].key;
+	const JsonbValue *kb = &pairs[ib].key;
+
+	if (ka->val.string.len != kb->val.string.len)
+		return ka->val.string.len > kb->val.string.len ? 1 : -1;
+	if (ka->val.string.len > 0)
+	{
+		int			r = memcmp(ka->val.string.val, kb->val.string.val, ka->val.string.len);
+
+		if (r != 0)
+			return r;
+	}
+	return ia > ib ? -1 : 1;	/* a later duplicate first: it is kept */
+}
+
+static bool
+raw_key_equal(const JsonbValue *a, const JsonbValue *b)
+{
+	return a->val.string.len == b->val.string.len &&
+		memcmp(a->val.string.val, b->val.string.val, a->val.string.len) == 0;
+}
+
+/* Finds jsonb's order of the current record's fields and caches it. */
+static void
+raw_find_order(UfdwConverter *conv)
+{
+	int			n = conv->raw_npairs;
+	int		   *idx;
+	int			m = 0;
+	size_t		bytes = 0;
+	char	   *names;
+	MemoryContext old;
+
+	idx = palloc(sizeof(int) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		idx[i] = i;
+	qsort_arg(idx, n, sizeof(int), compare_raw_keys, conv->raw_pairs);
+
+	if (conv->order_keys)
+	{
+		pfree(conv->order_keys);
+		pfree(conv->order);
+	}
+	old = MemoryContextSwitchTo(conv->cxt);
+	for (int i = 0; i < n; i++)
+		bytes += conv->raw_pairs[i].key.val.string.len;
+	conv->order_keys = palloc(sizeof(JsonbValue) * Max(n, 1) + bytes);
+	conv->order = palloc(sizeof(int) * Max(n, 1));
+	MemoryContextSwitchTo(old);
+	names = (char *) (conv->order_keys + Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *k = &conv->order_keys[i];
+
+		*k = conv->raw_pairs[i].key;
+		memcpy(names, k->val.string.val, k->val.string.len);
+		k->val.string.val = names;
+		names += k->val.string.len;
+	}
+	for (int i = 0; i < n; i++)
+		if (m == 0 || !raw_key_equal(&conv->raw_pairs[idx[i]].key,
+									 &conv->raw_pairs[conv->order[m - 1]].key))
+			conv->order[m++] = idx[i];
+	conv->order_nkeys = n;
+	conv->order_n = m;
+	pfree(idx);
+}
+
+/* The record's object, its fields in jsonb's order. */
+static JsonbValue *
+raw_object(UfdwConverter *conv)
+{
+	JsonbValue *obj = palloc(sizeof(JsonbValue));
+	JsonbPair  *pairs;
+	bool		same = conv->order_keys && conv->order_nkeys == conv->raw_npairs;
+
+	for (int i = 0; same && i < conv->raw_npairs; i++)
+		same = raw_key_equal(&conv->raw_pairs[i].key, &conv->order_keys[i]);
+	if (!same)
+		raw_find_order(conv);
+	pairs = palloc(sizeof(JsonbPair) * Max(conv->order_n, 1));
+	for (int i = 0; i < conv->order_n; i++)
+	{
+		pairs[i] = conv->raw_pairs[conv->order[i]];
+		pairs[i].order = i;
+	}
+	obj->type = jbvObject;
+	obj->val.object.nPairs = conv->order_n;
+	obj->val.object.pairs = pairs;
+	return obj;
+}
+
+/* Adds the value of the record's field whose key came last. */
+static void
+raw_add_value(UfdwConverter *conv, const JsonbValue *v)
+{
+	conv->raw_pairs[conv->raw_npairs++].value = *v;
+}
 
 static void
 raw_push_container(UfdwConverter *conv, JsonbIteratorToken token)
@@ -522,10 +645,53 @@ raw_push_container(UfdwConverter *conv, JsonbIteratorToken token)
 			conv->raw_in_array |= UINT64CONST(1) << d;
 		else
 			conv->raw_in_array &= ~(UINT64CONST(1) << d);
+		if (d == 0)
+		{
+			/* the record itself */
+			conv->raw_npairs = 0;
+			return;
+		}
+		if (d == 1)
+			conv->raw_state = NULL; /* a field's value */
+		(void) pushJsonbValue(&conv->raw_state, token, NULL);
+		return;
+	}
+	if (d == 0)
+	{
+		conv->raw_value = raw_object(conv);
+		return;
 	}
 	v = pushJsonbValue(&conv->raw_state, token, NULL);
-	if (token == WJB_END_OBJECT && d == 0)
-		conv->raw_value = v;
+	if (d == 1)
+		raw_add_value(conv, v);
+}
+
+static void
+raw_push_key(UfdwConverter *conv, char *fname)
+{
+	JsonbValue	key;
+
+	key.type = jbvString;
+	key.val.string.val = fname;
+	key.val.string.len = strlen(fname);
+	if (key.val.string.len > JENTRY_OFFLENMASK)
+		shape_error(conv, "a key is too long for jsonb");
+	if (conv->depth > conv->records_depth + 1)
+	{
+		(void) pushJsonbValue(&conv->raw_state, WJB_KEY, &key);
+		return;
+	}
+	if (conv->raw_npairs == conv->raw_maxpairs)
+	{
+		/* in the record context, reset with each record */
+		if (conv->raw_maxpairs > RAW_MAX_PAIRS / 2)
+			shape_error(conv, "a record has too many fields for jsonb");
+		conv->raw_maxpairs = Max(64, conv->raw_maxpairs * 2);
+		conv->raw_pairs = conv->raw_npairs == 0 ?
+			palloc(sizeof(JsonbPair) * conv->raw_maxpairs) :
+			repalloc(conv->raw_pairs, sizeof(JsonbPair) * conv->raw_maxpairs);
+	}
+	conv->raw_pairs[conv->raw_npairs].key = key;
 }
 
 static void
@@ -559,8 +725,11 @@ raw_push_scalar(UfdwConverter *conv, char *token, JsonTokenType type)
 			v.type = jbvNull;
 			break;
 	}
-	(void) pushJsonbValue(&conv->raw_state,
-						  (conv->raw_in_array >> d) & 1 ? WJB_ELEM : WJB_VALUE, &v);
+	if (d == 0)
+		raw_add_value(conv, &v);
+	else
+		(void) pushJsonbValue(&conv->raw_state,
+							  (conv->raw_in_array >> d) & 1 ? WJB_ELEM : WJB_VALUE, &v);
 }
 
 static UFDW_JSON_ACTION
@@ -591,7 +760,7 @@ on_object_start(void *state)
 		conv->cur_slot = -1;
 		if (conv->build_raw)
 		{
-			conv->raw_state = NULL;
+			conv->raw_maxpairs = 0; /* raw_pairs went with the reset */
 			raw_push_container(conv, WJB_BEGIN_OBJECT);
 		}
 	}
@@ -695,16 +864,7 @@ on_field_start(void *state, char *fname, bool isnull)
 	if (conv->in_record)
 	{
 		if (conv->build_raw)
-		{
-			JsonbValue	key;
-
-			key.type = jbvString;
-			key.val.string.val = fname;
-			key.val.string.len = strlen(fname);
-			if (key.val.string.len > JENTRY_OFFLENMASK)
-				shape_error(conv, "a key is too long for jsonb");
-			(void) pushJsonbValue(&conv->raw_state, WJB_KEY, &key);
-		}
+			raw_push_key(conv, fname);
 		if (conv->depth == conv->records_depth + 1)
 		{
 			conv->cur_slot = find_slot(conv, fname);
